@@ -1,0 +1,73 @@
+"""The Document and Hit types that cross every module boundary, and the rules for ids and duplicates.
+
+Kept free of heavy imports: everything else imports this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One paper as read from a source.
+
+    ``metadata`` holds what the source knows beyond the text: ``year`` (int), ``authors`` and
+    ``categories`` (lists of str), and for some formats the path and line it came from.
+    """
+
+    id: str
+    title: str
+    abstract: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """What the model reads: title and abstract as one text, as BEIR/MTEB evaluate it."""
+        return f"{self.title} {self.abstract}".strip()
+
+    @property
+    def content_key(self) -> str:
+        """Equal for two documents that say the same thing, whatever their ids or spacing."""
+        return _digest(normalise_text(self.title) + "\n" + normalise_text(self.abstract))
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result."""
+
+    rank: int
+    id: str
+    title: str
+    score: float
+    abstract: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Flat JSON object: rank, id, title, score, then what is known about the paper."""
+        record: dict[str, Any] = {"rank": self.rank, "id": self.id, "title": self.title,
+                                  "score": round(self.score, 6)}
+        for key, value in self.metadata.items():
+            record.setdefault(key, value)
+        return record
+
+
+def normalise_text(text: str) -> str:
+    """Case-, accent-form- and punctuation-insensitive form used for ids and duplicate keys."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(_NON_WORD.sub(" ", text).split())
+
+
+def title_id(title: str) -> str:
+    """A stable id for a source that has none: the same title always gives the same id."""
+    return "title-" + _digest(normalise_text(title))[:12]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()

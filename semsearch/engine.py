@@ -1,0 +1,259 @@
+"""The engine: builds an index from documents and answers queries over it.
+
+It ties the store (documents and files), the vector index and the embedder together; the CLI
+and library users both go through it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from semsearch import ann, store
+from semsearch.documents import Document, Hit
+from semsearch.embedding import Embedder, SentenceTransformerEmbedder, model_name_for
+from semsearch.errors import InputError, QueryError, StoreError
+
+#: progress(stage, done, total): stage is "reading" (total unknown) or "embedding"
+Progress = Callable[[str, int, "int | None"], None]
+
+MAX_K = 10_000
+EMBED_BATCH = 256
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did: every document read is either indexed, a duplicate, or replaced."""
+
+    read: int
+    duplicates: int
+    replaced: int
+    indexed: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    path: str
+    model: str
+    dimension: int
+    metric: str
+    count: int
+    index_type: str
+    created: str
+    format_version: int
+    bytes_on_disk: int
+
+
+class Engine:
+    """One index, opened lazily: nothing is read until a query or build needs it.
+
+    ``location`` is an index name (a folder under ``indexes/`` or $SEMSEARCH_INDEX_ROOT) or a
+    path. ``model`` is a local sentence-transformers folder; by default the bundled
+    all-MiniLM-L6-v2 for a new index, and the index's own model for an existing one.
+    ``embedder`` replaces the model altogether (for tests, or your own embedding function).
+    """
+
+    def __init__(self, location: str | Path | None = None, *, model: str | None = None,
+                 embedder: Embedder | None = None):
+        self.folder = store.IndexFolder(store.resolve(location))
+        self._model = model
+        self._embedder = embedder
+        self._manifest: store.Manifest | None = None
+        self._documents: store.DocumentTable | None = None
+        self._vectors: ann.VectorIndex | None = None
+
+    @classmethod
+    def open(cls, location: str | Path | None = None, **options) -> Engine:
+        """An existing index; fails now, not at the first query, if there is none."""
+        engine = cls(location, **options)
+        engine._check_model(engine.manifest)
+        return engine
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._documents is not None:
+            self._documents.close()
+        self._documents = self._vectors = self._manifest = None
+
+    # -- building ---------------------------------------------------------------------------
+
+    def build(self, documents: Iterable[Document], vectors: np.ndarray | None = None,
+              progress: Progress | None = None, index_type: str = "exact") -> BuildReport:
+        """Replace the index's contents with ``documents``, deduplicated.
+
+        ``vectors`` (one row per document, in order) skips the model: for users who bring
+        their own embeddings. The old contents stay live until the new ones are complete.
+        """
+        started = time.perf_counter()
+        progress = progress or _no_progress
+        embedder = None if vectors is not None else self.embedder
+        model = embedder.model_name if embedder else model_name_for(self._model)
+        outcomes: Counter[str] = Counter()
+        given: dict[int, np.ndarray] = {}
+        with self.folder.new_generation() as generation:
+            table = generation.documents
+            for position, document in enumerate(documents):
+                outcome, row = table.stage(document)
+                outcomes[outcome] += 1
+                if vectors is not None and outcome != "duplicate":
+                    if position >= len(vectors):
+                        raise InputError("vectors", None, "fewer vectors than documents")
+                    given[row] = vectors[position]
+                if position % 1000 == 0:
+                    progress("reading", position + 1, None)
+            count = len(table)
+            if count == 0:
+                raise InputError("input", None, "no documents to index; no index was written")
+            if vectors is not None and len(vectors) != sum(outcomes.values()):
+                raise InputError("vectors", None, f"{len(vectors)} vectors for "
+                                                  f"{sum(outcomes.values())} documents")
+            index = None
+            done = 0
+            for batch in table.batches(EMBED_BATCH):
+                rows = np.array([row for row, _ in batch], dtype=np.int64)
+                if embedder is None:
+                    matrix = _normalised(np.stack([given[row] for row in rows]))
+                else:
+                    matrix = embedder.embed_documents([doc.text for _, doc in batch])
+                index = index or ann.empty_index(index_type, matrix.shape[1])
+                index.add(rows, matrix)
+                done += len(batch)
+                progress("embedding", done, count)
+            index.save(generation.vectors_path)
+            self.close()
+            self._manifest = generation.commit(store.Manifest(
+                model=model, dimension=index.dimension, count=count, index_type=index.kind))
+        return BuildReport(read=sum(outcomes.values()), duplicates=outcomes["duplicate"],
+                           replaced=outcomes["replaced"], indexed=count,
+                           seconds=time.perf_counter() - started)
+
+    # -- querying ---------------------------------------------------------------------------
+
+    def search(self, text: str, k: int = 10) -> list[Hit]:
+        """The k documents closest in meaning to ``text``."""
+        if not text or not text.strip():
+            raise QueryError("the query is empty")
+        _check_k(k)
+        self._check_model(self.manifest)
+        vector = self.embedder.embed_queries([text.strip()])[0]
+        self._check_dimension(vector)
+        return self.search_vector(vector, k)
+
+    def search_vector(self, vector: np.ndarray, k: int = 10,
+                      exclude: frozenset[int] = frozenset()) -> list[Hit]:
+        """The k documents closest to a vector of your own (normalised to unit length)."""
+        _check_k(k)
+        vector = _normalised(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+        self._check_dimension(vector[0])
+        scores, rows = self.vectors.search(vector, min(k + len(exclude), len(self.vectors)))
+        ranked = [(int(row), float(score)) for row, score in zip(rows[0], scores[0])
+                  if row >= 0 and int(row) not in exclude][:k]
+        found = self.documents.by_rows(row for row, _ in ranked)
+        return [Hit(rank=rank, id=found[row].id, title=found[row].title, score=score,
+                    abstract=found[row].abstract, metadata=found[row].metadata)
+                for rank, (row, score) in enumerate(ranked, start=1)]
+
+    def more_like_this(self, id_or_title: str, k: int = 10) -> list[Hit]:
+        """Papers like one already in the index, from its stored vector; never itself."""
+        row = self._row_of(id_or_title)
+        return self.search_vector(self.vectors.vector(row), k, exclude=frozenset({row}))
+
+    def get(self, id_or_title: str) -> Document:
+        """A stored document by id, or by title ignoring case."""
+        row = self._row_of(id_or_title)
+        return self.documents.by_rows([row])[row]
+
+    def info(self) -> IndexInfo:
+        manifest = self.manifest
+        return IndexInfo(path=str(self.folder.path), model=manifest.model,
+                         dimension=manifest.dimension, metric=manifest.metric,
+                         count=manifest.count, index_type=manifest.index_type,
+                         created=manifest.created, format_version=manifest.format_version,
+                         bytes_on_disk=sum(f.get("bytes", 0) for f in manifest.files.values()))
+
+    # -- lazily opened parts ----------------------------------------------------------------
+
+    @property
+    def manifest(self) -> store.Manifest:
+        if self._manifest is None:
+            self._manifest = self.folder.manifest()
+        return self._manifest
+
+    @property
+    def documents(self) -> store.DocumentTable:
+        if self._documents is None:
+            self._documents = self.folder.open_documents()
+        return self._documents
+
+    @property
+    def vectors(self) -> ann.VectorIndex:
+        if self._vectors is None:
+            self._vectors = ann.load_index(self.manifest.index_type, self.folder.vectors_path())
+        return self._vectors
+
+    @property
+    def embedder(self) -> Embedder:
+        """The model the index was built with (or will be), loaded on first use."""
+        if self._embedder is None:
+            model = self._model
+            if model is None and self.folder.exists():
+                model = self.manifest.model
+            self._embedder = SentenceTransformerEmbedder(model)
+        return self._embedder
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def _row_of(self, id_or_title: str) -> int:
+        key = id_or_title.strip()
+        if not key:
+            raise QueryError("give a paper id or title")
+        row = self.documents.row_of_id(key)
+        if row is not None:
+            return row
+        rows = self.documents.rows_of_title(key)
+        if rows:
+            return rows[0]
+        suggestions = difflib.get_close_matches(key, list(self.documents.titles()), n=3,
+                                                cutoff=0.4)
+        hint = ("; closest titles: " + "; ".join(repr(t) for t in suggestions)) if suggestions \
+            else ""
+        raise QueryError(f"no paper with id or title {key!r} in {self.folder.path}{hint}")
+
+    def _check_model(self, manifest: store.Manifest) -> None:
+        asked = self._embedder.model_name if self._embedder else (
+            model_name_for(self._model) if self._model else None)
+        if asked is not None and asked != manifest.model:
+            raise StoreError(f"{self.folder.path} was built with the model {manifest.model!r} and "
+                             f"cannot be queried with {asked!r}; rebuild it, or drop --model")
+
+    def _check_dimension(self, vector: np.ndarray) -> None:
+        if vector.shape[-1] != self.manifest.dimension:
+            raise StoreError(f"{self.folder.path} holds vectors of dimension "
+                             f"{self.manifest.dimension}, the query has {vector.shape[-1]}")
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, int) or k <= 0 or k > MAX_K:
+        raise QueryError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+
+
+def _normalised(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+def _no_progress(stage: str, done: int, total: int | None) -> None:
+    pass

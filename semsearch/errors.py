@@ -1,0 +1,26 @@
+"""Errors a user can act on. The CLI prints their message on one line and exits non-zero."""
+
+from __future__ import annotations
+
+
+class SemsearchError(Exception):
+    """Base of every error semsearch raises on purpose."""
+
+
+class InputError(SemsearchError):
+    """A corpus file (or one record in it) that cannot be read; names the file and line."""
+
+    def __init__(self, path: str, line: int | None, message: str):
+        self.path = str(path)
+        self.line = line
+        self.reason = message
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class StoreError(SemsearchError):
+    """An index that is missing, damaged, or used in a way it does not allow."""
+
+
+class QueryError(SemsearchError):
+    """A query that cannot be answered as asked (empty text, bad k, unknown paper)."""

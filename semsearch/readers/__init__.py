@@ -1,0 +1,88 @@
+"""Reading corpora: one module per format, chosen here by name or detected from the file.
+
+Every reader streams: it yields one Document at a time and never holds a whole file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from semsearch.documents import Document
+from semsearch.errors import InputError
+from semsearch.readers import arxiv, beir, feed, records
+
+#: name -> function(path, options) yielding Documents
+FORMATS: dict[str, Callable[[Path, "ReadOptions"], Iterator[Document]]] = {
+    "feed": feed.read,
+    "jsonl": records.read_jsonl,
+    "csv": records.read_csv,
+    "beir": beir.read,
+    "arxiv": arxiv.read,
+}
+
+
+@dataclass
+class ReadOptions:
+    """How to read: field names to look for, and whether a bad record stops the run."""
+
+    id_field: str | None = None
+    title_field: str | None = None
+    abstract_field: str | None = None
+    skip_bad: bool = False
+    #: bad records passed over when ``skip_bad`` is set, in the order met
+    skipped: list[InputError] = field(default_factory=list)
+
+    def bad(self, error: InputError) -> None:
+        """Raise, or note and carry on, as the user asked."""
+        if not self.skip_bad:
+            raise error
+        self.skipped.append(error)
+
+
+def read_documents(paths: Iterable[str | Path], format: str | None = None,
+                   options: ReadOptions | None = None) -> Iterator[Document]:
+    """Documents from every file in ``paths``, in order; the format is detected per file."""
+    options = options or ReadOptions()
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_file():
+            raise InputError(str(path), None, "no such file" if not path.exists() else "not a file")
+        name = format or detect_format(path)
+        if name not in FORMATS:
+            raise InputError(str(path), None,
+                             f"unknown format {name!r}; choose one of {', '.join(FORMATS)}")
+        yield from FORMATS[name](path, options)
+
+
+def detect_format(path: Path) -> str:
+    """Guess from the extension and, for JSON lines, from the first record's keys."""
+    suffix = path.suffix.lower()
+    if suffix in {".csv", ".tsv"}:
+        return "csv"
+    first = _first_line(path)
+    if first.startswith("{"):
+        try:
+            record = json.loads(first)
+        except json.JSONDecodeError:
+            return "jsonl"  # the JSONL reader reports the bad line properly
+        if isinstance(record, dict):
+            if "_id" in record and "text" in record:
+                return "beir"
+            if "abstract" in record and ({"versions", "update_date", "categories"} & record.keys()):
+                return "arxiv"
+        return "jsonl"
+    if suffix in {".jsonl", ".json", ".ndjson"}:
+        return "jsonl"
+    return "feed"
+
+
+def _first_line(path: Path) -> str:
+    with path.open("rb") as handle:
+        for raw in handle:
+            line = raw.decode("utf-8", errors="replace").strip()
+            if line:
+                return line
+    return ""

@@ -1,0 +1,70 @@
+"""The arXiv metadata snapshot: millions of JSON lines with id, title, abstract, authors,
+categories and version dates. Year, categories and authors are kept as metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from semsearch.documents import Document
+from semsearch.errors import InputError
+from semsearch.readers.text import json_records, parse_labels, parse_names, parse_year
+
+if TYPE_CHECKING:
+    from semsearch.readers import ReadOptions
+
+
+def read(path: Path, options: ReadOptions) -> Iterator[Document]:
+    for number, record in json_records(path, options):
+        document = to_document(record)
+        if isinstance(document, str):
+            options.bad(InputError(str(path), number, document))
+        else:
+            yield document
+
+
+def to_document(record: dict[str, Any]) -> Document | str:
+    """The Document, or the reason the record cannot be one."""
+    doc_id = str(record.get("id") or "").strip()
+    if not doc_id:
+        return "no id field"
+    title = " ".join(str(record.get("title") or "").split())
+    abstract = " ".join(str(record.get("abstract") or "").split())
+    if "title" not in record or "abstract" not in record:
+        return f"paper {doc_id}: no {'title' if 'title' not in record else 'abstract'} field"
+    if not abstract:
+        return f"paper {doc_id}: empty abstract"
+    metadata: dict[str, Any] = {}
+    if year := first_year(record):
+        metadata["year"] = year
+    if categories := parse_labels(record.get("categories")):
+        metadata["categories"] = categories
+    if authors := author_names(record):
+        metadata["authors"] = authors
+    return Document(id=doc_id, title=title, abstract=abstract, metadata=metadata)
+
+
+def first_year(record: dict[str, Any]) -> int | None:
+    """Year of the first version (when the paper appeared), else of the last update."""
+    versions = record.get("versions")
+    if isinstance(versions, list) and versions and isinstance(versions[0], dict):
+        if year := parse_year(versions[0].get("created")):
+            return year
+    return parse_year(record.get("update_date"))
+
+
+def author_names(record: dict[str, Any]) -> list[str]:
+    """"First Last" names from ``authors_parsed`` ([last, first, suffix]) when present."""
+    parsed = record.get("authors_parsed")
+    if isinstance(parsed, list) and parsed:
+        names = []
+        for parts in parsed:
+            if isinstance(parts, list) and parts:
+                last, first = parts[0], parts[1] if len(parts) > 1 else ""
+                suffix = parts[2] if len(parts) > 2 else ""
+                names.append(" ".join(p for p in (first, last, suffix) if p).strip())
+        if names:
+            return names
+    return parse_names(record.get("authors"))

@@ -1,0 +1,127 @@
+"""JSONL and CSV exports with one paper per record, whatever the tool that wrote them called its
+fields: common names are recognised, and ``--id-field`` / ``--title-field`` / ``--abstract-field``
+map the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from semsearch.documents import Document, title_id
+from semsearch.errors import InputError
+from semsearch.readers.text import json_records, numbered_lines, parse_labels, parse_names, parse_year
+
+if TYPE_CHECKING:
+    from semsearch.readers import ReadOptions
+
+ID_NAMES = ("id", "_id", "doc_id", "docid", "paper_id", "paperid", "arxiv_id", "doi", "key")
+TITLE_NAMES = ("title", "paper_title", "name")
+ABSTRACT_NAMES = ("abstract", "summary", "text", "body", "description", "paperabstract")
+YEAR_NAMES = ("year", "published", "publication_date", "date", "update_date")
+AUTHOR_NAMES = ("authors", "author", "creators")
+CATEGORY_NAMES = ("categories", "category", "keywords", "tags", "subjects")
+
+
+def read_jsonl(path: Path, options: ReadOptions) -> Iterator[Document]:
+    for number, record in json_records(path, options):
+        document = to_document(record, path, number, options)
+        if document is not None:
+            yield document
+
+
+def read_csv(path: Path, options: ReadOptions) -> Iterator[Document]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    numbered = numbered_lines(path, options)
+    line_of_row: list[int] = [0]
+
+    def lines() -> Iterator[str]:
+        for number, text in numbered:
+            line_of_row[0] = number
+            yield text
+
+    rows = csv.reader(lines(), delimiter=delimiter)
+    header = next(rows, None)
+    if header is None:
+        raise InputError(str(path), None, "the file is empty: a CSV needs a header row")
+    header = [name.strip() for name in header]
+    _require_columns(header, path, options)
+    for row in rows:
+        number = line_of_row[0]
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            options.bad(InputError(str(path), number,
+                                   f"expected {len(header)} columns as in the header, found {len(row)}"))
+            continue
+        document = to_document(dict(zip(header, row)), path, number, options)
+        if document is not None:
+            yield document
+
+
+def to_document(record: Mapping[str, Any], path: Path, line: int,
+                options: ReadOptions) -> Document | None:
+    """A Document from one record, or None after reporting why it is unusable."""
+    keys = {key.lower(): key for key in record}
+    title_key = _pick(keys, options.title_field, TITLE_NAMES)
+    abstract_key = _pick(keys, options.abstract_field, ABSTRACT_NAMES)
+    for role, key, names, flag in (("title", title_key, TITLE_NAMES, "--title-field"),
+                                   ("abstract", abstract_key, ABSTRACT_NAMES, "--abstract-field")):
+        if key is None:
+            looked = options_field(options, role) or ", ".join(names)
+            options.bad(InputError(str(path), line,
+                                   f"no {role} field (looked for {looked}; name yours with {flag})"))
+            return None
+    title = _text(record[title_key])
+    abstract = _text(record[abstract_key])
+    if not abstract:
+        options.bad(InputError(str(path), line, f"empty abstract (field {abstract_key!r})"))
+        return None
+    id_key = _pick(keys, options.id_field, ID_NAMES)
+    if options.id_field and id_key is None:
+        options.bad(InputError(str(path), line, f"no id field {options.id_field!r}"))
+        return None
+    doc_id = _text(record[id_key]) if id_key else ""
+    return Document(id=doc_id or title_id(title), title=title, abstract=abstract,
+                    metadata=_metadata(record, keys))
+
+
+def options_field(options: ReadOptions, role: str) -> str | None:
+    return getattr(options, f"{role}_field")
+
+
+def _require_columns(header: list[str], path: Path, options: ReadOptions) -> None:
+    """Fail once, naming the header line, rather than once per row."""
+    keys = {name.lower(): name for name in header}
+    for role, names, flag in (("title", TITLE_NAMES, "--title-field"),
+                              ("abstract", ABSTRACT_NAMES, "--abstract-field")):
+        if _pick(keys, options_field(options, role), names) is None:
+            looked = options_field(options, role) or ", ".join(names)
+            raise InputError(str(path), 1, f"no {role} column in the header {header} "
+                                           f"(looked for {looked}; name yours with {flag})")
+
+
+def _pick(keys: dict[str, str], wanted: str | None, names: tuple[str, ...]) -> str | None:
+    if wanted:
+        return keys.get(wanted.lower())
+    return next((keys[name] for name in names if name in keys), None)
+
+
+def _text(value: Any) -> str:
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+def _metadata(record: Mapping[str, Any], keys: dict[str, str]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    year_key = _pick(keys, None, YEAR_NAMES)
+    if year_key and (year := parse_year(record[year_key])):
+        metadata["year"] = year
+    author_key = _pick(keys, None, AUTHOR_NAMES)
+    if author_key and (authors := parse_names(record[author_key])):
+        metadata["authors"] = authors
+    category_key = _pick(keys, None, CATEGORY_NAMES)
+    if category_key and (categories := parse_labels(record[category_key])):
+        metadata["categories"] = categories
+    return metadata

@@ -1,0 +1,74 @@
+"""Line-level reading shared by the text formats: numbered, decoded one line at a time.
+
+Decoding per line (not per file) is what lets an error name the line with the bad bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from semsearch.errors import InputError
+
+if TYPE_CHECKING:
+    from semsearch.readers import ReadOptions
+
+_YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
+
+
+def numbered_lines(path: Path, options: ReadOptions) -> Iterator[tuple[int, str]]:
+    """(line number, text without its newline) for every line that decodes as UTF-8."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                options.bad(InputError(str(path), number,
+                                       f"bytes that are not UTF-8 at column {error.start + 1}"))
+                continue
+            yield number, text.rstrip("\r\n")
+
+
+def json_records(path: Path, options: ReadOptions) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSON-lines file."""
+    for number, line in numbered_lines(path, options):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            options.bad(InputError(str(path), number, f"not valid JSON ({error.msg})"))
+            continue
+        if not isinstance(record, dict):
+            options.bad(InputError(str(path), number, "expected a JSON object on each line"))
+            continue
+        yield number, record
+
+
+def parse_year(value: Any) -> int | None:
+    """The first plausible year in a date-ish value (2023, "2023-05-01", "Mon, 2 Apr 2007")."""
+    if isinstance(value, int) and 1800 <= value <= 2100:
+        return value
+    match = _YEAR.search(str(value)) if value else None
+    return int(match.group(1)) if match else None
+
+
+def parse_names(value: Any) -> list[str]:
+    """Authors from a list, or from "A, B and C" as most exports write them."""
+    if isinstance(value, list):
+        return [str(name).strip() for name in value if str(name).strip()]
+    if not value:
+        return []
+    text = re.sub(r"\s+", " ", str(value))
+    parts = re.split(r",\s*|;\s*|\s+and\s+", text)
+    return [part.strip() for part in parts if part.strip()]
+
+
+def parse_labels(value: Any) -> list[str]:
+    """Categories from a list, or a space-, comma- or semicolon-separated string."""
+    if isinstance(value, list):
+        return [str(label).strip() for label in value if str(label).strip()]
+    return [label for label in re.split(r"[\s,;]+", str(value or "")) if label]

@@ -1,0 +1,367 @@
+"""The index folder on disk: generations, the manifest, and the SQLite document table.
+
+This is the only module that decides where files go. Layout::
+
+    indexes/NAME/
+        CURRENT              name of the live generation, switched atomically
+        .lock                held by a writer for the whole write
+        gen-000003/
+            manifest.json    model, dimension, metric, count, index type, file checksums
+            documents.sqlite id, title, abstract, metadata; row = the vector's id in FAISS
+            vectors.faiss    the vector index
+
+A write builds a whole new generation beside the live one, fsyncs it, and only then points
+CURRENT at it: a crash leaves the old generation live, and readers of the old one keep working.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from semsearch.documents import Document, normalise_text
+from semsearch.errors import StoreError
+
+FORMAT_VERSION = 1
+ROOT_VARIABLE = "SEMSEARCH_INDEX_ROOT"
+DEFAULT_NAME = "default"
+MANIFEST = "manifest.json"
+DOCUMENTS = "documents.sqlite"
+VECTORS = "vectors.faiss"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model: str
+    dimension: int
+    count: int
+    index_type: str
+    metric: str = "cosine"
+    format_version: int = FORMAT_VERSION
+    created: str = ""
+    #: file name -> {"sha256": ..., "bytes": ...}
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: Path) -> Manifest:
+        try:
+            data = json.loads(text)
+            known = {f.name for f in dataclasses.fields(cls)}
+            manifest = cls(**{key: value for key, value in data.items() if key in known})
+        except (json.JSONDecodeError, TypeError) as error:
+            raise StoreError(f"{where}: damaged manifest ({error})") from None
+        if manifest.format_version > FORMAT_VERSION:
+            raise StoreError(f"{where}: index format {manifest.format_version} is newer than this "
+                             f"semsearch understands ({FORMAT_VERSION}); upgrade semsearch")
+        return manifest
+
+
+def index_root() -> Path:
+    """Where index names live: $SEMSEARCH_INDEX_ROOT, else ./indexes."""
+    return Path(os.environ.get(ROOT_VARIABLE) or "indexes")
+
+
+def resolve(name_or_path: str | os.PathLike | None) -> Path:
+    """A bare name is a folder under the index root; anything with a slash or dot is a path."""
+    text = str(name_or_path or DEFAULT_NAME)
+    if os.sep in text or "/" in text or text.startswith("."):
+        return Path(text).expanduser()
+    return index_root() / text
+
+
+class IndexFolder:
+    """One index on disk: read its live generation, or write a new one."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def exists(self) -> bool:
+        return (self.path / "CURRENT").is_file()
+
+    def generation(self) -> Path:
+        """The live generation's folder."""
+        pointer = self.path / "CURRENT"
+        if not pointer.is_file():
+            if self.path.exists():
+                raise StoreError(f"{self.path} is not a semsearch index (no CURRENT file)")
+            raise StoreError(f"no index at {self.path}; build one with `semsearch index PATH...`")
+        live = self.path / pointer.read_text().strip()
+        if not (live / MANIFEST).is_file():
+            raise StoreError(f"{live}: the live generation has no {MANIFEST}")
+        return live
+
+    def manifest(self) -> Manifest:
+        path = self.generation() / MANIFEST
+        return Manifest.from_json(path.read_text(), path)
+
+    def open_documents(self) -> DocumentTable:
+        live = self.generation()
+        manifest = Manifest.from_json((live / MANIFEST).read_text(), live / MANIFEST)
+        check_sizes(live, manifest)
+        return DocumentTable.open_read_only(live / DOCUMENTS)
+
+    def vectors_path(self) -> Path:
+        return self.generation() / VECTORS
+
+    @contextmanager
+    def new_generation(self) -> Iterator[GenerationWriter]:
+        """A folder to build the next generation in; live only if ``commit`` is called."""
+        created_folder = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        with _locked(self.path / ".lock"):
+            previous = self.generation().name if self.exists() else None
+            number = 1 + max((_generation_number(p) for p in self.path.glob("gen-*")), default=0)
+            staging = self.path / f"gen-{number:06d}"
+            staging.mkdir()
+            writer = GenerationWriter(self, staging)
+            try:
+                yield writer
+            finally:
+                writer.close()
+                if not writer.committed:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    if created_folder and not self.exists():
+                        shutil.rmtree(self.path, ignore_errors=True)
+            if writer.committed:
+                self._drop_generations(keep={staging.name, previous})
+
+    def _drop_generations(self, keep: set[str | None]) -> None:
+        """Remove superseded generations and leftovers of crashed writes.
+
+        The one live before this write stays, so a reader that opened it keeps working.
+        """
+        for path in self.path.glob("gen-*"):
+            if path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+class GenerationWriter:
+    """The files of a generation being built."""
+
+    def __init__(self, folder: IndexFolder, path: Path):
+        self.folder = folder
+        self.path = path
+        self.documents = DocumentTable.create(path / DOCUMENTS)
+        self.committed = False
+
+    @property
+    def vectors_path(self) -> Path:
+        return self.path / VECTORS
+
+    def commit(self, manifest: Manifest) -> Manifest:
+        """Seal the files, record their checksums, and make this generation the live one."""
+        self.documents.close()
+        files = {name: file_checksum(self.path / name) for name in (DOCUMENTS, VECTORS)}
+        manifest = dataclasses.replace(manifest, files=files,
+                                       created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        _write_durably(self.path / MANIFEST, manifest.to_json())
+        for name in (DOCUMENTS, VECTORS):
+            _fsync_file(self.path / name)
+        _fsync_dir(self.path)
+        _write_durably(self.folder.path / "CURRENT", self.path.name + "\n")
+        self.committed = True
+        return manifest
+
+    def close(self) -> None:
+        self.documents.close()
+
+
+class DocumentTable:
+    """Documents by row; the row is the vector's id in the vector index."""
+
+    SCHEMA = """
+        CREATE TABLE documents (
+            row INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            title TEXT NOT NULL,
+            abstract TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            title_key TEXT NOT NULL,
+            content_key TEXT NOT NULL
+        );
+        CREATE INDEX documents_title_key ON documents (title_key);
+        CREATE INDEX documents_content_key ON documents (content_key);
+    """
+
+    def __init__(self, connection: sqlite3.Connection, path: Path):
+        self._db: sqlite3.Connection | None = connection
+        self.path = path
+
+    @classmethod
+    def create(cls, path: Path) -> DocumentTable:
+        db = sqlite3.connect(path)
+        # The generation is not live until committed and fsynced, so SQLite's own journal
+        # would only slow the build down.
+        db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;" + cls.SCHEMA)
+        return cls(db, path)
+
+    @classmethod
+    def open_read_only(cls, path: Path) -> DocumentTable:
+        # A committed generation never changes, so SQLite may skip locking entirely.
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+            db.execute("SELECT count(*) FROM documents").fetchone()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{path}: cannot read the document table ({error})") from None
+        return cls(db, path)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.commit()
+            self._db.close()
+            self._db = None
+
+    def stage(self, document: Document) -> tuple[str, int]:
+        """Store one document, applying the duplicate rules; returns (outcome, row).
+
+        Outcomes: "new"; "duplicate" (same id, or same title and abstract, already stored:
+        nothing changes); "replaced" (same id, new text: the last one read wins).
+        """
+        content_key = document.content_key
+        found = self._db.execute("SELECT row, content_key FROM documents WHERE id = ?",
+                                 (document.id,)).fetchone()
+        if found is not None:
+            row, stored_key = found
+            if stored_key == content_key:
+                return "duplicate", row
+            self._db.execute(
+                "UPDATE documents SET title = ?, abstract = ?, metadata = ?, title_key = ?, "
+                "content_key = ? WHERE row = ?",
+                (document.title, document.abstract, _dump(document.metadata),
+                 normalise_text(document.title), content_key, row))
+            return "replaced", row
+        same = self._db.execute("SELECT row FROM documents WHERE content_key = ? LIMIT 1",
+                                (content_key,)).fetchone()
+        if same is not None:
+            return "duplicate", same[0]
+        cursor = self._db.execute(
+            "INSERT INTO documents (id, title, abstract, metadata, title_key, content_key) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (document.id, document.title, document.abstract, _dump(document.metadata),
+             normalise_text(document.title), content_key))
+        return "new", int(cursor.lastrowid)
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM documents").fetchone()[0])
+
+    def batches(self, size: int) -> Iterator[list[tuple[int, Document]]]:
+        """Every (row, document) in row order, ``size`` at a time, without loading them all."""
+        last = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT row, id, title, abstract, metadata FROM documents WHERE row > ? "
+                "ORDER BY row LIMIT ?", (last, size)).fetchall()
+            if not rows:
+                return
+            yield [(row[0], _document(row[1:])) for row in rows]
+            last = rows[-1][0]
+
+    def by_rows(self, rows: Iterable[int]) -> dict[int, Document]:
+        wanted = [int(row) for row in rows]
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        found = self._db.execute(
+            f"SELECT row, id, title, abstract, metadata FROM documents WHERE row IN ({marks})",
+            wanted).fetchall()
+        return {row[0]: _document(row[1:]) for row in found}
+
+    def row_of_id(self, doc_id: str) -> int | None:
+        found = self._db.execute("SELECT row FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return found[0] if found else None
+
+    def rows_of_title(self, title: str) -> list[int]:
+        """Rows whose title matches, ignoring case, spacing and punctuation."""
+        found = self._db.execute("SELECT row FROM documents WHERE title_key = ? ORDER BY row",
+                                 (normalise_text(title),)).fetchall()
+        return [row[0] for row in found]
+
+    def titles(self) -> Iterator[str]:
+        for (title,) in self._db.execute("SELECT title FROM documents"):
+            yield title
+
+
+def file_checksum(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+
+
+def check_sizes(generation: Path, manifest: Manifest) -> None:
+    """A cheap check on every open: a truncated or missing file is named, not misread."""
+    for name, expected in manifest.files.items():
+        path = generation / name
+        if not path.is_file():
+            raise StoreError(f"{path}: missing from the index")
+        if path.stat().st_size != expected.get("bytes"):
+            raise StoreError(f"{path}: size {path.stat().st_size} bytes, the manifest says "
+                             f"{expected.get('bytes')}: the file is damaged")
+
+
+def _document(columns: tuple) -> Document:
+    doc_id, title, abstract, metadata = columns
+    return Document(id=doc_id, title=title, abstract=abstract, metadata=json.loads(metadata))
+
+
+def _dump(metadata: dict[str, Any]) -> str:
+    return json.dumps(metadata, ensure_ascii=False, sort_keys=True)
+
+
+def _generation_number(path: Path) -> int:
+    try:
+        return int(path.name.split("-", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"{path.parent} is being written by another process") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Write to a temporary name, fsync, then rename over ``path``: all or nothing."""
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
