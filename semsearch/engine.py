@@ -109,7 +109,7 @@ class Engine:
                 outcomes[outcome] += 1
                 if vectors is not None and outcome != "duplicate":
                     if position >= len(vectors):
-                        raise InputError("vectors", None, "fewer vectors than documents")
+                        raise InputError("vectors", None, f"fewer vectors ({len(vectors)}) than documents")
                     given[row] = vectors[position]
                 if position % 1000 == 0:
                     progress("reading", position + 1, None)

@@ -71,7 +71,7 @@ def detect_format(path: Path) -> str:
         if isinstance(record, dict):
             if "_id" in record and "text" in record:
                 return "beir"
-            if "abstract" in record and ({"versions", "update_date", "categories"} & record.keys()):
+            if "abstract" in record and ({"versions", "update_date", "authors_parsed"} & record.keys()):
                 return "arxiv"
         return "jsonl"
     if suffix in {".jsonl", ".json", ".ndjson"}:

@@ -40,7 +40,7 @@ def read_csv(path: Path, options: ReadOptions) -> Iterator[Document]:
     def lines() -> Iterator[str]:
         for number, text in numbered:
             line_of_row[0] = number
-            yield text
+            yield text + "\n"  # csv needs line ends inside quoted fields
 
     rows = csv.reader(lines(), delimiter=delimiter)
     header = next(rows, None)

@@ -1,0 +1,220 @@
+"""The ``semsearch`` command: click commands and output formatting over the library, nothing more."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import textwrap
+from collections.abc import Callable, Iterable
+
+import click
+
+from semsearch.errors import SemsearchError
+
+EXAMPLES = """
+\b
+Examples:
+  semsearch index --sample                      # the two bundled feed pages
+  semsearch index papers.jsonl --index mine     # your own export
+  semsearch search "retrieval augmented generation with knowledge graphs"
+  semsearch like "MM-Embed: Universal Multimodal Retrieval with Multimodal LLMs"
+  semsearch search "protein folding" --index mine --json | jq .title
+"""
+
+
+class _Group(click.Group):
+    """Turns semsearch's own errors into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SemsearchError as error:
+            raise click.ClickException(str(error)) from None
+
+
+def index_option(function: Callable) -> Callable:
+    return click.option(
+        "--index", "-i", "index", default=None, envvar="SEMSEARCH_INDEX", metavar="NAME|PATH",
+        help="Index name (a folder under ./indexes, or $SEMSEARCH_INDEX_ROOT) or path. "
+             "Default: 'default'.")(function)
+
+
+def model_option(function: Callable) -> Callable:
+    return click.option(
+        "--model", default=None, metavar="PATH",
+        help="A local sentence-transformers model folder. Default: the bundled "
+             "all-MiniLM-L6-v2 (for an existing index: the model it was built with).")(function)
+
+
+def k_option(function: Callable) -> Callable:
+    return click.option("-k", "--top", "k", default=10, show_default=True,
+                        type=click.IntRange(min=1), help="How many results.")(function)
+
+
+def json_option(function: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True,
+                        help="One JSON object per line, for scripts.")(function)
+
+
+@click.group(cls=_Group, epilog=EXAMPLES)
+@click.version_option(package_name="semsearch")
+def main() -> None:
+    """Semantic search over scientific paper abstracts.
+
+    Build an index from papers you have (saved feed pages, JSONL, CSV, a BEIR corpus, the arXiv
+    metadata snapshot), then ask it by meaning, or for papers like one you know.
+    """
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(dir_okay=False))
+@index_option
+@model_option
+@click.option("--sample", is_flag=True, help="Index the two feed pages that ship with semsearch.")
+@click.option("--format", "format_name", metavar="FORMAT",
+              type=click.Choice(["feed", "jsonl", "csv", "beir", "arxiv"]),
+              help="Read every PATH as this format instead of detecting it per file.")
+@click.option("--id-field", metavar="NAME", help="JSONL/CSV field holding the paper id.")
+@click.option("--title-field", metavar="NAME", help="JSONL/CSV field holding the title.")
+@click.option("--abstract-field", metavar="NAME", help="JSONL/CSV field holding the abstract.")
+@click.option("--skip-bad", is_flag=True,
+              help="Pass over unreadable records (counted in the report) instead of stopping.")
+@json_option
+def index(paths, index, model, sample, format_name, id_field, title_field, abstract_field,
+          skip_bad, as_json) -> None:
+    """Build an index from PATHS (replacing what the index held).
+
+    Formats are detected per file: a saved feed page (title line, abstract line), JSONL or CSV
+    with id/title/abstract fields, a BEIR corpus.jsonl, or the arXiv metadata snapshot. The
+    same paper read twice (same id, or same title and abstract) is stored once.
+    """
+    from semsearch.data import sample_paths
+    from semsearch.engine import Engine
+    from semsearch.readers import ReadOptions, read_documents
+
+    sources = list(paths) + ([str(p) for p in sample_paths()] if sample else [])
+    if not sources:
+        raise click.UsageError("give at least one PATH, or --sample for the bundled pages")
+    options = ReadOptions(id_field=id_field, title_field=title_field,
+                          abstract_field=abstract_field, skip_bad=skip_bad)
+    engine = Engine(index, model=model)
+    with _ProgressBars() as progress:
+        report = engine.build(read_documents(sources, format_name, options), progress=progress)
+    skipped = len(options.skipped)
+    if as_json:
+        click.echo(json.dumps({"index": str(engine.folder.path), "read": report.read,
+                               "duplicates": report.duplicates, "replaced": report.replaced,
+                               "skipped_bad": skipped, "indexed": report.indexed,
+                               "seconds": round(report.seconds, 3)}))
+        return
+    click.echo(f"Indexed {report.indexed} papers into {engine.folder.path} "
+               f"in {report.seconds:.1f} s")
+    click.echo(f"  read {report.read}, duplicates dropped {report.duplicates}, "
+               f"replaced by a later version {report.replaced}, bad records skipped {skipped}")
+    for problem in options.skipped[:5]:
+        click.echo(f"  skipped {problem}", err=True)
+    if skipped > 5:
+        click.echo(f"  ... and {skipped - 5} more", err=True)
+
+
+@main.command()
+@click.argument("query")
+@k_option
+@index_option
+@model_option
+@json_option
+def search(query, k, index, model, as_json) -> None:
+    """Papers closest in meaning to QUERY."""
+    from semsearch.engine import Engine
+
+    with Engine.open(index, model=model) as engine:
+        _print_hits(engine.search(query, k), as_json)
+
+
+@main.command()
+@click.argument("paper")
+@k_option
+@index_option
+@json_option
+def like(paper, k, index, as_json) -> None:
+    """Papers like PAPER, an id or a title already in the index (the paper itself is left out).
+
+    Titles match ignoring case and punctuation; an unknown one gets the closest titles.
+    """
+    from semsearch.engine import Engine
+
+    with Engine.open(index) as engine:
+        _print_hits(engine.more_like_this(paper, k), as_json)
+
+
+@main.command()
+@index_option
+@json_option
+def info(index, as_json) -> None:
+    """What an index holds: size, model, index type, where it lives."""
+    import dataclasses
+
+    from semsearch.engine import Engine
+
+    with Engine.open(index) as engine:
+        details = dataclasses.asdict(engine.info())
+    if as_json:
+        click.echo(json.dumps(details))
+        return
+    width = max(len(key) for key in details)
+    for key, value in details.items():
+        click.echo(f"{key.replace('_', ' '):<{width}}  {value}")
+
+
+def _print_hits(hits: Iterable, as_json: bool) -> None:
+    hits = list(hits)
+    if as_json:
+        for hit in hits:
+            click.echo(json.dumps(hit.to_json(), ensure_ascii=False))
+        return
+    if not hits:
+        click.echo("No results.")
+        return
+    click.echo(format_table(hits, shutil.get_terminal_size((100, 24)).columns))
+
+
+def format_table(hits: list, width: int) -> str:
+    """Rank, score, id and title, the title wrapped to the terminal's width."""
+    id_width = min(max(len("id"), *(len(hit.id) for hit in hits)), 24)
+    fixed = 4 + 2 + 6 + 2 + id_width + 2
+    title_width = max(20, width - fixed - 1)
+    lines = [f"{'rank':>4}  {'score':>6}  {'id':<{id_width}}  title"]
+    for hit in hits:
+        wrapped = textwrap.wrap(hit.title, title_width) or [""]
+        shown_id = hit.id if len(hit.id) <= id_width else hit.id[: id_width - 1] + "…"
+        lines.append(f"{hit.rank:>4}  {hit.score:>6.3f}  {shown_id:<{id_width}}  {wrapped[0]}")
+        lines.extend(" " * fixed + line for line in wrapped[1:])
+    return "\n".join(lines)
+
+
+class _ProgressBars:
+    """tqdm bars on stderr for the engine's progress callback (hidden when not a terminal)."""
+
+    def __init__(self) -> None:
+        self._bars: dict = {}
+
+    def __enter__(self) -> _ProgressBars:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for bar in self._bars.values():
+            bar.close()
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        from tqdm import tqdm
+
+        if stage not in self._bars:
+            self._bars[stage] = tqdm(total=total, desc=stage, unit="doc", file=sys.stderr,
+                                     disable=None, leave=False)
+        bar = self._bars[stage]
+        bar.update(done - bar.n)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Shared fixtures: the sample corpus, a tiny deterministic embedder, temporary index roots."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+class HashingEmbedder:
+    """Bag of hashed words: similar wording gives similar vectors, with no model to load.
+
+    For tests of plumbing only; anything about meaning uses the real bundled model.
+    """
+
+    model_name = "test-hashing-embedder"
+    dimension = 64
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        matrix = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                bucket = int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension
+                matrix[i, bucket] += 1.0
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        return matrix / np.where(norms == 0, 1, norms)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed_documents(texts)
+
+
+@pytest.fixture
+def hashing_embedder() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+@pytest.fixture
+def sample_paths() -> list[Path]:
+    from semsearch.data import sample_paths
+
+    return sample_paths()
+
+
+@pytest.fixture(autouse=True)
+def index_root(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own index root, so nothing touches ./indexes."""
+    root = tmp_path / "indexes"
+    monkeypatch.setenv("SEMSEARCH_INDEX_ROOT", str(root))
+    monkeypatch.delenv("SEMSEARCH_INDEX", raising=False)
+    return root
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path

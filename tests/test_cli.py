@@ -1,0 +1,123 @@
+"""End to end through the ``semsearch`` command, with the real bundled model."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from semsearch.cli import format_table, main
+from semsearch.documents import Hit
+
+from conftest import SHARED, write
+
+
+def run(*args, ok=True):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output + str(result.exception)
+    return result
+
+
+@pytest.fixture(scope="module")
+def sample_index(tmp_path_factory):
+    """The sample corpus indexed once through the CLI, shared by the read-only tests."""
+    path = tmp_path_factory.mktemp("cli") / "sample"
+    result = run("index", "--sample", "--index", path)
+    assert "Indexed 148 papers" in result.output
+    assert "read 165, duplicates dropped 17" in result.output
+    return path
+
+
+def test_search_prints_a_table_of_relevant_papers(sample_index):
+    result = run("search", "retrieval augmented generation with knowledge graphs",
+                 "--index", sample_index, "-k", "5")
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["rank", "score", "id", "title"]
+    assert lines[1].split()[0] == "1"
+    assert "Retrieval-Augmented Generation" in result.output
+
+
+def test_search_json_has_one_object_per_line(sample_index):
+    result = run("search", "multimodal benchmark", "--index", sample_index, "-k", "3", "--json")
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["rank"] for r in records] == [1, 2, 3]
+    assert all({"rank", "id", "title", "score"} <= r.keys() for r in records)
+    assert records[0]["score"] >= records[2]["score"]
+
+
+def test_like_by_title_leaves_the_paper_out(sample_index):
+    title = "MM-Embed: Universal Multimodal Retrieval with Multimodal LLMs"
+    result = run("like", title.lower(), "--index", sample_index, "--json")
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert len(records) == 10
+    assert title not in [r["title"] for r in records]
+
+
+def test_like_unknown_title_suggests_and_fails(sample_index):
+    result = run("like", "MM Embed universal multimodal retrieval", "--index", sample_index, ok=False)
+    assert result.exit_code == 1
+    assert "closest titles: 'MM-Embed: Universal Multimodal Retrieval with Multimodal LLMs'" \
+        in result.output
+
+
+def test_info_describes_the_index(sample_index):
+    details = json.loads(run("info", "--index", sample_index, "--json").output)
+    assert details["count"] == 148 and details["model"] == "all-MiniLM-L6-v2"
+    assert details["dimension"] == 384 and details["index_type"] == "exact"
+    assert "count" in run("info", "--index", sample_index).output
+
+
+def test_search_without_an_index_explains(tmp_path):
+    result = run("search", "anything", "--index", tmp_path / "none", ok=False)
+    assert result.exit_code == 1
+    assert "no index at" in result.output and "semsearch index" in result.output
+
+
+def test_empty_query_is_an_error(sample_index):
+    result = run("search", "  ", "--index", sample_index, ok=False)
+    assert result.exit_code == 1 and "query is empty" in result.output
+
+
+def test_index_needs_a_path_or_sample():
+    result = run("index", ok=False)
+    assert result.exit_code == 2 and "--sample" in result.output
+
+
+def test_bad_jsonl_stops_with_file_and_line_and_leaves_no_index(tmp_path, index_root):
+    path = write(tmp_path / "bad.jsonl", '{"id": "1", "title": "T", "abstract": "A"}\n{oops\n')
+    result = run("index", path, "--index", "bad", ok=False)
+    assert result.exit_code == 1
+    assert "bad.jsonl:2: not valid JSON" in result.output
+    assert not (index_root / "bad").exists()
+
+
+def test_skip_bad_reports_the_count(tmp_path):
+    path = write(tmp_path / "bad.jsonl", '{"id": "1", "title": "T", "abstract": "A"}\n{oops\n')
+    result = run("index", path, "--index", tmp_path / "idx", "--skip-bad", "--json")
+    report = json.loads(result.output.splitlines()[-1])
+    assert report["indexed"] == 1 and report["skipped_bad"] == 1
+
+
+def test_beir_corpus_gives_beir_ids(tmp_path):
+    """A slice of SciFact, so the test stays quick; the whole corpus reads in test_readers."""
+    lines = (SHARED / "eval" / "scifact" / "corpus.jsonl").read_text().splitlines()[:60]
+    corpus = write(tmp_path / "corpus.jsonl", "\n".join(lines) + "\n")
+    run("index", corpus, "--index", "scifact")
+    result = run("search", "diffusion tensor imaging of newborn white matter", "--index",
+                 "scifact", "--json", "-k", "3")
+    ids = [json.loads(line)["id"] for line in result.output.splitlines()]
+    assert set(ids) <= {json.loads(line)["_id"] for line in lines}
+    assert ids[0] == "4983"
+
+
+def test_help_teaches_with_examples():
+    result = run("--help")
+    assert "Examples:" in result.output and "semsearch like" in result.output
+    assert "--skip-bad" in run("index", "--help").output
+
+
+def test_table_wraps_long_titles_to_the_width():
+    hits = [Hit(1, "id-1", "word " * 40, 0.5)]
+    table = format_table(hits, width=60)
+    assert all(len(line) <= 60 for line in table.splitlines())
+    assert len(table.splitlines()) > 2

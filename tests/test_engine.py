@@ -1,0 +1,147 @@
+import numpy as np
+import pytest
+
+from semsearch import Engine, read_documents
+from semsearch.documents import Document
+from semsearch.errors import InputError, QueryError, StoreError
+
+from conftest import HashingEmbedder
+
+DOCS = [
+    Document("g1", "Graph neural networks for molecules", "Message passing over molecular graphs."),
+    Document("g2", "Graph attention networks", "Attention over graph neighbourhoods for molecules."),
+    Document("t1", "Transformers for translation", "Self attention for machine translation of text."),
+    Document("t2", "Pretrained language models", "Language model pretraining on text for translation."),
+    Document("v1", "Convolutional image classifiers", "Image classification with deep convolutions."),
+]
+
+
+@pytest.fixture
+def engine(hashing_embedder):
+    engine = Engine("plumbing", embedder=hashing_embedder)
+    engine.build(DOCS)
+    return engine
+
+
+def test_build_reports_what_it_did(hashing_embedder):
+    docs = DOCS + [DOCS[0], Document("g1", DOCS[0].title, DOCS[0].abstract + " Revised.")]
+    report = Engine("x", embedder=hashing_embedder).build(docs)
+    assert (report.read, report.duplicates, report.replaced, report.indexed) == (7, 1, 1, 5)
+
+
+def test_search_ranks_by_similarity_and_fills_hits(engine):
+    hits = engine.search("graph neural networks with message passing for molecules", k=2)
+    assert [hit.id for hit in hits] == ["g1", "g2"]
+    assert [hit.rank for hit in hits] == [1, 2]
+    assert hits[0].score >= hits[1].score
+    assert hits[0].title == DOCS[0].title and hits[0].abstract == DOCS[0].abstract
+
+
+def test_k_larger_than_the_collection_returns_everything(engine):
+    assert len(engine.search("anything at all", k=50)) == len(DOCS)
+
+
+@pytest.mark.parametrize("k", [0, -1, 10_001])
+def test_bad_k_is_refused(engine, k):
+    with pytest.raises(QueryError, match="k must be a whole number"):
+        engine.search("graph", k=k)
+
+
+def test_empty_query_is_refused(engine):
+    with pytest.raises(QueryError, match="query is empty"):
+        engine.search("   ")
+
+
+def test_more_like_this_never_returns_the_paper_itself(engine):
+    hits = engine.more_like_this("g1", k=4)
+    assert "g1" not in [hit.id for hit in hits]
+    assert hits[0].id == "g2"
+    assert len(hits) == 4
+
+
+def test_more_like_this_by_title_ignores_case(engine):
+    assert engine.more_like_this("GRAPH NEURAL NETWORKS FOR MOLECULES", k=1)[0].id == "g2"
+
+
+def test_unknown_paper_suggests_close_titles(engine):
+    with pytest.raises(QueryError, match="closest titles: 'Graph attention networks'"):
+        engine.more_like_this("Graph atention network")
+
+
+def test_precomputed_vectors_skip_the_model(tmp_path):
+    vectors = np.eye(5, 8, dtype=np.float32) * 3  # not normalised on purpose
+    engine = Engine("own-vectors", model="/nonexistent/model")
+    report = engine.build(DOCS, vectors=vectors)
+    assert report.indexed == 5
+    hits = engine.search_vector(np.eye(1, 8, 2, dtype=np.float32)[0], k=1)
+    assert hits[0].id == "t1" and hits[0].score == pytest.approx(1.0)
+    assert engine.more_like_this("t1", k=1)[0].id != "t1"
+
+
+def test_vectors_must_match_the_documents():
+    with pytest.raises(InputError, match=r"fewer vectors \(4\) than documents"):
+        Engine("bad").build(DOCS, vectors=np.ones((4, 8), dtype=np.float32))
+
+
+def test_empty_corpus_writes_no_index(index_root, hashing_embedder):
+    with pytest.raises(InputError, match="no documents to index"):
+        Engine("empty", embedder=hashing_embedder).build([])
+    assert not (index_root / "empty").exists()
+
+
+def test_reopened_index_answers_the_same(engine, hashing_embedder):
+    again = Engine.open("plumbing", embedder=hashing_embedder)
+    assert [h.id for h in again.search("translation of text", k=3)] == \
+           [h.id for h in engine.search("translation of text", k=3)]
+    assert again.info().count == 5 and again.info().model == "test-hashing-embedder"
+
+
+def test_index_refuses_another_model(engine):
+    class Other(HashingEmbedder):
+        model_name = "other-model"
+
+    with pytest.raises(StoreError, match="built with the model 'test-hashing-embedder'"):
+        Engine.open("plumbing", embedder=Other())
+
+
+def test_query_vector_of_another_dimension_is_refused(engine):
+    with pytest.raises(StoreError, match="dimension 64, the query has 3"):
+        engine.search_vector(np.ones(3), k=1)
+
+
+def test_open_without_an_index_fails_at_once():
+    with pytest.raises(StoreError, match="no index at"):
+        Engine.open("never-built")
+
+
+def test_rebuild_replaces_contents(engine, hashing_embedder):
+    engine.build(DOCS[:2])
+    assert engine.info().count == 2
+    assert {h.id for h in engine.search("anything", k=10)} == {"g1", "g2"}
+
+
+# -- with the real bundled model, where meaning matters ---------------------------------------
+
+@pytest.fixture(scope="module")
+def sample_engine(tmp_path_factory):
+    from semsearch.data import sample_paths
+
+    engine = Engine(tmp_path_factory.mktemp("sample") / "idx")
+    report = engine.build(read_documents(sample_paths()))
+    assert (report.read, report.duplicates, report.indexed) == (165, 17, 148)
+    return engine
+
+
+def test_real_model_finds_rag_papers(sample_engine):
+    hits = sample_engine.search("retrieval augmented generation with knowledge graphs", k=5)
+    titles = " ".join(hit.title for hit in hits[:3])
+    assert titles.count("Retrieval-Augmented Generation") + titles.count("RAG") >= 2
+
+
+def test_real_model_more_like_mm_embed_is_retrieval_and_embedding(sample_engine):
+    hits = sample_engine.more_like_this(
+        "MM-Embed: Universal Multimodal Retrieval with Multimodal LLMs", k=5)
+    assert all("MM-Embed" not in hit.title for hit in hits)
+    topical = [h for h in hits if any(w in h.title.lower() for w in
+                                      ("retriev", "embed", "rerank", "representation"))]
+    assert len(topical) >= 3

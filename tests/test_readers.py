@@ -1,0 +1,235 @@
+import json
+
+import pytest
+
+from semsearch.documents import title_id
+from semsearch.errors import InputError
+from semsearch.readers import ReadOptions, detect_format, read_documents
+
+from conftest import SHARED, write
+
+FEED_PAGE = """new
+
+Get trending papers in your email inbox!
+
+Subscribe
+
+Daily Papers
+
+by AK and the research community
+
+Mar 11
+
+First Paper Title
+
+The first abstract, long enough to be an abstract.
+
+Second Paper: A Study
+
+The second abstract.
+"""
+
+
+def read(path, **options):
+    return list(read_documents([path], options=ReadOptions(**options)))
+
+
+# -- feed pages ---------------------------------------------------------------------------
+
+def test_feed_page_skips_chrome_and_pairs_titles_with_abstracts(tmp_path):
+    docs = read(write(tmp_path / "page.txt", FEED_PAGE))
+    assert [d.title for d in docs] == ["First Paper Title", "Second Paper: A Study"]
+    assert docs[1].abstract == "The second abstract."
+    assert docs[0].id == title_id("First Paper Title")
+
+
+def test_feed_ids_are_the_same_on_every_read(tmp_path):
+    path = write(tmp_path / "page.txt", FEED_PAGE)
+    assert [d.id for d in read(path)] == [d.id for d in read(path)]
+
+
+def test_sample_pages_hold_165_pairs_of_148_papers(sample_paths):
+    docs = list(read_documents(sample_paths))
+    assert len(docs) == 165
+    assert len({d.id for d in docs}) == 148
+    assert all(len(d.abstract) >= 1378 for d in docs)
+
+
+def test_feed_title_without_abstract_names_its_line(tmp_path):
+    path = write(tmp_path / "page.txt", FEED_PAGE + "\nDangling Title\n")
+    with pytest.raises(InputError, match=r"page\.txt:21: title 'Dangling Title' has no abstract"):
+        read(path)
+
+
+def test_feed_abstract_without_title_names_its_line(tmp_path):
+    path = write(tmp_path / "page.txt", "new\n\n" + "word " * 200 + "\n")
+    with pytest.raises(InputError, match=r"page\.txt:3: expected a title line"):
+        read(path)
+
+
+# -- JSONL ------------------------------------------------------------------------------------
+
+def test_jsonl_with_common_field_names_and_metadata(tmp_path):
+    path = write(tmp_path / "papers.jsonl", "\n".join(json.dumps(r) for r in [
+        {"paper_id": "p1", "title": "T1", "abstract": "A1", "year": "2021",
+         "authors": "Ada Lovelace and Alan Turing", "categories": "cs.CL cs.IR"},
+        {"id": "p2", "title": "T2", "summary": "A2", "authors": ["Grace Hopper"]},
+    ]))
+    first, second = read(path)
+    assert (first.id, first.title, first.abstract) == ("p1", "T1", "A1")
+    assert first.metadata == {"year": 2021, "authors": ["Ada Lovelace", "Alan Turing"],
+                              "categories": ["cs.CL", "cs.IR"]}
+    assert (second.id, second.abstract, second.metadata) == ("p2", "A2", {"authors": ["Grace Hopper"]})
+
+
+def test_jsonl_field_flags_map_other_names(tmp_path):
+    path = write(tmp_path / "x.jsonl", json.dumps({"ref": "r1", "heading": "H", "blurb": "B"}))
+    docs = read(path, id_field="ref", title_field="heading", abstract_field="blurb")
+    assert (docs[0].id, docs[0].title, docs[0].abstract) == ("r1", "H", "B")
+
+
+def test_jsonl_without_id_derives_it_from_the_title(tmp_path):
+    path = write(tmp_path / "x.jsonl", json.dumps({"title": "Only a Title", "abstract": "A"}))
+    assert read(path)[0].id == title_id("Only a Title")
+
+
+def test_malformed_jsonl_line_names_file_and_line(tmp_path):
+    path = write(tmp_path / "bad.jsonl",
+                 json.dumps({"id": "1", "title": "T", "abstract": "A"}) + "\n{not json\n")
+    with pytest.raises(InputError, match=r"bad\.jsonl:2: not valid JSON"):
+        read(path)
+
+
+def test_skip_bad_carries_on_and_counts(tmp_path):
+    good = json.dumps({"id": "1", "title": "T", "abstract": "A"})
+    path = write(tmp_path / "bad.jsonl", f"{good}\n{{oops\n[1, 2]\n{good.replace('1', '2')}\n")
+    options = ReadOptions(skip_bad=True)
+    docs = list(read_documents([path], options=options))
+    assert [d.id for d in docs] == ["1", "2"]
+    assert [e.line for e in options.skipped] == [2, 3]
+
+
+def test_missing_abstract_field_says_what_it_looked_for(tmp_path):
+    path = write(tmp_path / "x.jsonl", json.dumps({"id": "1", "title": "T", "body_text": "B"}))
+    with pytest.raises(InputError, match=r"x\.jsonl:1: no abstract field .*--abstract-field"):
+        read(path)
+
+
+def test_empty_abstract_is_an_error(tmp_path):
+    path = write(tmp_path / "x.jsonl", json.dumps({"id": "1", "title": "T", "abstract": "  "}))
+    with pytest.raises(InputError, match=r"x\.jsonl:1: empty abstract"):
+        read(path)
+
+
+def test_bytes_that_are_not_utf8_name_the_line(tmp_path):
+    good = json.dumps({"id": "1", "title": "T", "abstract": "A"}).encode()
+    path = write(tmp_path / "latin.jsonl", good + b"\n" + b'{"id": "2", "title": "caf\xe9"}\n')
+    with pytest.raises(InputError, match=r"latin\.jsonl:2: bytes that are not UTF-8"):
+        read(path)
+
+
+# -- CSV --------------------------------------------------------------------------------------
+
+def test_csv_with_quoted_commas_and_newlines(tmp_path):
+    path = write(tmp_path / "papers.csv",
+                 'id,title,abstract,year\n'
+                 'a1,"Graphs, and more","An abstract\nover two lines",2019\n'
+                 'a2,Plain,Short abstract,\n')
+    docs = read(path)
+    assert [d.id for d in docs] == ["a1", "a2"]
+    assert docs[0].title == "Graphs, and more"
+    assert docs[0].abstract == "An abstract over two lines"
+    assert docs[0].metadata == {"year": 2019}
+
+
+def test_csv_without_needed_columns_names_the_header(tmp_path):
+    path = write(tmp_path / "x.csv", "id,name_of_paper,abstract\n1,T,A\n")
+    with pytest.raises(InputError, match=r"x\.csv:1: no title column"):
+        read(path)
+
+
+def test_csv_row_with_wrong_column_count_names_its_line(tmp_path):
+    path = write(tmp_path / "x.csv", "id,title,abstract\n1,T,A\n2,T2\n")
+    with pytest.raises(InputError, match=r"x\.csv:3: expected 3 columns"):
+        read(path)
+
+
+# -- BEIR and arXiv ---------------------------------------------------------------------------
+
+def test_beir_corpus_keeps_its_ids(tmp_path):
+    path = write(tmp_path / "corpus.jsonl", "\n".join(json.dumps(r) for r in [
+        {"_id": "4983", "title": "Microstructure", "text": "Alterations.", "metadata": {}},
+        {"_id": "5836", "title": "", "text": "No title here."},
+    ]))
+    assert detect_format(path) == "beir"
+    docs = read(path)
+    assert [d.id for d in docs] == ["4983", "5836"]
+    assert docs[1].text == "No title here."
+
+
+def test_beir_empty_document_is_reported(tmp_path):
+    path = write(tmp_path / "corpus.jsonl", json.dumps({"_id": "471", "title": "", "text": ""}))
+    with pytest.raises(InputError, match=r"corpus\.jsonl:1: document 471: empty text"):
+        read(path)
+
+
+def test_scifact_corpus_reads_whole():
+    docs = list(read_documents([SHARED / "eval" / "scifact" / "corpus.jsonl"]))
+    assert len(docs) == 5183
+    assert docs[0].id == "4983"
+
+
+ARXIV_RECORD = {
+    "id": "0704.0001", "submitter": "Pavel Nadolsky",
+    "authors": "C. Bal\\'azs, E. L. Berger, P. M. Nadolsky, C.-P. Yuan",
+    "title": "Calculation of prompt diphoton production cross sections at Tevatron and\n  LHC energies",
+    "comments": "37 pages", "journal-ref": None, "doi": "10.1103/PhysRevD.76.013009",
+    "report-no": None, "categories": "hep-ph", "license": None,
+    "abstract": "  A fully differential calculation in perturbative quantum chromodynamics is\npresented.\n",
+    "versions": [{"version": "v1", "created": "Mon, 2 Apr 2007 19:18:42 GMT"},
+                 {"version": "v2", "created": "Tue, 24 Jul 2007 20:10:27 GMT"}],
+    "update_date": "2008-11-13",
+    "authors_parsed": [["Balázs", "C.", ""], ["Berger", "E. L.", ""],
+                       ["Nadolsky", "P. M.", ""], ["Yuan", "C. -P.", ""]],
+}
+
+
+def test_arxiv_snapshot_keeps_year_categories_and_authors(tmp_path):
+    other = dict(ARXIV_RECORD, id="0704.0002", categories="math.CO cs.CG",
+                 versions=[], authors_parsed=[], authors="Ileana Streinu and Louis Theran")
+    path = write(tmp_path / "arxiv-metadata-oai-snapshot.json",
+                 json.dumps(ARXIV_RECORD) + "\n" + json.dumps(other) + "\n")
+    assert detect_format(path) == "arxiv"
+    first, second = read(path)
+    assert first.id == "0704.0001"
+    assert first.title.startswith("Calculation of prompt diphoton production cross sections at Tevatron and LHC")
+    assert first.abstract.startswith("A fully differential calculation")
+    assert first.metadata == {"year": 2007, "categories": ["hep-ph"],
+                              "authors": ["C. Balázs", "E. L. Berger", "P. M. Nadolsky", "C. -P. Yuan"]}
+    assert second.metadata == {"year": 2008, "categories": ["math.CO", "cs.CG"],
+                               "authors": ["Ileana Streinu", "Louis Theran"]}
+
+
+def test_arxiv_record_without_abstract_names_line(tmp_path):
+    bad = {k: v for k, v in ARXIV_RECORD.items() if k != "abstract"}
+    path = write(tmp_path / "snap.json", json.dumps(ARXIV_RECORD) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(InputError, match=r"snap\.json:2: paper 0704\.0001: no abstract field"):
+        list(read_documents([path], format="arxiv"))
+
+
+# -- detection and errors ---------------------------------------------------------------------
+
+def test_detection_by_extension_and_content(tmp_path, sample_paths):
+    assert detect_format(sample_paths[0]) == "feed"
+    assert detect_format(write(tmp_path / "a.csv", "id,title,abstract\n")) == "csv"
+    assert detect_format(write(tmp_path / "a.jsonl", '{"title": "t", "abstract": "a"}\n')) == "jsonl"
+
+
+def test_format_override_wins(tmp_path):
+    path = write(tmp_path / "papers.data", json.dumps({"id": "1", "title": "T", "abstract": "A"}))
+    assert [d.id for d in read_documents([path], format="jsonl")] == ["1"]
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(InputError, match="nothere.jsonl: no such file"):
+        list(read_documents([tmp_path / "nothere.jsonl"]))

@@ -1,0 +1,130 @@
+import json
+
+import pytest
+
+from semsearch import store
+from semsearch.documents import Document
+from semsearch.errors import StoreError
+
+
+def manifest(count=1):
+    return store.Manifest(model="m", dimension=4, count=count, index_type="exact")
+
+
+def build(folder, docs):
+    with folder.new_generation() as generation:
+        for doc in docs:
+            generation.documents.stage(doc)
+        generation.vectors_path.write_bytes(b"vectors")
+        return generation.commit(manifest(len(docs)))
+
+
+def test_resolve_names_and_paths(index_root):
+    assert store.resolve(None) == index_root / "default"
+    assert store.resolve("scifact") == index_root / "scifact"
+    assert str(store.resolve("./here")) == "here"
+    assert str(store.resolve("/abs/idx")) == "/abs/idx"
+
+
+def test_round_trip_of_documents_and_manifest(tmp_path):
+    folder = store.IndexFolder(tmp_path / "idx")
+    doc = Document("a", "Title", "Abstract", {"year": 2020, "authors": ["X Y"]})
+    written = build(folder, [doc])
+    assert folder.manifest() == written
+    assert written.files["documents.sqlite"]["sha256"]
+    table = folder.open_documents()
+    row = table.row_of_id("a")
+    assert table.by_rows([row]) == {row: doc}
+    assert table.rows_of_title("  TITLE ") == [row]
+
+
+def test_duplicate_rules(tmp_path):
+    table = store.DocumentTable.create(tmp_path / "d.sqlite")
+    assert table.stage(Document("a", "T", "A"))[0] == "new"
+    assert table.stage(Document("a", "T", "A"))[0] == "duplicate"
+    assert table.stage(Document("b", "t", "A."))[0] == "duplicate"   # same text, other id
+    assert table.stage(Document("a", "T", "A revised"))[0] == "replaced"
+    assert len(table) == 1
+    [(row, doc)] = next(table.batches(10))
+    assert doc.abstract == "A revised"
+
+
+def test_batches_cover_every_row_in_order(tmp_path):
+    table = store.DocumentTable.create(tmp_path / "d.sqlite")
+    for i in range(25):
+        table.stage(Document(str(i), f"T{i}", f"A{i}"))
+    rows = [row for batch in table.batches(7) for row, _ in batch]
+    assert rows == sorted(rows) and len(rows) == 25
+
+
+def test_a_failed_write_leaves_the_old_generation_live(tmp_path):
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "T", "A")])
+    live = folder.generation()
+    with pytest.raises(RuntimeError):
+        with folder.new_generation() as generation:
+            generation.documents.stage(Document("b", "T2", "A2"))
+            raise RuntimeError("crash in the middle")
+    assert folder.generation() == live
+    assert [p.name for p in (tmp_path / "idx").glob("gen-*")] == [live.name]
+    assert folder.open_documents().row_of_id("b") is None
+
+
+def test_a_failed_first_write_leaves_no_index(tmp_path):
+    folder = store.IndexFolder(tmp_path / "idx")
+    with pytest.raises(RuntimeError):
+        with folder.new_generation():
+            raise RuntimeError("empty corpus")
+    assert not (tmp_path / "idx").exists()
+
+
+def test_new_generation_replaces_and_keeps_one_old_for_open_readers(tmp_path):
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "T", "A")])
+    first = folder.generation()
+    reader = folder.open_documents()
+    build(folder, [Document("b", "T2", "A2")])
+    build(folder, [Document("c", "T3", "A3")])
+    assert folder.open_documents().row_of_id("c") is not None
+    assert not first.exists()
+    assert len(list((tmp_path / "idx").glob("gen-*"))) == 2
+    assert reader.row_of_id("a") is not None  # opened before; still readable
+
+
+def test_missing_index_says_how_to_build_one(tmp_path):
+    with pytest.raises(StoreError, match="no index at .*semsearch index"):
+        store.IndexFolder(tmp_path / "nothing").manifest()
+
+
+def test_folder_that_is_not_an_index(tmp_path):
+    (tmp_path / "stuff").mkdir()
+    with pytest.raises(StoreError, match="not a semsearch index"):
+        store.IndexFolder(tmp_path / "stuff").manifest()
+
+
+def test_truncated_file_is_named_on_open(tmp_path):
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "T", "A")])
+    path = folder.generation() / "documents.sqlite"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(StoreError, match="documents.sqlite: size 100 bytes"):
+        folder.open_documents()
+
+
+def test_newer_format_is_refused(tmp_path):
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "T", "A")])
+    path = folder.generation() / "manifest.json"
+    data = json.loads(path.read_text())
+    data["format_version"] = 99
+    path.write_text(json.dumps(data))
+    with pytest.raises(StoreError, match="newer than this semsearch"):
+        folder.manifest()
+
+
+def test_second_writer_is_refused_while_one_writes(tmp_path):
+    folder = store.IndexFolder(tmp_path / "idx")
+    with folder.new_generation():
+        with pytest.raises(StoreError, match="being written by another process"):
+            with store.IndexFolder(tmp_path / "idx").new_generation():
+                pass
