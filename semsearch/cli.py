@@ -118,18 +118,31 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
         click.echo(f"  ... and {skipped - 5} more", err=True)
 
 
+def mode_option(function: Callable) -> Callable:
+    return click.option(
+        "--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid",
+        show_default=True,
+        help="dense: by meaning (the model); lexical: by words (BM25); hybrid: both, fused.")(
+        function)
+
+
 @main.command()
 @click.argument("query")
 @k_option
+@mode_option
 @index_option
 @model_option
 @json_option
-def search(query, k, index, model, as_json) -> None:
-    """Papers closest in meaning to QUERY."""
+def search(query, k, mode, index, model, as_json) -> None:
+    """Papers that best answer QUERY.
+
+    Hybrid search (the default) fuses the model's ranking with BM25's, and finds both papers
+    that mean the same thing in other words and papers that use the query's exact terms.
+    """
     from semsearch.engine import Engine
 
     with Engine.open(index, model=model) as engine:
-        _print_hits(engine.search(query, k), as_json)
+        _print_hits(engine.search(query, k, mode=mode), as_json)
 
 
 @main.command()
@@ -165,6 +178,39 @@ def info(index, as_json) -> None:
     width = max(len(key) for key in details)
     for key, value in details.items():
         click.echo(f"{key.replace('_', ' '):<{width}}  {value}")
+
+
+@main.command(name="eval")
+@click.argument("collection", type=click.Path(file_okay=False, exists=True))
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical", "all"]), default="hybrid",
+              show_default=True, help="Search mode to measure; 'all' measures each in turn.")
+@click.option("--split", default="test", show_default=True,
+              help="Which qrels/<split>.tsv to score against (tune on train, report test).")
+@model_option
+@json_option
+def evaluate(collection, mode, split, model, as_json) -> None:
+    """Measure search quality on COLLECTION, a folder in BEIR layout.
+
+    COLLECTION holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv. The corpus is indexed
+    once (under the index root, reused while the corpus and model are unchanged), every judged
+    query is run, and nDCG@10, recall@10, recall@100 and MRR@10 are reported.
+    """
+    from semsearch.evaluation import cached_engine, evaluate as run_evaluation, load_collection
+
+    loaded = load_collection(collection, split)
+    with _ProgressBars() as progress:
+        engine = cached_engine(loaded, model=model, progress=progress)
+    modes = ["lexical", "dense", "hybrid"] if mode == "all" else [mode]
+    results = [run_evaluation(engine, loaded, each) for each in modes]
+    if as_json:
+        for result in results:
+            click.echo(json.dumps(result.to_json()))
+        return
+    names = list(results[0].metrics)
+    click.echo(f"{loaded.name}, {split} split, {results[0].queries} judged queries")
+    click.echo(f"{'mode':<8}" + "".join(f"{name:>12}" for name in names))
+    for result in results:
+        click.echo(f"{result.mode:<8}" + "".join(f"{result.metrics[n]:>12.4f}" for n in names))
 
 
 def _print_hits(hits: Iterable, as_json: bool) -> None:

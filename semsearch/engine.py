@@ -6,6 +6,7 @@ and library users both go through it.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import time
 from collections import Counter
@@ -19,12 +20,17 @@ from semsearch import ann, store
 from semsearch.documents import Document, Hit
 from semsearch.embedding import Embedder, SentenceTransformerEmbedder, model_name_for
 from semsearch.errors import InputError, QueryError, StoreError
+from semsearch.fusion import FusionSettings, Ranking, fuse
+from semsearch.lexical import LexicalIndex, LexicalSettings
 
 #: progress(stage, done, total): stage is "reading" (total unknown) or "embedding"
 Progress = Callable[[str, int, "int | None"], None]
 
 MAX_K = 10_000
 EMBED_BATCH = 256
+#: search modes; hybrid fuses the other two and scores best on SciFact and Cranfield
+MODES = ("hybrid", "dense", "lexical")
+DEFAULT_MODE = "hybrid"
 
 
 @dataclass(frozen=True)
@@ -58,16 +64,19 @@ class Engine:
     path. ``model`` is a local sentence-transformers folder; by default the bundled
     all-MiniLM-L6-v2 for a new index, and the index's own model for an existing one.
     ``embedder`` replaces the model altogether (for tests, or your own embedding function).
+    ``fusion`` says how hybrid search combines the dense and BM25 rankings.
     """
 
     def __init__(self, location: str | Path | None = None, *, model: str | None = None,
-                 embedder: Embedder | None = None):
+                 embedder: Embedder | None = None, fusion: FusionSettings = FusionSettings()):
         self.folder = store.IndexFolder(store.resolve(location))
+        self.fusion = fusion
         self._model = model
         self._embedder = embedder
         self._manifest: store.Manifest | None = None
         self._documents: store.DocumentTable | None = None
         self._vectors: ann.VectorIndex | None = None
+        self._lexical: LexicalIndex | None = None
 
     @classmethod
     def open(cls, location: str | Path | None = None, **options) -> Engine:
@@ -85,21 +94,41 @@ class Engine:
     def close(self) -> None:
         if self._documents is not None:
             self._documents.close()
-        self._documents = self._vectors = self._manifest = None
+        self._documents = self._vectors = self._manifest = self._lexical = None
 
     # -- building ---------------------------------------------------------------------------
 
     def build(self, documents: Iterable[Document], vectors: np.ndarray | None = None,
-              progress: Progress | None = None, index_type: str = "exact") -> BuildReport:
+              progress: Progress | None = None, index_type: str = "exact",
+              lexical: LexicalSettings = LexicalSettings()) -> BuildReport:
         """Replace the index's contents with ``documents``, deduplicated.
 
         ``vectors`` (one row per document, in order) skips the model: for users who bring
         their own embeddings. The old contents stay live until the new ones are complete.
         """
-        started = time.perf_counter()
-        progress = progress or _no_progress
         embedder = None if vectors is not None else self.embedder
         model = embedder.model_name if embedder else model_name_for(self._model)
+        return self._build(documents, vectors, model, embedder, progress, index_type, lexical)
+
+    def rebuild(self, index_type: str | None = None, lexical: LexicalSettings | None = None,
+                progress: Progress | None = None) -> BuildReport:
+        """Build again from the stored documents and vectors, with another index type or other
+        BM25 settings; nothing is re-embedded."""
+        manifest = self.manifest
+        documents, vectors = [], []
+        for batch in self.documents.batches(EMBED_BATCH):
+            for row, document in batch:
+                documents.append(document)
+                vectors.append(self.vectors.vector(row))
+        return self._build(documents, np.stack(vectors), manifest.model, None, progress,
+                           index_type or manifest.index_type,
+                           lexical or LexicalSettings(**manifest.lexical))
+
+    def _build(self, documents: Iterable[Document], vectors: np.ndarray | None, model: str,
+               embedder: Embedder | None, progress: Progress | None, index_type: str,
+               lexical: LexicalSettings) -> BuildReport:
+        started = time.perf_counter()
+        progress = progress or _no_progress
         outcomes: Counter[str] = Counter()
         given: dict[int, np.ndarray] = {}
         with self.folder.new_generation() as generation:
@@ -132,38 +161,44 @@ class Engine:
                 done += len(batch)
                 progress("embedding", done, count)
             index.save(generation.vectors_path)
+            LexicalIndex.build(
+                ((np.array([row for row, _ in batch]), [doc.text for _, doc in batch])
+                 for batch in table.batches(EMBED_BATCH)), lexical).save(generation.lexical_path)
             self.close()
             self._manifest = generation.commit(store.Manifest(
-                model=model, dimension=index.dimension, count=count, index_type=index.kind))
+                model=model, dimension=index.dimension, count=count, index_type=index.kind,
+                lexical=dataclasses.asdict(lexical)))
         return BuildReport(read=sum(outcomes.values()), duplicates=outcomes["duplicate"],
                            replaced=outcomes["replaced"], indexed=count,
                            seconds=time.perf_counter() - started)
 
     # -- querying ---------------------------------------------------------------------------
 
-    def search(self, text: str, k: int = 10) -> list[Hit]:
-        """The k documents closest in meaning to ``text``."""
+    def search(self, text: str, k: int = 10, mode: str = DEFAULT_MODE) -> list[Hit]:
+        """The k documents that best answer ``text``: by meaning (dense), by words (lexical,
+        BM25), or both fused (hybrid)."""
         if not text or not text.strip():
             raise QueryError("the query is empty")
         _check_k(k)
-        self._check_model(self.manifest)
-        vector = self.embedder.embed_queries([text.strip()])[0]
-        self._check_dimension(vector)
-        return self.search_vector(vector, k)
+        if mode not in MODES:
+            raise QueryError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+        text = text.strip()
+        if mode == "lexical":
+            return self._hits(_pairs(self.lexical.search(text, k)))
+        dense = self._dense(self._query_vector(text), max(k, self.fusion.depth) if mode == "hybrid"
+                            else k)
+        if mode == "dense":
+            return self._hits(_pairs(dense))
+        lexical = self.lexical.search(text, max(k, self.fusion.depth))
+        return self._hits(fuse(dense, lexical, self.fusion)[:k])
 
     def search_vector(self, vector: np.ndarray, k: int = 10,
                       exclude: frozenset[int] = frozenset()) -> list[Hit]:
         """The k documents closest to a vector of your own (normalised to unit length)."""
         _check_k(k)
-        vector = _normalised(np.asarray(vector, dtype=np.float32).reshape(1, -1))
-        self._check_dimension(vector[0])
-        scores, rows = self.vectors.search(vector, min(k + len(exclude), len(self.vectors)))
-        ranked = [(int(row), float(score)) for row, score in zip(rows[0], scores[0])
-                  if row >= 0 and int(row) not in exclude][:k]
-        found = self.documents.by_rows(row for row, _ in ranked)
-        return [Hit(rank=rank, id=found[row].id, title=found[row].title, score=score,
-                    abstract=found[row].abstract, metadata=found[row].metadata)
-                for rank, (row, score) in enumerate(ranked, start=1)]
+        vector = _normalised(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
+        self._check_dimension(vector)
+        return self._hits(_pairs(self._dense(vector, k, exclude)))
 
     def more_like_this(self, id_or_title: str, k: int = 10) -> list[Hit]:
         """Papers like one already in the index, from its stored vector; never itself."""
@@ -204,6 +239,12 @@ class Engine:
         return self._vectors
 
     @property
+    def lexical(self) -> LexicalIndex:
+        if self._lexical is None:
+            self._lexical = LexicalIndex.load(self.folder.lexical_path())
+        return self._lexical
+
+    @property
     def embedder(self) -> Embedder:
         """The model the index was built with (or will be), loaded on first use."""
         if self._embedder is None:
@@ -212,6 +253,27 @@ class Engine:
                 model = self.manifest.model
             self._embedder = SentenceTransformerEmbedder(model)
         return self._embedder
+
+    # -- ranking ----------------------------------------------------------------------------
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        self._check_model(self.manifest)
+        vector = self.embedder.embed_queries([text])[0]
+        self._check_dimension(vector)
+        return vector
+
+    def _dense(self, vector: np.ndarray, k: int, exclude: frozenset[int] = frozenset()) -> Ranking:
+        """(scores, rows) of the nearest vectors, best first, without the excluded rows."""
+        depth = min(k + len(exclude), len(self.vectors))
+        scores, rows = self.vectors.search(vector.reshape(1, -1), depth)
+        keep = (rows[0] >= 0) & ~np.isin(rows[0], list(exclude))
+        return scores[0][keep][:k], rows[0][keep][:k]
+
+    def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
+        found = self.documents.by_rows(row for row, _ in ranked)
+        return [Hit(rank=rank, id=found[row].id, title=found[row].title, score=score,
+                    abstract=found[row].abstract, metadata=found[row].metadata)
+                for rank, (row, score) in enumerate(ranked, start=1)]
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -242,6 +304,11 @@ class Engine:
         if vector.shape[-1] != self.manifest.dimension:
             raise StoreError(f"{self.folder.path} holds vectors of dimension "
                              f"{self.manifest.dimension}, the query has {vector.shape[-1]}")
+
+
+def _pairs(ranking: Ranking) -> list[tuple[int, float]]:
+    scores, rows = ranking
+    return [(int(row), float(score)) for score, row in zip(scores, rows)]
 
 
 def _check_k(k: int) -> None:

@@ -9,6 +9,7 @@ This is the only module that decides where files go. Layout::
             manifest.json    model, dimension, metric, count, index type, file checksums
             documents.sqlite id, title, abstract, metadata; row = the vector's id in FAISS
             vectors.faiss    the vector index
+            lexical/         the BM25 index (bm25s files, and the row of each of its documents)
 
 A write builds a whole new generation beside the live one, fsyncs it, and only then points
 CURRENT at it: a crash leaves the old generation live, and readers of the old one keep working.
@@ -39,6 +40,7 @@ DEFAULT_NAME = "default"
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.sqlite"
 VECTORS = "vectors.faiss"
+LEXICAL = "lexical"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class Manifest:
     count: int
     index_type: str
     metric: str = "cosine"
+    #: BM25 settings, or None for an index without lexical search
+    lexical: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
     created: str = ""
     #: file name -> {"sha256": ..., "bytes": ...}
@@ -117,6 +121,9 @@ class IndexFolder:
     def vectors_path(self) -> Path:
         return self.generation() / VECTORS
 
+    def lexical_path(self) -> Path:
+        return self.generation() / LEXICAL
+
     @contextmanager
     def new_generation(self) -> Iterator[GenerationWriter]:
         """A folder to build the next generation in; live only if ``commit`` is called."""
@@ -162,16 +169,22 @@ class GenerationWriter:
     def vectors_path(self) -> Path:
         return self.path / VECTORS
 
+    @property
+    def lexical_path(self) -> Path:
+        return self.path / LEXICAL
+
     def commit(self, manifest: Manifest) -> Manifest:
         """Seal the files, record their checksums, and make this generation the live one."""
         self.documents.close()
-        files = {name: file_checksum(self.path / name) for name in (DOCUMENTS, VECTORS)}
+        names = sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file())
+        files = {name: file_checksum(self.path / name) for name in names}
         manifest = dataclasses.replace(manifest, files=files,
                                        created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         _write_durably(self.path / MANIFEST, manifest.to_json())
-        for name in (DOCUMENTS, VECTORS):
+        for name in files:
             _fsync_file(self.path / name)
-        _fsync_dir(self.path)
+        for folder in {(self.path / name).parent for name in files}:
+            _fsync_dir(folder)
         _write_durably(self.folder.path / "CURRENT", self.path.name + "\n")
         self.committed = True
         return manifest

@@ -145,3 +145,27 @@ def test_real_model_more_like_mm_embed_is_retrieval_and_embedding(sample_engine)
     topical = [h for h in hits if any(w in h.title.lower() for w in
                                       ("retriev", "embed", "rerank", "representation"))]
     assert len(topical) >= 3
+
+
+def test_rebuild_changes_settings_without_re_embedding(engine, hashing_embedder):
+    from semsearch.lexical import LexicalSettings
+
+    before = engine.search("graph neural networks with message passing for molecules", k=3,
+                           mode="dense")
+    calls = hashing_embedder.calls
+    engine.rebuild(lexical=LexicalSettings(k1=2.0, b=0.9))
+    assert hashing_embedder.calls == calls
+    assert engine.manifest.lexical["k1"] == 2.0 and engine.manifest.model == "test-hashing-embedder"
+    after = engine.search("graph neural networks with message passing for molecules", k=3,
+                          mode="dense")
+    assert [(h.id, round(h.score, 5)) for h in after] == [(h.id, round(h.score, 5)) for h in before]
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_every_mode_finds_the_obvious_answer(engine, mode):
+    assert engine.search("image classification with deep convolutions", k=2, mode=mode)[0].id == "v1"
+
+
+def test_unknown_mode_is_refused(engine):
+    with pytest.raises(QueryError, match="unknown search mode 'fuzzy'"):
+        engine.search("graph", mode="fuzzy")

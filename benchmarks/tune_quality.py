@@ -1,0 +1,102 @@
+"""Tune BM25 and fusion settings on SciFact *train* judgments; nothing here looks at test.
+
+    python benchmarks/tune_quality.py [--collection ../shared/eval/scifact]
+
+Writes benchmarks/results/tuning.json: every setting tried with its train nDCG@10, and the
+chosen ones (which become the defaults in semsearch/lexical.py and semsearch/fusion.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from semsearch.evaluation import cached_engine, load_collection, score_rankings
+from semsearch.fusion import FusionSettings, fuse
+from semsearch.engine import EMBED_BATCH
+from semsearch.lexical import LexicalIndex, LexicalSettings
+
+HERE = Path(__file__).resolve().parent
+DEPTH = 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--collection", default=str(HERE.parents[1] / "shared/eval/scifact"))
+    args = parser.parse_args()
+    started = time.perf_counter()
+    train = load_collection(args.collection, "train")
+    engine = cached_engine(train)
+    ids = {row: doc.id for batch in engine.documents.batches(EMBED_BATCH) for row, doc in batch}
+
+    def ndcg(rankings: dict[str, np.ndarray]) -> float:
+        run = {q: [ids[int(r)] for r in rows[:100]] for q, rows in rankings.items()}
+        return score_rankings(run, train.qrels)["ndcg@10"]
+
+    dense = {}
+    for query_id in train.qrels:
+        vector = engine.embedder.embed_queries([train.queries[query_id]])[0]
+        dense[query_id] = engine.vectors.search(vector.reshape(1, -1), DEPTH)
+        dense[query_id] = (dense[query_id][0][0], dense[query_id][1][0])
+
+    def lexical_runs(settings: LexicalSettings) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        index = LexicalIndex.build(
+            ((np.array([r for r, _ in b]), [d.text for _, d in b])
+             for b in engine.documents.batches(EMBED_BATCH)), settings)
+        return {q: index.search(train.queries[q], DEPTH) for q in train.qrels}
+
+    trials = {"dense": ndcg({q: rows for q, (_, rows) in dense.items()}), "bm25": [], "fusion": []}
+    grid = itertools.product([0.6, 0.9, 1.2, 1.5, 2.0], [0.3, 0.4, 0.5, 0.75, 0.9],
+                             [("english", "en"), (None, "en"), ("english", None)])
+    best_lexical, best_score, lexical = None, -1.0, None
+    for k1, b, (stemmer, stopwords) in grid:
+        settings = LexicalSettings(k1=k1, b=b, stemmer=stemmer, stopwords=stopwords)
+        runs = lexical_runs(settings)
+        score = ndcg({q: rows for q, (_, rows) in runs.items()})
+        trials["bm25"].append({**asdict(settings), "ndcg@10": round(score, 4)})
+        if score > best_score:
+            best_lexical, best_score, lexical = settings, score, runs
+    print(f"BM25 best on train: {best_lexical} nDCG@10 {best_score:.4f}")
+
+    candidates = [FusionSettings(method="rrf", rrf_k=k, depth=d)
+                  for k, d in itertools.product([5, 10, 20, 40, 60, 100], [50, 100, 200])]
+    candidates += [FusionSettings(method="score", dense_weight=w, depth=d)
+                   for w, d in itertools.product([0.3, 0.4, 0.5, 0.6, 0.7, 0.8], [50, 100, 200])]
+    best_fusion, best_fused = None, -1.0
+    for settings in candidates:
+        fused = {}
+        for q in train.qrels:
+            d, l = dense[q], lexical[q]
+            ranked = fuse((d[0][:settings.depth], d[1][:settings.depth]),
+                          (l[0][:settings.depth], l[1][:settings.depth]), settings)
+            fused[q] = np.array([row for row, _ in ranked])
+        score = ndcg(fused)
+        trials["fusion"].append({**asdict(settings), "ndcg@10": round(score, 4)})
+        if score > best_fused:
+            best_fusion, best_fused = settings, score
+    print(f"fusion best on train: {best_fusion} nDCG@10 {best_fused:.4f}")
+    by_method = {m: max((t for t in trials["fusion"] if t["method"] == m),
+                        key=lambda t: t["ndcg@10"]) for m in ("rrf", "score")}
+    result = {
+        "collection": train.name, "split": "train", "queries": len(train.qrels),
+        "dense_ndcg@10": round(trials["dense"], 4),
+        "chosen": {"lexical": asdict(best_lexical), "lexical_ndcg@10": round(best_score, 4),
+                   "fusion": asdict(best_fusion), "fusion_ndcg@10": round(best_fused, 4)},
+        "best_per_fusion_method": by_method,
+        "seconds": round(time.perf_counter() - started, 1),
+        "trials": trials,
+    }
+    out = HERE / "results" / "tuning.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

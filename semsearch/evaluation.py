@@ -1,0 +1,138 @@
+"""Measuring retrieval quality on test collections in BEIR layout.
+
+A collection is a folder with ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``.
+Metrics come from ir-measures (trec_eval's definitions), never from formulas of our own.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from semsearch import store
+from semsearch.engine import MODES, Engine, Progress
+from semsearch.errors import InputError
+from semsearch.lexical import LexicalSettings
+from semsearch.readers import ReadOptions, read_documents
+from semsearch.readers.text import json_records
+
+#: our names -> ir-measures measure strings, in the order reports show them
+METRICS = {"ndcg@10": "nDCG@10", "recall@10": "R@10", "recall@100": "R@100", "mrr@10": "RR@10"}
+#: how deep each query's ranking goes; recall@100 needs 100
+RUN_DEPTH = 100
+
+
+@dataclass(frozen=True)
+class Collection:
+    name: str
+    corpus: Path
+    queries: dict[str, str]
+    #: query id -> {document id: relevance}, for the chosen split
+    qrels: dict[str, dict[str, int]]
+    split: str
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    collection: str
+    split: str
+    mode: str
+    queries: int
+    metrics: dict[str, float]
+
+    def to_json(self) -> dict:
+        return {"collection": self.collection, "split": self.split, "mode": self.mode,
+                "queries": self.queries, **{k: round(v, 4) for k, v in self.metrics.items()}}
+
+
+def load_collection(root: str | Path, split: str = "test") -> Collection:
+    root = Path(root)
+    corpus, queries_path = root / "corpus.jsonl", root / "queries.jsonl"
+    qrels_path = root / "qrels" / f"{split}.tsv"
+    for path in (corpus, queries_path, qrels_path):
+        if not path.is_file():
+            available = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
+            hint = f" (splits here: {', '.join(available)})" if path == qrels_path and available \
+                else ""
+            raise InputError(str(path), None, f"missing: a BEIR collection needs corpus.jsonl, "
+                                              f"queries.jsonl and qrels/<split>.tsv{hint}")
+    qrels = read_qrels(qrels_path)
+    queries = {}
+    for number, record in json_records(queries_path, ReadOptions()):
+        if "_id" not in record or "text" not in record:
+            raise InputError(str(queries_path), number, "a query needs _id and text")
+        queries[str(record["_id"])] = str(record["text"])
+    missing = sorted(set(qrels) - set(queries))
+    if missing:
+        raise InputError(str(qrels_path), None,
+                         f"judgments for queries not in queries.jsonl: {', '.join(missing[:5])}")
+    return Collection(name=root.resolve().name, corpus=corpus, queries=queries, qrels=qrels,
+                      split=split)
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """query-id, corpus-id, score per line, after a header line."""
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+            if number == 1 and row and not row[-1].lstrip("-").isdigit():
+                continue  # the header
+            if not row:
+                continue
+            if len(row) < 3 or not row[2].lstrip("-").isdigit():
+                raise InputError(str(path), number, "expected query-id, corpus-id, score")
+            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    return qrels
+
+
+def cached_engine(collection: Collection, model: str | None = None,
+                  lexical: LexicalSettings = LexicalSettings(),
+                  progress: Progress | None = None, **engine_options) -> Engine:
+    """The collection's index: embedded once per corpus content and model; rebuilt from its
+    stored vectors when only the BM25 settings changed."""
+    digest = hashlib.sha256()
+    with collection.corpus.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    engine = Engine(model=model, **engine_options)
+    key = json.dumps([digest.hexdigest(), engine.embedder.model_name])
+    name = f"eval-{collection.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    engine = Engine(store.resolve(name), model=model, **engine_options)
+    if not engine.folder.exists():
+        # A BEIR corpus may hold empty documents (Cranfield has two); they cannot be found
+        # by any method, so they are passed over rather than stopping the evaluation.
+        documents = read_documents([collection.corpus], "beir", ReadOptions(skip_bad=True))
+        engine.build(documents, progress=progress, lexical=lexical)
+    elif engine.manifest.lexical != asdict(lexical):
+        engine.rebuild(lexical=lexical, progress=progress)
+    return engine
+
+
+def evaluate(engine: Engine, collection: Collection, mode: str) -> Evaluation:
+    """Run every judged query through ``engine`` and score the rankings."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}")
+    run = {query_id: [hit.id for hit in engine.search(collection.queries[query_id],
+                                                      k=RUN_DEPTH, mode=mode)]
+           for query_id in collection.qrels}
+    return Evaluation(collection=collection.name, split=collection.split, mode=mode,
+                      queries=len(run), metrics=score_rankings(run, collection.qrels))
+
+
+def score_rankings(run: dict[str, Iterable[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Mean of each metric over the judged queries; a query with no results scores 0."""
+    import ir_measures
+
+    scored = {}
+    for query_id in qrels:
+        ranking = list(run.get(query_id, []))
+        # Strictly falling scores keep our order: trec_eval breaks score ties by document id.
+        scored[query_id] = {doc: float(len(ranking) - i) for i, doc in enumerate(ranking)} or \
+            {"\x00no-result": 0.0}
+    measures = {name: ir_measures.parse_measure(text) for name, text in METRICS.items()}
+    values = ir_measures.calc_aggregate(list(measures.values()), qrels, scored)
+    return {name: float(values[measure]) for name, measure in measures.items()}
