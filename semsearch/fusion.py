@@ -19,10 +19,10 @@ Ranking = tuple[np.ndarray, np.ndarray]
 class FusionSettings:
     """How hybrid search fuses; defaults tuned on SciFact train (see benchmarks/)."""
 
-    method: str = "rrf"          # "rrf" or "score"
+    method: str = "score"        # "score" (normalised score sum) or "rrf"
     rrf_k: int = 60              # rank constant of reciprocal rank fusion
     dense_weight: float = 0.5    # share of the dense side, in score fusion
-    depth: int = 100             # candidates taken from each side
+    depth: int = 200             # candidates taken from each side
 
 
 def fuse(dense: Ranking, lexical: Ranking, settings: FusionSettings) -> list[tuple[int, float]]:

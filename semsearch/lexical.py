@@ -23,11 +23,11 @@ SETTINGS_FILE = "settings.json"
 class LexicalSettings:
     """BM25 parameters and tokenisation; defaults tuned on SciFact train (see benchmarks/)."""
 
-    k1: float = 0.9
-    b: float = 0.4
+    k1: float = 1.5
+    b: float = 0.75
     method: str = "lucene"
     stemmer: str | None = "english"
-    stopwords: str | None = "en"
+    stopwords: str | None = None
 
 
 class LexicalIndex:
