@@ -51,7 +51,7 @@ def measure(name: str, split: str) -> dict:
                 owner.append(position)
                 extra_texts.append(window)
     started = time.perf_counter()
-    extra = engine.embedder.embed_documents(extra_texts) if extra_texts else np.zeros((0, 384))
+    extra = engine.document_embedder.embed_documents(extra_texts) if extra_texts else np.zeros((0, 384))
     embed_seconds = time.perf_counter() - started
     first = np.stack(first)
     passages = np.concatenate([first, extra])
@@ -61,7 +61,7 @@ def measure(name: str, split: str) -> dict:
     mean /= np.linalg.norm(mean, axis=1, keepdims=True)
 
     query_ids = list(collection.qrels)
-    queries = engine.embedder.embed_queries([collection.queries[q] for q in query_ids])
+    queries = engine.query_embedder.embed_queries([collection.queries[q] for q in query_ids])
     runs = {"truncated": {}, "max": {}, "mean": {}}
     for q, vector in zip(query_ids, queries):
         best = np.full(len(ids), -np.inf, dtype=np.float32)

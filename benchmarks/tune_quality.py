@@ -41,7 +41,7 @@ def main() -> None:
 
     dense = {}
     for query_id in train.qrels:
-        vector = engine.embedder.embed_queries([train.queries[query_id]])[0]
+        vector = engine.query_embedder.embed_queries([train.queries[query_id]])[0]
         dense[query_id] = engine.vectors.search(vector.reshape(1, -1), DEPTH)
         dense[query_id] = (dense[query_id][0][0], dense[query_id][1][0])
 

@@ -80,9 +80,12 @@ def main() -> None:
 @click.option("--abstract-field", metavar="NAME", help="JSONL/CSV field holding the abstract.")
 @click.option("--skip-bad", is_flag=True,
               help="Pass over unreadable records (counted in the report) instead of stopping.")
+@click.option("--quantized", is_flag=True,
+              help="Embed with an int8 model: about twice as fast, slightly less exact "
+                   "(see benchmarks/README.md for the cost in search quality).")
 @json_option
 def index(paths, index, model, sample, format_name, id_field, title_field, abstract_field,
-          skip_bad, as_json) -> None:
+          skip_bad, quantized, as_json) -> None:
     """Build an index from PATHS (replacing what the index held).
 
     Formats are detected per file: a saved feed page (title line, abstract line), JSONL or CSV
@@ -98,7 +101,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
         raise click.UsageError("give at least one PATH, or --sample for the bundled pages")
     options = ReadOptions(id_field=id_field, title_field=title_field,
                           abstract_field=abstract_field, skip_bad=skip_bad)
-    engine = Engine(index, model=model)
+    engine = Engine(index, model=model, quantized=quantized)
     with _ProgressBars() as progress:
         report = engine.build(read_documents(sources, format_name, options), progress=progress)
     skipped = len(options.skipped)

@@ -12,9 +12,12 @@ ever downloaded. Models load on first use, not on construction.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -227,7 +230,9 @@ def _export_onnx(model_path: Path, target: Path) -> None:
                for name in ("input_ids", "attention_mask", "token_type_ids")}
     batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=4096)
     temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    with torch.no_grad():
+    # The exporter narrates every step on stdout and warns freely; none of it is for users.
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
         torch.onnx.export(model, (), str(temporary), kwargs=example, dynamo=True,
                           input_names=list(example), output_names=["last_hidden_state"],
                           dynamic_shapes={name: {0: batch, 1: length} for name in example},
@@ -236,8 +241,18 @@ def _export_onnx(model_path: Path, target: Path) -> None:
 
 
 def _quantize(source: Path, target: Path) -> None:
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    quantize_dynamic(str(source), str(temporary), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # it logs advice on pre-processing that does not apply here
+    try:
+        # Per-channel scales keep cosine to fp32 near 0.994; per-tensor ones fell to about 0.93.
+        quantize_dynamic(str(source), str(temporary), weight_type=QuantType.QInt8,
+                         per_channel=True)
+    finally:
+        root.setLevel(level)
     os.replace(temporary, target)

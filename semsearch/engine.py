@@ -18,7 +18,8 @@ import numpy as np
 
 from semsearch import ann, store
 from semsearch.documents import Document, Hit
-from semsearch.embedding import Embedder, SentenceTransformerEmbedder, model_name_for
+from semsearch.embedding import (Embedder, OnnxEmbedder, SentenceTransformerEmbedder,
+                                 model_name_for)
 from semsearch.errors import InputError, QueryError, StoreError
 from semsearch.fusion import FusionSettings, Ranking, fuse
 from semsearch.lexical import LexicalIndex, LexicalSettings
@@ -63,16 +64,22 @@ class Engine:
     ``location`` is an index name (a folder under ``indexes/`` or $SEMSEARCH_INDEX_ROOT) or a
     path. ``model`` is a local sentence-transformers folder; by default the bundled
     all-MiniLM-L6-v2 for a new index, and the index's own model for an existing one.
-    ``embedder`` replaces the model altogether (for tests, or your own embedding function).
+    Queries are embedded by onnxruntime (no torch); builds by sentence-transformers, or by an
+    int8 ONNX model with ``quantized=True`` (about twice as fast, slightly less exact).
+    ``embedder`` replaces the model for both (for tests, or your own embedding function).
     ``fusion`` says how hybrid search combines the dense and BM25 rankings.
     """
 
     def __init__(self, location: str | Path | None = None, *, model: str | None = None,
-                 embedder: Embedder | None = None, fusion: FusionSettings = FusionSettings()):
+                 embedder: Embedder | None = None, quantized: bool = False,
+                 fusion: FusionSettings = FusionSettings()):
         self.folder = store.IndexFolder(store.resolve(location))
         self.fusion = fusion
         self._model = model
         self._embedder = embedder
+        self._quantized = quantized
+        self._query_embedder: Embedder | None = embedder
+        self._document_embedder: Embedder | None = embedder
         self._manifest: store.Manifest | None = None
         self._documents: store.DocumentTable | None = None
         self._vectors: ann.VectorIndex | None = None
@@ -106,9 +113,12 @@ class Engine:
         ``vectors`` (one row per document, in order) skips the model: for users who bring
         their own embeddings. The old contents stay live until the new ones are complete.
         """
-        embedder = None if vectors is not None else self.embedder
+        embedder = None if vectors is not None else self.document_embedder
         model = embedder.model_name if embedder else model_name_for(self._model)
-        return self._build(documents, vectors, model, embedder, progress, index_type, lexical)
+        report = self._build(documents, vectors, model, embedder, progress, index_type, lexical)
+        if embedder is not None and isinstance(self.query_embedder, OnnxEmbedder):
+            self.query_embedder.onnx_path()  # export now, so no query ever waits for it
+        return report
 
     def rebuild(self, index_type: str | None = None, lexical: LexicalSettings | None = None,
                 progress: Progress | None = None) -> BuildReport:
@@ -245,20 +255,32 @@ class Engine:
         return self._lexical
 
     @property
-    def embedder(self) -> Embedder:
-        """The model the index was built with (or will be), loaded on first use."""
-        if self._embedder is None:
-            model = self._model
-            if model is None and self.folder.exists():
-                model = self.manifest.model
-            self._embedder = SentenceTransformerEmbedder(model)
-        return self._embedder
+    def query_embedder(self) -> Embedder:
+        """The index's model on onnxruntime, loaded on first use."""
+        if self._query_embedder is None:
+            self._query_embedder = OnnxEmbedder(self._model_for_use())
+        return self._query_embedder
+
+    @property
+    def document_embedder(self) -> Embedder:
+        """The model for building: sentence-transformers, or int8 ONNX when quantized."""
+        if self._document_embedder is None:
+            model = self._model_for_use()
+            self._document_embedder = OnnxEmbedder(model, quantized=True) if self._quantized \
+                else SentenceTransformerEmbedder(model)
+        return self._document_embedder
+
+    def _model_for_use(self) -> str | None:
+        """The model asked for; else the existing index's own; else the bundled one."""
+        if self._model is None and self.folder.exists():
+            return self.manifest.model
+        return self._model
 
     # -- ranking ----------------------------------------------------------------------------
 
     def _query_vector(self, text: str) -> np.ndarray:
         self._check_model(self.manifest)
-        vector = self.embedder.embed_queries([text])[0]
+        vector = self.query_embedder.embed_queries([text])[0]
         self._check_dimension(vector)
         return vector
 

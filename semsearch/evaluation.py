@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from semsearch import store
+from semsearch.embedding import model_name_for
 from semsearch.engine import MODES, Engine, Progress
 from semsearch.errors import InputError
 from semsearch.lexical import LexicalSettings
@@ -98,8 +99,9 @@ def cached_engine(collection: Collection, model: str | None = None,
     with collection.corpus.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    engine = Engine(model=model, **engine_options)
-    key = json.dumps([digest.hexdigest(), engine.embedder.model_name])
+    embedder = engine_options.get("embedder")
+    model_name = embedder.model_name if embedder else model_name_for(model)
+    key = json.dumps([digest.hexdigest(), model_name])
     name = f"eval-{collection.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     engine = Engine(store.resolve(name), model=model, **engine_options)
     if not engine.folder.exists():

@@ -121,3 +121,22 @@ def test_table_wraps_long_titles_to_the_width():
     table = format_table(hits, width=60)
     assert all(len(line) <= 60 for line in table.splitlines())
     assert len(table.splitlines()) > 2
+
+
+def test_lexical_mode_from_the_command_line(sample_index):
+    result = run("search", "LightRAG", "--mode", "lexical", "--index", sample_index, "--json",
+                 "-k", "1")
+    assert "LightRAG" in json.loads(result.output)["title"]
+
+
+def test_eval_reports_every_mode_on_a_tiny_collection(tmp_path):
+    from test_evaluation import tiny_collection
+
+    root = tiny_collection(tmp_path / "tiny")
+    result = run("eval", root, "--mode", "all", "--json")
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["mode"] for r in records] == ["lexical", "dense", "hybrid"]
+    assert all(r["queries"] == 2 and 0 <= r["ndcg@10"] <= 1 for r in records)
+    assert records[0]["mrr@10"] == 1.0  # BM25 ranks the relevant document first for both
+    table = run("eval", root).output
+    assert "ndcg@10" in table and "hybrid" in table

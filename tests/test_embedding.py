@@ -24,3 +24,46 @@ def test_bundled_model_gives_normalised_384_vectors_that_mean_something():
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
     assert embedder.dimension == 384
+
+
+SAMPLE_TEXTS = [
+    "retrieval augmented generation with knowledge graphs",
+    "MM-Embed: Universal Multimodal Retrieval with Multimodal LLMs. State-of-the-art retrieval "
+    "models typically address a straightforward search scenario. " * 20,  # past 256 word pieces
+    "x",
+]
+
+
+def test_onnx_backend_matches_sentence_transformers():
+    from semsearch.embedding import OnnxEmbedder
+
+    reference = SentenceTransformerEmbedder().embed_documents(SAMPLE_TEXTS)
+    onnx = OnnxEmbedder().embed_queries(SAMPLE_TEXTS)
+    assert onnx.shape == reference.shape
+    assert np.min(np.sum(onnx * reference, axis=1)) >= 0.9999
+
+
+def test_int8_backend_stays_close():
+    from semsearch.embedding import OnnxEmbedder
+
+    reference = SentenceTransformerEmbedder().embed_documents(SAMPLE_TEXTS)
+    int8 = OnnxEmbedder(quantized=True).embed_documents(SAMPLE_TEXTS)
+    assert np.min(np.sum(int8 * reference, axis=1)) >= 0.98
+
+
+def test_a_query_never_imports_torch(tmp_path):
+    import subprocess
+    import sys
+
+    from semsearch import Engine, read_documents
+    from semsearch.data import sample_paths
+
+    Engine(tmp_path / "idx").build(read_documents(sample_paths()[:1]))
+    script = ("import sys, semsearch\n"
+              f"hits = semsearch.Engine.open({str(tmp_path / 'idx')!r}).search('graph retrieval')\n"
+              "assert hits, 'no hits'\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+              "('torch', 'sentence_transformers', 'transformers')))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
