@@ -53,6 +53,9 @@ class IndexInfo:
     metric: str
     count: int
     index_type: str
+    #: search parameters of the vector index, and the recall@10 measured for them at build
+    index_params: dict
+    tuned_recall_at_10: float | None
     created: str
     format_version: int
     bytes_on_disk: int
@@ -106,24 +109,29 @@ class Engine:
     # -- building ---------------------------------------------------------------------------
 
     def build(self, documents: Iterable[Document], vectors: np.ndarray | None = None,
-              progress: Progress | None = None, index_type: str = "exact",
+              progress: Progress | None = None, index_type: str = "auto",
+              target_recall: float = ann.DEFAULT_TARGET_RECALL,
               lexical: LexicalSettings = LexicalSettings()) -> BuildReport:
         """Replace the index's contents with ``documents``, deduplicated.
 
         ``vectors`` (one row per document, in order) skips the model: for users who bring
-        their own embeddings. The old contents stay live until the new ones are complete.
+        their own embeddings. ``index_type`` is "auto" (chosen by size, see ``ann.choose_kind``)
+        or one of ``ann.INDEX_TYPES``; approximate types are tuned to ``target_recall``.
+        The old contents stay live until the new ones are complete.
         """
         embedder = None if vectors is not None else self.document_embedder
         model = embedder.model_name if embedder else model_name_for(self._model)
-        report = self._build(documents, vectors, model, embedder, progress, index_type, lexical)
+        report = self._build(documents, vectors, model, embedder, progress,
+                             (index_type, target_recall), lexical)
         if embedder is not None and isinstance(self.query_embedder, OnnxEmbedder):
             self.query_embedder.onnx_path()  # export now, so no query ever waits for it
         return report
 
     def rebuild(self, index_type: str | None = None, lexical: LexicalSettings | None = None,
+                target_recall: float = ann.DEFAULT_TARGET_RECALL,
                 progress: Progress | None = None) -> BuildReport:
-        """Build again from the stored documents and vectors, with another index type or other
-        BM25 settings; nothing is re-embedded."""
+        """Build again from the stored documents and vectors, with another index type, a new
+        recall target, or other BM25 settings; nothing is re-embedded."""
         manifest = self.manifest
         documents, vectors = [], []
         for batch in self.documents.batches(EMBED_BATCH):
@@ -131,12 +139,12 @@ class Engine:
                 documents.append(document)
                 vectors.append(self.vectors.vector(row))
         return self._build(documents, np.stack(vectors), manifest.model, None, progress,
-                           index_type or manifest.index_type,
+                           (index_type or manifest.index_type, target_recall),
                            lexical or LexicalSettings(**manifest.lexical))
 
     def _build(self, documents: Iterable[Document], vectors: np.ndarray | None, model: str,
-               embedder: Embedder | None, progress: Progress | None, index_type: str,
-               lexical: LexicalSettings) -> BuildReport:
+               embedder: Embedder | None, progress: Progress | None,
+               index_choice: tuple[str, float], lexical: LexicalSettings) -> BuildReport:
         started = time.perf_counter()
         progress = progress or _no_progress
         outcomes: Counter[str] = Counter()
@@ -158,26 +166,30 @@ class Engine:
             if vectors is not None and len(vectors) != sum(outcomes.values()):
                 raise InputError("vectors", None, f"{len(vectors)} vectors for "
                                                   f"{sum(outcomes.values())} documents")
-            index = None
-            done = 0
+            all_rows, matrices, done = [], [], 0
             for batch in table.batches(EMBED_BATCH):
                 rows = np.array([row for row, _ in batch], dtype=np.int64)
                 if embedder is None:
                     matrix = _normalised(np.stack([given[row] for row in rows]))
                 else:
                     matrix = embedder.embed_documents([doc.text for _, doc in batch])
-                index = index or ann.empty_index(index_type, matrix.shape[1])
-                index.add(rows, matrix)
+                all_rows.append(rows)
+                matrices.append(matrix)
                 done += len(batch)
                 progress("embedding", done, count)
+            progress("indexing", 0, 1)
+            index, tuning = ann.build_index(index_choice[0], np.concatenate(all_rows),
+                                            np.concatenate(matrices), index_choice[1])
+            del matrices
             index.save(generation.vectors_path)
+            progress("indexing", 1, 1)
             LexicalIndex.build(
                 ((np.array([row for row, _ in batch]), [doc.text for _, doc in batch])
                  for batch in table.batches(EMBED_BATCH)), lexical).save(generation.lexical_path)
             self.close()
             self._manifest = generation.commit(store.Manifest(
                 model=model, dimension=index.dimension, count=count, index_type=index.kind,
-                lexical=dataclasses.asdict(lexical)))
+                lexical=dataclasses.asdict(lexical), tuning=dataclasses.asdict(tuning)))
         return BuildReport(read=sum(outcomes.values()), duplicates=outcomes["duplicate"],
                            replaced=outcomes["replaced"], indexed=count,
                            seconds=time.perf_counter() - started)
@@ -225,6 +237,8 @@ class Engine:
         return IndexInfo(path=str(self.folder.path), model=manifest.model,
                          dimension=manifest.dimension, metric=manifest.metric,
                          count=manifest.count, index_type=manifest.index_type,
+                         index_params=manifest.tuning.get("params", {}),
+                         tuned_recall_at_10=manifest.tuning.get("recall_at_10"),
                          created=manifest.created, format_version=manifest.format_version,
                          bytes_on_disk=sum(f.get("bytes", 0) for f in manifest.files.values()))
 
@@ -245,7 +259,9 @@ class Engine:
     @property
     def vectors(self) -> ann.VectorIndex:
         if self._vectors is None:
-            self._vectors = ann.load_index(self.manifest.index_type, self.folder.vectors_path())
+            manifest = self.manifest
+            self._vectors = ann.load_index(manifest.index_type, self.folder.vectors_path(),
+                                           manifest.tuning.get("params"))
         return self._vectors
 
     @property

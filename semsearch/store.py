@@ -8,7 +8,7 @@ This is the only module that decides where files go. Layout::
         gen-000003/
             manifest.json    model, dimension, metric, count, index type, file checksums
             documents.sqlite id, title, abstract, metadata; row = the vector's id in FAISS
-            vectors.faiss    the vector index
+            vectors/         the vector index (files chosen by its type, see ann.py)
             lexical/         the BM25 index (bm25s files, and the row of each of its documents)
 
 A write builds a whole new generation beside the live one, fsyncs it, and only then points
@@ -39,7 +39,7 @@ ROOT_VARIABLE = "SEMSEARCH_INDEX_ROOT"
 DEFAULT_NAME = "default"
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.sqlite"
-VECTORS = "vectors.faiss"
+VECTORS = "vectors"
 LEXICAL = "lexical"
 
 
@@ -52,6 +52,8 @@ class Manifest:
     metric: str = "cosine"
     #: BM25 settings, or None for an index without lexical search
     lexical: dict[str, Any] | None = None
+    #: the vector index's search parameters and the recall@10 measured for them at build time
+    tuning: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     created: str = ""
     #: file name -> {"sha256": ..., "bytes": ...}
@@ -167,7 +169,9 @@ class GenerationWriter:
 
     @property
     def vectors_path(self) -> Path:
-        return self.path / VECTORS
+        path = self.path / VECTORS
+        path.mkdir(exist_ok=True)
+        return path
 
     @property
     def lexical_path(self) -> Path:

@@ -5,53 +5,85 @@ from semsearch import ann
 from semsearch.errors import StoreError
 
 
-def unit_vectors(n, d, seed=0):
+def clustered_vectors(n, d=32, clusters=40, seed=0):
+    """Unit vectors in clusters, as embeddings of papers on related topics are."""
     rng = np.random.default_rng(seed)
-    matrix = rng.normal(size=(n, d)).astype(np.float32)
+    centres = rng.normal(size=(clusters, d))
+    matrix = centres[rng.integers(0, clusters, n)] + 0.6 * rng.normal(size=(n, d))
+    matrix = matrix.astype(np.float32)
     return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
 
 
-def test_exact_search_returns_ids_by_inner_product():
-    vectors = unit_vectors(50, 16)
-    index = ann.empty_index("exact", 16)
-    index.add(np.arange(100, 150), vectors)
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_every_type_finds_a_stored_vector_and_answers_with_row_ids(kind):
+    vectors = clustered_vectors(3000)
+    rows = np.arange(100, 3100)
+    index, tuning = ann.build_index(kind, rows, vectors)
     scores, ids = index.search(vectors[7], 3)
     assert ids[0, 0] == 107
-    assert scores[0, 0] == pytest.approx(1.0, abs=1e-5)
-    expected = np.argsort(-(vectors @ vectors[7]))[:3] + 100
-    assert list(ids[0]) == list(expected)
+    assert scores[0, 0] == pytest.approx(1.0, abs=1e-4)
+    assert list(scores[0]) == sorted(scores[0], reverse=True)
+    np.testing.assert_allclose(index.vector(107), vectors[7], atol=1e-6)
+    assert len(index) == 3000 and index.dimension == 32
 
 
-def test_vector_of_a_row_is_the_stored_vector():
-    vectors = unit_vectors(5, 8)
-    index = ann.empty_index("exact", 8)
-    index.add(np.array([10, 11, 12, 13, 14]), vectors)
-    np.testing.assert_allclose(index.vector(12), vectors[2])
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_approximate_types_are_tuned_to_the_target_recall(kind):
+    vectors = clustered_vectors(5000)
+    rows = np.arange(5000)
+    index, tuning = ann.build_index(kind, rows, vectors, target_recall=0.9)
+    assert tuning.recall_at_10 >= 0.9 and tuning.sample_queries == 300
+    assert tuning.params == index.search_params()
+    # checked independently, on other query-like vectors than the tuning used
+    queries = ann.query_like(vectors, 200, seed=7)
+    recall = ann.recall_at(index.search(queries, 10)[1], ann.exact_top(vectors, rows, queries, 10))
+    assert recall >= 0.85
 
 
-def test_save_and_load_round_trip(tmp_path):
-    vectors = unit_vectors(20, 8)
-    index = ann.empty_index("exact", 8)
-    index.add(np.arange(20), vectors)
-    index.save(tmp_path / "v.faiss")
-    loaded = ann.load_index("exact", tmp_path / "v.faiss")
-    assert len(loaded) == 20 and loaded.dimension == 8
-    assert list(loaded.search(vectors[3], 1)[1][0]) == [3]
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_save_and_load_keep_answers_and_parameters(tmp_path, kind):
+    vectors = clustered_vectors(2000)
+    index, tuning = ann.build_index(kind, np.arange(2000), vectors)
+    index.save(tmp_path)
+    loaded = ann.load_index(kind, tmp_path, tuning.params)
+    assert loaded.search_params() == index.search_params()
+    np.testing.assert_array_equal(loaded.search(vectors[:5], 10)[1], index.search(vectors[:5], 10)[1])
 
 
-def test_wrong_dimension_is_refused():
-    index = ann.empty_index("exact", 8)
-    with pytest.raises(ValueError, match="dimension 8"):
-        index.add(np.arange(2), unit_vectors(2, 4))
+def test_fewer_vectors_than_k_pads_with_minus_one():
+    index, _ = ann.build_index("exact", np.arange(3), clustered_vectors(3))
+    scores, ids = index.search(clustered_vectors(1, seed=2), 5)
+    assert list(ids[0][3:]) == [-1, -1]
+
+
+def test_choice_by_size_and_memory_budget():
+    assert ann.choose_kind(5_000) == "exact"
+    assert ann.choose_kind(100_000) == "hnsw"
+    assert ann.choose_kind(1_000_000) == "ivf"
+    assert ann.choose_kind(100_000, memory_budget=50_000_000) == "ivf"
+
+
+def test_query_like_vectors_sit_as_far_as_real_queries():
+    vectors = clustered_vectors(2000)
+    queries = ann.query_like(vectors, 100, cosine=0.6)
+    best = (queries @ vectors.T).max(axis=1)
+    assert 0.5 < float(np.median(best)) < 0.8
+    np.testing.assert_allclose(np.linalg.norm(queries, axis=1), 1.0, atol=1e-5)
+
+
+def test_exact_top_matches_a_full_sort():
+    vectors = clustered_vectors(500)
+    queries = clustered_vectors(4, seed=3)
+    expected = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    np.testing.assert_array_equal(ann.exact_top(vectors, np.arange(500), queries, 10), expected)
 
 
 def test_damaged_file_is_named(tmp_path):
-    path = tmp_path / "v.faiss"
-    path.write_bytes(b"not a faiss index")
-    with pytest.raises(StoreError, match="v.faiss: cannot read the vector index"):
-        ann.load_index("exact", path)
+    (tmp_path / "index.faiss").write_bytes(b"not a faiss index")
+    with pytest.raises(StoreError, match="index.faiss: cannot read the vector index"):
+        ann.load_index("exact", tmp_path)
 
 
 def test_unknown_index_type():
     with pytest.raises(StoreError, match="unknown index type 'magic'"):
-        ann.empty_index("magic", 8)
+        ann.build_index("magic", np.arange(2), clustered_vectors(2))

@@ -15,7 +15,7 @@ def build(folder, docs):
     with folder.new_generation() as generation:
         for doc in docs:
             generation.documents.stage(doc)
-        generation.vectors_path.write_bytes(b"vectors")
+        (generation.vectors_path / "index.faiss").write_bytes(b"vectors")
         return generation.commit(manifest(len(docs)))
 
 
