@@ -80,12 +80,18 @@ def main() -> None:
 @click.option("--abstract-field", metavar="NAME", help="JSONL/CSV field holding the abstract.")
 @click.option("--skip-bad", is_flag=True,
               help="Pass over unreadable records (counted in the report) instead of stopping.")
+@click.option("--index-type", type=click.Choice(["auto", "exact", "hnsw", "ivf"]), default="auto",
+              show_default=True,
+              help="Vector index: auto picks exact for small collections, then HNSW, or IVF "
+                   "when HNSW would not fit in 1 GiB.")
+@click.option("--target-recall", type=click.FloatRange(0.5, 1.0), default=0.95, show_default=True,
+              help="Recall@10 against exact search that approximate indexes are tuned to.")
 @click.option("--quantized", is_flag=True,
               help="Embed with an int8 model: about twice as fast, slightly less exact "
                    "(see benchmarks/README.md for the cost in search quality).")
 @json_option
 def index(paths, index, model, sample, format_name, id_field, title_field, abstract_field,
-          skip_bad, quantized, as_json) -> None:
+          skip_bad, index_type, target_recall, quantized, as_json) -> None:
     """Build an index from PATHS (replacing what the index held).
 
     Formats are detected per file: a saved feed page (title line, abstract line), JSONL or CSV
@@ -103,7 +109,8 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
                           abstract_field=abstract_field, skip_bad=skip_bad)
     engine = Engine(index, model=model, quantized=quantized)
     with _ProgressBars() as progress:
-        report = engine.build(read_documents(sources, format_name, options), progress=progress)
+        report = engine.build(read_documents(sources, format_name, options), progress=progress,
+                              index_type=index_type, target_recall=target_recall)
     skipped = len(options.skipped)
     if as_json:
         click.echo(json.dumps({"index": str(engine.folder.path), "read": report.read,
@@ -127,6 +134,28 @@ def mode_option(function: Callable) -> Callable:
         show_default=True,
         help="dense: by meaning (the model); lexical: by words (BM25); hybrid: both, fused.")(
         function)
+
+
+@main.command()
+@index_option
+@click.option("--index-type", type=click.Choice(["auto", "exact", "hnsw", "ivf"]), default=None,
+              help="Change the vector index type (default: keep it).")
+@click.option("--target-recall", type=click.FloatRange(0.5, 1.0), default=0.95, show_default=True,
+              help="Recall@10 against exact search to tune for.")
+def reindex(index, index_type, target_recall) -> None:
+    """Rebuild the vector and BM25 indexes from the stored vectors, without re-embedding.
+
+    For a new index type or recall target, or to re-train an approximate index after the
+    collection has grown or changed a lot.
+    """
+    from semsearch.engine import Engine
+
+    with Engine.open(index) as engine, _ProgressBars() as progress:
+        report = engine.rebuild(index_type=index_type, target_recall=target_recall,
+                                progress=progress)
+        info = engine.info()
+    click.echo(f"Rebuilt {report.indexed} papers as an index of type {info.index_type} in "
+               f"{report.seconds:.1f} s; recall@10 at build: {info.tuned_recall_at_10}")
 
 
 @main.command()

@@ -140,3 +140,21 @@ def test_eval_reports_every_mode_on_a_tiny_collection(tmp_path):
     assert records[0]["mrr@10"] == 1.0  # BM25 ranks the relevant document first for both
     table = run("eval", root).output
     assert "ndcg@10" in table and "hybrid" in table
+
+
+def test_index_type_can_be_chosen_and_changed_without_re_embedding(tmp_path):
+    path = tmp_path / "typed"
+    run("index", "--sample", "--index", path, "--index-type", "hnsw", "--target-recall", "0.9")
+    details = json.loads(run("info", "--index", path, "--json").output)
+    assert details["index_type"] == "hnsw" and details["tuned_recall_at_10"] >= 0.9
+    assert "efSearch" in details["index_params"]
+    before = run("like", "LightRAG: Simple and Fast Retrieval-Augmented Generation", "--index",
+                 path, "--json", "-k", "3").output
+    result = run("reindex", "--index", path, "--index-type", "ivf")
+    assert "as an index of type ivf" in result.output
+    details = json.loads(run("info", "--index", path, "--json").output)
+    assert details["index_type"] == "ivf" and "nprobe" in details["index_params"]
+    after = run("like", "LightRAG: Simple and Fast Retrieval-Augmented Generation", "--index",
+                path, "--json", "-k", "3").output
+    assert [json.loads(l)["id"] for l in after.splitlines()] == \
+           [json.loads(l)["id"] for l in before.splitlines()]
