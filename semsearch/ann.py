@@ -17,7 +17,9 @@ The store decides which folder an index lives in; this module decides the files 
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -83,13 +85,15 @@ class ExactIndex:
 
     @classmethod
     def load(cls, folder: Path) -> ExactIndex:
-        return cls(_read_faiss(folder / INDEX_FILE))
+        return cls(_read_faiss(folder / INDEX_FILE, mmap=True))
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._index.search(_as_matrix(queries), k)
+        queries = _as_matrix(queries)
+        with _threads_for(len(queries)):
+            return self._index.search(queries, k)
 
     def vector(self, row: int) -> np.ndarray:
         return self._index.reconstruct(int(row))
@@ -176,14 +180,19 @@ class IvfIndex:
             rows = np.load(folder / ROWS_FILE)
         except (OSError, ValueError) as error:
             raise StoreError(f"{folder}: cannot read the stored vectors ({error})") from None
-        return cls(_read_faiss(folder / INDEX_FILE), floats, rows)
+        # The SQ8 lists are read whole (~400 B a vector): faiss scans memory-mapped inverted
+        # lists about 17 times slower (measured: 1.2 ms against 0.07 ms at nprobe 32, 10k).
+        # The float vectors, four times larger, stay memory-mapped: a query reads only the
+        # rows of its candidates.
+        return cls(_read_faiss(folder / INDEX_FILE, mmap=False), floats, rows)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = _as_matrix(queries)
-        _, candidates = self._index.search(queries, k * self.RERANK_FACTOR)
+        with _threads_for(len(queries)):
+            _, candidates = self._index.search(queries, k * self.RERANK_FACTOR)
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         for i, found in enumerate(candidates):
@@ -311,16 +320,37 @@ def _index_type(kind: str) -> type:
                          f"{', '.join(INDEX_TYPES)}") from None
 
 
+@contextlib.contextmanager
+def _threads_for(query_count: int) -> Iterator[None]:
+    """One OpenMP thread for a handful of queries, as long as the search lasts.
+
+    Waking a thread pool costs more than it saves on a single query, and its spinning threads
+    slow down the query embedding that runs just before (measured: 9.0 ms against 5.9 ms for
+    embed + search on 2 cores).
+    """
+    if query_count >= 4:
+        yield
+        return
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def _as_matrix(queries: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
 
 
-def _read_faiss(path: Path):
+def _read_faiss(path: Path, mmap: bool):
+    """Memory-mapped where that costs nothing: a one-shot query reads only what it touches."""
     import faiss
 
     try:
-        # Memory-mapped: a one-shot query on a large index reads only what it touches.
-        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
     except RuntimeError as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
         raise StoreError(f"{path}: cannot read the vector index ({message})") from None

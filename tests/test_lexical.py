@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from semsearch.lexical import LexicalIndex, LexicalSettings
 
@@ -39,3 +40,29 @@ def test_save_and_load_keep_settings_and_answers(tmp_path):
 def test_query_tokens_are_stemmed_without_stopwords():
     assert build().tokens("The Graphs of Molecules") == ["the", "graph", "of", "molecul"]
     assert build(LexicalSettings(stopwords="en")).tokens("The Graphs of Molecules") == ["graph", "molecul"]
+
+
+@pytest.mark.parametrize("settings", [LexicalSettings(), LexicalSettings(k1=0.9, b=0.4, stopwords="en"),
+                                      LexicalSettings(stemmer=None)])
+def test_query_scores_equal_bm25s_own_retrieval(sample_paths, settings):
+    """The numpy query path must rank exactly as bm25s itself would."""
+    import bm25s
+    import Stemmer
+
+    from semsearch.readers import read_documents
+
+    texts = list(dict.fromkeys(d.text for d in read_documents(sample_paths)))
+    index = LexicalIndex.build([(np.arange(len(texts)), texts)], settings)
+    stemmer = Stemmer.Stemmer(settings.stemmer) if settings.stemmer else None
+    retriever = bm25s.BM25(k1=settings.k1, b=settings.b, method=settings.method)
+    retriever.index(bm25s.tokenize(texts, stopwords=settings.stopwords or [], stemmer=stemmer,
+                                   show_progress=False), show_progress=False)
+    for query in ["retrieval augmented generation with knowledge graphs", "Multimodal LLMs",
+                  "the of and", "speech recognition for low-resource languages"]:
+        scores, rows = index.search(query, 10)
+        tokens = bm25s.tokenize([query], stopwords=settings.stopwords or [], stemmer=stemmer,
+                                return_ids=False, show_progress=False)
+        expected_rows, expected_scores = retriever.retrieve(tokens, k=10, show_progress=False)
+        keep = expected_scores[0] > 0
+        np.testing.assert_allclose(scores, expected_scores[0][keep], rtol=1e-5)
+        assert set(rows) == set(expected_rows[0][keep])  # ties may come in either order
