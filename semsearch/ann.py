@@ -5,10 +5,11 @@ int64 row id of its document in the store; search answers with those ids.
 
 Types:
 - ``exact``: brute force. Exact, and fast enough for small collections.
-- ``hnsw``: a graph (HNSW, M=32) over full vectors: the fastest, at about 1.8 KB a vector.
-- ``ivf``: inverted lists of 8-bit scalar-quantised vectors (about 400 B a vector in memory),
-  whose candidates are re-ranked exactly against the float vectors kept on disk beside it
-  (memory-mapped: a query touches only its candidates' rows).
+- ``hnsw``: an HNSW graph over 8-bit scalar-quantised vectors, about 660 B a vector in memory.
+- ``ivf``: inverted lists of 4-bit product-quantised codes, about 60 B a vector in memory,
+  for collections too large for the graph's memory.
+Both approximate types re-rank their candidates exactly against the float vectors, kept on
+disk beside the index and memory-mapped: a query reads only its candidates' rows.
 
 The search parameters of the approximate types (efSearch, nprobe) are tuned at build time to
 reach a target recall@10 against exact search, and recorded with the recall measured.
@@ -33,7 +34,7 @@ FLOATS_FILE = "vectors.npy"
 ROWS_FILE = "rows.npy"
 #: below this many vectors, exact search costs under about a millisecond and needs no tuning
 EXACT_UP_TO = 20_000
-HNSW_BYTES_PER_VECTOR = 1900  # 384 floats + 2*M graph links + ids, measured on disk
+HNSW_BYTES_PER_VECTOR = 700  # 384 SQ8 codes + 2*M graph links + ids (floats stay on disk)
 DEFAULT_MEMORY_BUDGET = 1 << 30
 DEFAULT_TARGET_RECALL = 0.95
 
@@ -108,44 +109,20 @@ class ExactIndex:
         _write_faiss(self._index, folder / INDEX_FILE)
 
 
-class HnswIndex(ExactIndex):
-    """HNSW graph over full float vectors; ``efSearch`` trades speed for recall."""
+class _RerankedIndex:
+    """An approximate FAISS index over compressed codes, whose candidates are re-ranked exactly.
 
-    kind = "hnsw"
-    M = 32
-    EF_CONSTRUCTION = 40
-    GRID = [{"efSearch": ef} for ef in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)]
+    The float vectors live in a file beside the index, memory-mapped: a query reads only its
+    candidates' rows, and more-like-this gets each document's exact vector back.
+    """
 
-    @classmethod
-    def build(cls, rows: np.ndarray, vectors: np.ndarray) -> HnswIndex:
-        import faiss
-
-        graph = faiss.IndexHNSWFlat(vectors.shape[1], cls.M, faiss.METRIC_INNER_PRODUCT)
-        graph.hnsw.efConstruction = cls.EF_CONSTRUCTION
-        index = faiss.IndexIDMap2(graph)
-        index.add_with_ids(vectors, rows)
-        return cls(index)
-
-    def _graph(self):
-        import faiss
-
-        return faiss.downcast_index(self._index.index)
-
-    def search_params(self) -> dict[str, Any]:
-        return {"efSearch": int(self._graph().hnsw.efSearch), "M": self.M}
-
-    def set_search_params(self, params: dict[str, Any]) -> None:
-        if "efSearch" in params:
-            self._graph().hnsw.efSearch = int(params["efSearch"])
-
-
-class IvfIndex:
-    """IVF with 8-bit scalar quantisation; candidates re-ranked on exact float vectors."""
-
-    kind = "ivf"
-    GRID = [{"nprobe": p} for p in (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)]
+    kind = ""
     #: candidates fetched per result wanted, before exact re-ranking
-    RERANK_FACTOR = 4
+    RERANK_FACTOR = 2
+    #: search settings from cheapest to most thorough; tuning stops at the first good enough
+    GRID: list[dict[str, Any]] = []
+    #: whether faiss may memory-map the index file without slowing its search down
+    MMAP = False
 
     def __init__(self, index, floats: np.ndarray, rows: np.ndarray) -> None:
         self._index = index
@@ -153,38 +130,24 @@ class IvfIndex:
         self._rows = rows
         self.dimension = index.d
 
-    @staticmethod
-    def list_count(n: int) -> int:
-        """About 4 * sqrt(n) lists: a few hundred vectors per list."""
-        return int(min(max(16, 4 * math.sqrt(n)), n // 39 or 1))
-
     @classmethod
-    def build(cls, rows: np.ndarray, vectors: np.ndarray) -> IvfIndex:
-        import faiss
-
-        n, d = vectors.shape
-        lists = cls.list_count(n)
-        quantizer = faiss.IndexFlatIP(d)
-        index = faiss.IndexIVFScalarQuantizer(quantizer, d, lists, faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT)
-        sample = vectors[np.random.default_rng(0).choice(n, min(n, lists * 64), replace=False)]
-        index.train(sample)
-        index.add_with_ids(vectors, rows)
+    def build(cls, rows: np.ndarray, vectors: np.ndarray) -> _RerankedIndex:
+        index = cls._train_and_add(rows, vectors)
         order = np.argsort(rows)
         return cls(index, np.ascontiguousarray(vectors[order]), np.ascontiguousarray(rows[order]))
 
     @classmethod
-    def load(cls, folder: Path) -> IvfIndex:
+    def _train_and_add(cls, rows: np.ndarray, vectors: np.ndarray):
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, folder: Path) -> _RerankedIndex:
         try:
             floats = np.load(folder / FLOATS_FILE, mmap_mode="r")
             rows = np.load(folder / ROWS_FILE)
         except (OSError, ValueError) as error:
             raise StoreError(f"{folder}: cannot read the stored vectors ({error})") from None
-        # The SQ8 lists are read whole (~400 B a vector): faiss scans memory-mapped inverted
-        # lists about 17 times slower (measured: 1.2 ms against 0.07 ms at nprobe 32, 10k).
-        # The float vectors, four times larger, stay memory-mapped: a query reads only the
-        # rows of its candidates.
-        return cls(_read_faiss(folder / INDEX_FILE, mmap=False), floats, rows)
+        return cls(_read_faiss(folder / INDEX_FILE, mmap=cls.MMAP), floats, rows)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -208,18 +171,99 @@ class IvfIndex:
             raise KeyError(row)
         return np.array(self._floats[position])
 
-    def search_params(self) -> dict[str, Any]:
-        return {"nprobe": int(self._index.nprobe), "nlist": int(self._index.nlist),
-                "rerank_factor": self.RERANK_FACTOR, "codes": "SQ8"}
-
-    def set_search_params(self, params: dict[str, Any]) -> None:
-        if "nprobe" in params:
-            self._index.nprobe = int(params["nprobe"])
-
     def save(self, folder: Path) -> None:
         _write_faiss(self._index, folder / INDEX_FILE)
         np.save(folder / FLOATS_FILE, self._floats)
         np.save(folder / ROWS_FILE, self._rows)
+
+
+class HnswIndex(_RerankedIndex):
+    """An HNSW graph (M=32) over 8-bit scalar-quantised vectors: about 660 B a vector in
+    memory, sub-millisecond at a million vectors. ``efSearch`` trades speed for recall."""
+
+    kind = "hnsw"
+    M = 32
+    EF_CONSTRUCTION = 40
+    GRID = [{"efSearch": ef} for ef in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)]
+    MMAP = True
+
+    @classmethod
+    def _train_and_add(cls, rows: np.ndarray, vectors: np.ndarray):
+        import faiss
+
+        graph = faiss.IndexHNSWSQ(vectors.shape[1], faiss.ScalarQuantizer.QT_8bit, cls.M,
+                                  faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = cls.EF_CONSTRUCTION
+        graph.train(_training_sample(vectors, 100_000))
+        index = faiss.IndexIDMap(graph)
+        index.add_with_ids(vectors, rows)
+        return index
+
+    def _graph(self):
+        import faiss
+
+        return faiss.downcast_index(self._index.index)
+
+    def search_params(self) -> dict[str, Any]:
+        return {"efSearch": int(self._graph().hnsw.efSearch), "M": self.M, "codes": "SQ8",
+                "rerank_factor": self.RERANK_FACTOR}
+
+    def set_search_params(self, params: dict[str, Any]) -> None:
+        if "efSearch" in params:
+            self._graph().hnsw.efSearch = int(params["efSearch"])
+
+
+class IvfIndex(_RerankedIndex):
+    """Inverted lists of 4-bit product-quantised codes scanned with SIMD (faiss "fast scan"):
+    about 60 B a vector in memory. ``nprobe`` (lists visited) trades speed for recall."""
+
+    kind = "ivf"
+    RERANK_FACTOR = 10  # PQ scores are coarse: re-rank more candidates
+    GRID = [{"nprobe": p} for p in (2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)]
+
+    @staticmethod
+    def codes_for(dimension: int) -> str:
+        """One 4-bit code per 4 dimensions (96 for MiniLM's 384): 48 bytes a vector."""
+        pieces = max(p for p in range(2, dimension // 4 + 1, 2) if dimension % p == 0) \
+            if dimension >= 8 else 2
+        return f"PQ{pieces}x4fs"
+
+    @staticmethod
+    def list_count(n: int) -> int:
+        """About 4 * sqrt(n) lists, with enough vectors each to train on."""
+        return int(min(max(16, 4 * math.sqrt(n)), n // 39 or 1))
+
+    @classmethod
+    def _train_and_add(cls, rows: np.ndarray, vectors: np.ndarray):
+        import faiss
+
+        lists = cls.list_count(len(vectors))
+        index = faiss.index_factory(vectors.shape[1],
+                                    f"IVF{lists},{cls.codes_for(vectors.shape[1])}",
+                                    faiss.METRIC_INNER_PRODUCT)
+        index.train(_training_sample(vectors, lists * 64))
+        index.add_with_ids(vectors, rows)
+        return index
+
+    def search_params(self) -> dict[str, Any]:
+        import faiss
+
+        ivf = faiss.extract_index_ivf(self._index)
+        return {"nprobe": int(ivf.nprobe), "nlist": int(ivf.nlist),
+                "codes": self.codes_for(self.dimension),
+                "rerank_factor": self.RERANK_FACTOR}
+
+    def set_search_params(self, params: dict[str, Any]) -> None:
+        import faiss
+
+        if "nprobe" in params:
+            faiss.extract_index_ivf(self._index).nprobe = int(params["nprobe"])
+
+
+def _training_sample(vectors: np.ndarray, size: int) -> np.ndarray:
+    if len(vectors) <= size:
+        return vectors
+    return vectors[np.random.default_rng(0).choice(len(vectors), size, replace=False)]
 
 
 #: kind -> class; the one place an index type is chosen by name
@@ -227,7 +271,7 @@ INDEX_TYPES: dict[str, type] = {"exact": ExactIndex, "hnsw": HnswIndex, "ivf": I
 
 
 def choose_kind(count: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> str:
-    """Exact while it is cheap; then HNSW if its vectors fit the budget, else IVF."""
+    """Exact while it is cheap; then HNSW if its graph and codes fit the budget, else IVF."""
     if count <= EXACT_UP_TO:
         return "exact"
     if count * HNSW_BYTES_PER_VECTOR <= memory_budget:

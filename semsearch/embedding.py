@@ -149,9 +149,15 @@ class OnnxEmbedder:
         return int(self.embed_queries(["dimension"]).shape[1])
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        parts = [self._encode(texts[i:i + self._batch_size])
-                 for i in range(0, len(texts), self._batch_size)]
-        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+        # Batches of similar length waste little on padding, as sentence-transformers does.
+        order = np.argsort([len(text) for text in texts], kind="stable")
+        parts = [self._encode([texts[i] for i in order[start:start + self._batch_size]])
+                 for start in range(0, len(texts), self._batch_size)]
+        if not parts:
+            return np.zeros((0, 0), dtype=np.float32)
+        vectors = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+        vectors[order] = np.concatenate(parts)
+        return vectors
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.embed_documents(texts)

@@ -5,7 +5,7 @@ from semsearch import ann
 from semsearch.errors import StoreError
 
 
-def clustered_vectors(n, d=32, clusters=40, seed=0):
+def clustered_vectors(n, d=128, clusters=40, seed=0):
     """Unit vectors in clusters, as embeddings of papers on related topics are."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(clusters, d))
@@ -24,7 +24,7 @@ def test_every_type_finds_a_stored_vector_and_answers_with_row_ids(kind):
     assert scores[0, 0] == pytest.approx(1.0, abs=1e-4)
     assert list(scores[0]) == sorted(scores[0], reverse=True)
     np.testing.assert_allclose(index.vector(107), vectors[7], atol=1e-6)
-    assert len(index) == 3000 and index.dimension == 32
+    assert len(index) == 3000 and index.dimension == 128
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
@@ -59,8 +59,14 @@ def test_fewer_vectors_than_k_pads_with_minus_one():
 def test_choice_by_size_and_memory_budget():
     assert ann.choose_kind(5_000) == "exact"
     assert ann.choose_kind(100_000) == "hnsw"
-    assert ann.choose_kind(1_000_000) == "ivf"
+    assert ann.choose_kind(1_000_000) == "hnsw"
+    assert ann.choose_kind(2_000_000) == "ivf"
     assert ann.choose_kind(100_000, memory_budget=50_000_000) == "ivf"
+
+
+def test_pq_codes_fit_the_dimension():
+    assert ann.IvfIndex.codes_for(384) == "PQ96x4fs"
+    assert ann.IvfIndex.codes_for(32) == "PQ8x4fs"
 
 
 def test_query_like_vectors_sit_as_far_as_real_queries():
