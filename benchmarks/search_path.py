@@ -209,7 +209,7 @@ def table(results: list[dict], end_to_end: dict | None) -> str:
     for r in results:
         for s in r["settings"]:
             setting = ", ".join(f"{k}={v}" for k, v in s["params"].items()
-                                if k in ("efSearch", "nprobe")) or "—"
+                                if k in ("efSearch", "nprobe", "rerank_factor")) or "—"
             lines.append(f"| {r['n']:,} | {r['type']} | {r['build_seconds']} | "
                          f"{r['bytes_per_vector_in_memory']:.0f} ({r['bytes_per_vector_on_disk']:.0f}) | "
                          f"{setting} | {s['recall@10']:.3f} | {s['p50_ms']:.3f} | "
@@ -233,8 +233,7 @@ def main() -> None:
         ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
     grids = {"hnsw": [{"efSearch": e} for e in ((16, 64, 256) if args.quick else
                                                   (16, 32, 48, 64, 96, 128, 256))],
-             "ivf": [{"nprobe": p} for p in ((16, 64, 256) if args.quick else
-                                             (8, 16, 32, 64, 128, 256, 512))]}
+             "ivf": ann.IvfIndex.GRID[2::3] if args.quick else ann.IvfIndex.GRID}
     started = time.perf_counter()
     real, queries = real_vectors()
     claims = [json.loads(line)["text"] for line in

@@ -59,8 +59,7 @@ def test_fewer_vectors_than_k_pads_with_minus_one():
 def test_choice_by_size_and_memory_budget():
     assert ann.choose_kind(5_000) == "exact"
     assert ann.choose_kind(100_000) == "hnsw"
-    assert ann.choose_kind(1_000_000) == "hnsw"
-    assert ann.choose_kind(2_000_000) == "ivf"
+    assert ann.choose_kind(1_000_000) == "ivf"
     assert ann.choose_kind(100_000, memory_budget=50_000_000) == "ivf"
 
 
