@@ -129,8 +129,12 @@ class _RerankedIndex:
 
     def __init__(self, index, floats: np.ndarray, rows: np.ndarray) -> None:
         self._index = index
-        self._floats = floats
+        # A plain array over the same memory: indexing a np.memmap costs more per call.
+        self._floats = floats.view(np.ndarray)
         self._rows = rows
+        # Rows of a fresh build run 1..n without gaps, so a row's position is an offset.
+        self._first_row = int(rows[0]) if len(rows) and \
+            int(rows[-1]) - int(rows[0]) == len(rows) - 1 else None
         self.dimension = index.d
         self.rerank_factor = self.RERANK_FACTOR
 
@@ -164,16 +168,21 @@ class _RerankedIndex:
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         for i, found in enumerate(candidates):
             found = found[found >= 0]
-            exact = self._floats[np.searchsorted(self._rows, found)] @ queries[i]
+            exact = self._floats[self._positions(found)] @ queries[i]
             best = np.argsort(-exact, kind="stable")[:k]
             scores[i, :len(best)], ids[i, :len(best)] = exact[best], found[best]
         return scores, ids
 
     def vector(self, row: int) -> np.ndarray:
-        position = int(np.searchsorted(self._rows, row))
+        position = int(self._positions(np.array([row]))[0])
         if position >= len(self._rows) or self._rows[position] != row:
             raise KeyError(row)
         return np.array(self._floats[position])
+
+    def _positions(self, rows: np.ndarray) -> np.ndarray:
+        if self._first_row is not None:
+            return np.clip(rows - self._first_row, 0, len(self._rows) - 1)
+        return np.minimum(np.searchsorted(self._rows, rows), len(self._rows) - 1)
 
     def save(self, folder: Path) -> None:
         _write_faiss(self._index, folder / INDEX_FILE)

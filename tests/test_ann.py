@@ -92,3 +92,15 @@ def test_damaged_file_is_named(tmp_path):
 def test_unknown_index_type():
     with pytest.raises(StoreError, match="unknown index type 'magic'"):
         ann.build_index("magic", np.arange(2), clustered_vectors(2))
+
+
+def test_reranked_types_find_rows_with_gaps_too(tmp_path):
+    vectors = clustered_vectors(3000)
+    rows = np.arange(3000) * 3 + 7  # as after removals: not contiguous
+    index, tuning = ann.build_index("ivf", rows, vectors)
+    index.save(tmp_path)
+    loaded = ann.load_index("ivf", tmp_path, tuning.params)
+    np.testing.assert_allclose(loaded.vector(7 + 3 * 42), vectors[42])
+    assert loaded.search(vectors[42], 1)[1][0, 0] == 7 + 3 * 42
+    with pytest.raises(KeyError):
+        loaded.vector(8)
