@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+#: the team's shared folder (test collections), beside the checkout as in CI
+SHARED = Path(os.environ.get("SEMSEARCH_SHARED") or
+              Path(__file__).resolve().parents[1].parent / "shared")
+DATA = Path(__file__).resolve().parent / "data"
+needs_shared = pytest.mark.skipif(not (SHARED / "eval").is_dir(),
+                                  reason=f"{SHARED} (the shared test collections) is not here")
 
 
 class HashingEmbedder:

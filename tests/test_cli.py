@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from semsearch.cli import format_table, main
 from semsearch.documents import Hit
 
-from conftest import SHARED, write
+from conftest import DATA, write
 
 
 def run(*args, ok=True):
@@ -99,9 +99,10 @@ def test_skip_bad_reports_the_count(tmp_path):
 
 
 def test_beir_corpus_gives_beir_ids(tmp_path):
-    """A slice of SciFact, so the test stays quick; the whole corpus reads in test_readers."""
-    lines = (SHARED / "eval" / "scifact" / "corpus.jsonl").read_text().splitlines()[:60]
-    corpus = write(tmp_path / "corpus.jsonl", "\n".join(lines) + "\n")
+    """SciFact's first 60 documents, so the test stays quick; the whole corpus is read in
+    test_readers."""
+    corpus = DATA / "scifact-first-60.jsonl"
+    lines = corpus.read_text().splitlines()
     run("index", corpus, "--index", "scifact")
     result = run("search", "diffusion tensor imaging of newborn white matter", "--index",
                  "scifact", "--json", "-k", "3")

@@ -6,7 +6,7 @@ from semsearch.documents import title_id
 from semsearch.errors import InputError
 from semsearch.readers import ReadOptions, detect_format, read_documents
 
-from conftest import SHARED, write
+from conftest import SHARED, needs_shared, write
 
 FEED_PAGE = """new
 
@@ -173,6 +173,7 @@ def test_beir_empty_document_is_reported(tmp_path):
         read(path)
 
 
+@needs_shared
 def test_scifact_corpus_reads_whole():
     docs = list(read_documents([SHARED / "eval" / "scifact" / "corpus.jsonl"]))
     assert len(docs) == 5183
