@@ -121,8 +121,8 @@ class Engine:
         """
         embedder = None if vectors is not None else self.document_embedder
         model = embedder.model_name if embedder else model_name_for(self._model)
-        report = self._build(documents, vectors, model, embedder, progress,
-                             (index_type, target_recall), lexical)
+        report = self._build(documents, vectors, model, embedder, progress, index_type,
+                             target_recall, lexical)
         if embedder is not None and isinstance(self.query_embedder, OnnxEmbedder):
             self.query_embedder.onnx_path()  # export now, so no query ever waits for it
         return report
@@ -139,12 +139,12 @@ class Engine:
                 documents.append(document)
                 vectors.append(self.vectors.vector(row))
         return self._build(documents, np.stack(vectors), manifest.model, None, progress,
-                           (index_type or manifest.index_type, target_recall),
+                           index_type or manifest.index_type, target_recall,
                            lexical or LexicalSettings(**manifest.lexical))
 
     def _build(self, documents: Iterable[Document], vectors: np.ndarray | None, model: str,
-               embedder: Embedder | None, progress: Progress | None,
-               index_choice: tuple[str, float], lexical: LexicalSettings) -> BuildReport:
+               embedder: Embedder | None, progress: Progress | None, index_type: str,
+               target_recall: float, lexical: LexicalSettings) -> BuildReport:
         started = time.perf_counter()
         progress = progress or _no_progress
         outcomes: Counter[str] = Counter()
@@ -178,8 +178,8 @@ class Engine:
                 done += len(batch)
                 progress("embedding", done, count)
             progress("indexing", 0, 1)
-            index, tuning = ann.build_index(index_choice[0], np.concatenate(all_rows),
-                                            np.concatenate(matrices), index_choice[1])
+            index, tuning = ann.build_index(index_type, np.concatenate(all_rows),
+                                            np.concatenate(matrices), target_recall)
             del matrices
             index.save(generation.vectors_path)
             progress("indexing", 1, 1)
