@@ -138,6 +138,30 @@ def mode_option(function: Callable) -> Callable:
 
 @main.command()
 @index_option
+@json_option
+def verify(index, as_json) -> None:
+    """Re-read every file of an index and check it against the manifest's checksums.
+
+    Exits with status 1, naming each damaged file, if any file is missing, truncated or changed.
+    """
+    from semsearch.engine import Engine
+
+    with Engine.open(index) as engine:
+        problems = engine.verify()
+        info = engine.info()
+    if as_json:
+        click.echo(json.dumps({"index": info.path, "ok": not problems, "problems": problems}))
+    elif problems:
+        for problem in problems:
+            click.echo(problem, err=True)
+    else:
+        click.echo(f"{info.path}: all files match their checksums ({info.count} papers)")
+    if problems:
+        raise SystemExit(1)
+
+
+@main.command()
+@index_option
 @click.option("--index-type", type=click.Choice(["auto", "exact", "hnsw", "ivf"]), default=None,
               help="Change the vector index type (default: keep it).")
 @click.option("--target-recall", type=click.FloatRange(0.5, 1.0), default=0.95, show_default=True,

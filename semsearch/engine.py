@@ -232,6 +232,10 @@ class Engine:
         row = self._row_of(id_or_title)
         return self.documents.by_rows([row])[row]
 
+    def verify(self) -> list[str]:
+        """Problems found re-reading every file of the index; an empty list means intact."""
+        return self.folder.verify()
+
     def info(self) -> IndexInfo:
         manifest = self.manifest
         return IndexInfo(path=str(self.folder.path), model=manifest.model,

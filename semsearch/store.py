@@ -114,6 +114,10 @@ class IndexFolder:
         path = self.generation() / MANIFEST
         return Manifest.from_json(path.read_text(), path)
 
+    def verify(self) -> list[str]:
+        """Check every file of the live generation against the manifest's checksums."""
+        return damaged_files(self.generation(), self.manifest())
+
     def open_documents(self) -> DocumentTable:
         live = self.generation()
         manifest = Manifest.from_json((live / MANIFEST).read_text(), live / MANIFEST)
@@ -318,6 +322,23 @@ def file_checksum(path: Path) -> dict[str, Any]:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+
+
+def damaged_files(generation: Path, manifest: Manifest) -> list[str]:
+    """Every file of a generation whose size or sha256 differs from the manifest, with why."""
+    problems = []
+    for name, expected in sorted(manifest.files.items()):
+        path = generation / name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+            continue
+        actual = file_checksum(path)
+        if actual["bytes"] != expected.get("bytes"):
+            problems.append(f"{path}: {actual['bytes']} bytes, the manifest says "
+                            f"{expected.get('bytes')}")
+        elif actual["sha256"] != expected.get("sha256"):
+            problems.append(f"{path}: contents differ from the manifest's checksum")
+    return problems
 
 
 def check_sizes(generation: Path, manifest: Manifest) -> None:

@@ -159,3 +159,17 @@ def test_index_type_can_be_chosen_and_changed_without_re_embedding(tmp_path):
                 path, "--json", "-k", "3").output
     assert [json.loads(l)["id"] for l in after.splitlines()] == \
            [json.loads(l)["id"] for l in before.splitlines()]
+
+
+def test_verify_passes_then_names_the_damaged_file(tmp_path):
+    path = tmp_path / "idx"
+    corpus = DATA / "scifact-first-60.jsonl"
+    run("index", corpus, "--index", path)
+    assert "all files match" in run("verify", "--index", path).output
+    live = path / (path / "CURRENT").read_text().strip()
+    target = live / "lexical" / "vocab.index.json"
+    target.write_text(target.read_text().replace("a", "b", 1))
+    result = run("verify", "--index", path, "--json", ok=False)
+    assert result.exit_code == 1
+    report = json.loads(result.output.splitlines()[0])
+    assert report["ok"] is False and "vocab.index.json" in report["problems"][0]

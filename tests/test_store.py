@@ -128,3 +128,16 @@ def test_second_writer_is_refused_while_one_writes(tmp_path):
         with pytest.raises(StoreError, match="being written by another process"):
             with store.IndexFolder(tmp_path / "idx").new_generation():
                 pass
+
+
+def test_verify_names_a_bit_flipped_or_missing_file(tmp_path):
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "T", "A")])
+    assert folder.verify() == []
+    path = folder.generation() / "documents.sqlite"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert folder.verify() == [f"{path}: contents differ from the manifest's checksum"]
+    (folder.generation() / "vectors" / "index.faiss").unlink()
+    assert any(p.endswith("index.faiss: missing") for p in folder.verify())
