@@ -86,12 +86,14 @@ def main() -> None:
                    "when HNSW would not fit in 1 GiB.")
 @click.option("--target-recall", type=click.FloatRange(0.5, 1.0), default=0.95, show_default=True,
               help="Recall@10 against exact search that approximate indexes are tuned to.")
+@click.option("--dry-run", is_flag=True,
+              help="Read, validate and deduplicate only: no embedding, no index written.")
 @click.option("--quantized", is_flag=True,
               help="Embed with an int8 model: about twice as fast, slightly less exact "
                    "(see benchmarks/README.md for the cost in search quality).")
 @json_option
 def index(paths, index, model, sample, format_name, id_field, title_field, abstract_field,
-          skip_bad, index_type, target_recall, quantized, as_json) -> None:
+          skip_bad, index_type, target_recall, dry_run, quantized, as_json) -> None:
     """Build an index from PATHS (replacing what the index held).
 
     Formats are detected per file: a saved feed page (title line, abstract line), JSONL or CSV
@@ -108,18 +110,24 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
     options = ReadOptions(id_field=id_field, title_field=title_field,
                           abstract_field=abstract_field, skip_bad=skip_bad)
     engine = Engine(index, model=model, quantized=quantized)
+    documents = read_documents(sources, format_name, options)
     with _ProgressBars() as progress:
-        report = engine.build(read_documents(sources, format_name, options), progress=progress,
-                              index_type=index_type, target_recall=target_recall)
+        report = Engine.dry_run(documents, progress) if dry_run else engine.build(
+            documents, progress=progress, index_type=index_type, target_recall=target_recall)
     skipped = len(options.skipped)
     if as_json:
-        click.echo(json.dumps({"index": str(engine.folder.path), "read": report.read,
+        click.echo(json.dumps({"index": None if dry_run else str(engine.folder.path),
+                               "dry_run": dry_run, "read": report.read,
                                "duplicates": report.duplicates, "replaced": report.replaced,
                                "skipped_bad": skipped, "indexed": report.indexed,
                                "seconds": round(report.seconds, 3)}))
         return
-    click.echo(f"Indexed {report.indexed} papers into {engine.folder.path} "
-               f"in {report.seconds:.1f} s")
+    if dry_run:
+        click.echo(f"Checked: {report.indexed} papers would be indexed "
+                   f"({report.read / max(report.seconds, 1e-9):,.0f} records/s; nothing written)")
+    else:
+        click.echo(f"Indexed {report.indexed} papers into {engine.folder.path} "
+                   f"in {report.seconds:.1f} s")
     click.echo(f"  read {report.read}, duplicates dropped {report.duplicates}, "
                f"replaced by a later version {report.replaced}, bad records skipped {skipped}")
     for problem in options.skipped[:5]:

@@ -142,6 +142,23 @@ class Engine:
                            index_type or manifest.index_type, target_recall,
                            lexical or LexicalSettings(**manifest.lexical))
 
+    @staticmethod
+    def dry_run(documents: Iterable[Document], progress: Progress | None = None) -> BuildReport:
+        """Read, validate and deduplicate as a build would, writing no index and embedding
+        nothing: to check a large input, and how fast it parses."""
+        started = time.perf_counter()
+        progress = progress or _no_progress
+        outcomes: Counter[str] = Counter()
+        with store.scratch_table() as table:
+            for position, document in enumerate(documents):
+                outcomes[table.stage(document)[0]] += 1
+                if position % 1000 == 0:
+                    progress("reading", position + 1, None)
+            count = len(table)
+        return BuildReport(read=sum(outcomes.values()), duplicates=outcomes["duplicate"],
+                           replaced=outcomes["replaced"], indexed=count,
+                           seconds=time.perf_counter() - started)
+
     def _build(self, documents: Iterable[Document], vectors: np.ndarray | None, model: str,
                embedder: Embedder | None, progress: Progress | None, index_type: str,
                target_recall: float, lexical: LexicalSettings) -> BuildReport:

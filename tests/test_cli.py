@@ -173,3 +173,11 @@ def test_verify_passes_then_names_the_damaged_file(tmp_path):
     assert result.exit_code == 1
     report = json.loads(result.output.splitlines()[0])
     assert report["ok"] is False and "vocab.index.json" in report["problems"][0]
+
+
+def test_dry_run_reports_without_writing_an_index(index_root):
+    result = run("index", "--sample", "--dry-run", "--json")
+    report = json.loads(result.output.splitlines()[-1])
+    assert (report["read"], report["duplicates"], report["indexed"]) == (165, 17, 148)
+    assert report["dry_run"] is True and report["index"] is None
+    assert not index_root.exists() or not any(index_root.iterdir())
