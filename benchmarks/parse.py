@@ -64,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=HERE) as scratch:
+    with tempfile.TemporaryDirectory(prefix="semsearch-bench-") as scratch:
         path = Path(scratch) / "arxiv-metadata-oai-snapshot.json"
         started = time.perf_counter()
         records = write_snapshot(path, args.records)

@@ -239,7 +239,7 @@ def main() -> None:
               (SHARED / "scifact" / "queries.jsonl").read_text().splitlines()]
     documents = synthetic_documents(real, max(sizes))
     results, cold = [], None
-    with tempfile.TemporaryDirectory(dir=HERE) as scratch:
+    with tempfile.TemporaryDirectory(prefix="semsearch-bench-") as scratch:
         work = Path(scratch)
         for n in sizes:
             kinds = ["exact", "ivf"] + (["hnsw"] if n <= args.hnsw_max else [])
