@@ -83,6 +83,7 @@ class Engine:
         self._quantized = quantized
         self._query_embedder: Embedder | None = embedder
         self._document_embedder: Embedder | None = embedder
+        self._generation: Path | None = None
         self._manifest: store.Manifest | None = None
         self._documents: store.DocumentTable | None = None
         self._vectors: ann.VectorIndex | None = None
@@ -105,6 +106,7 @@ class Engine:
         if self._documents is not None:
             self._documents.close()
         self._documents = self._vectors = self._manifest = self._lexical = None
+        self._generation = None
 
     # -- building ---------------------------------------------------------------------------
 
@@ -207,6 +209,7 @@ class Engine:
             self._manifest = generation.commit(store.Manifest(
                 model=model, dimension=index.dimension, count=count, index_type=index.kind,
                 lexical=dataclasses.asdict(lexical), tuning=dataclasses.asdict(tuning)))
+            self._generation = generation.path
         return BuildReport(read=sum(outcomes.values()), duplicates=outcomes["duplicate"],
                            replaced=outcomes["replaced"], indexed=count,
                            seconds=time.perf_counter() - started)
@@ -266,29 +269,38 @@ class Engine:
     # -- lazily opened parts ----------------------------------------------------------------
 
     @property
+    def generation(self) -> Path:
+        """The generation this engine reads, pinned when first needed: every part it opens
+        comes from the same one, even if a write switches to a newer one meanwhile."""
+        if self._generation is None:
+            self._generation = self.folder.generation()
+        return self._generation
+
+    @property
     def manifest(self) -> store.Manifest:
         if self._manifest is None:
-            self._manifest = self.folder.manifest()
+            self._manifest = self.folder.manifest(self.generation)
         return self._manifest
 
     @property
     def documents(self) -> store.DocumentTable:
         if self._documents is None:
-            self._documents = self.folder.open_documents()
+            self._documents = self.folder.open_documents(self.generation, self.manifest)
         return self._documents
 
     @property
     def vectors(self) -> ann.VectorIndex:
         if self._vectors is None:
             manifest = self.manifest
-            self._vectors = ann.load_index(manifest.index_type, self.folder.vectors_path(),
+            self._vectors = ann.load_index(manifest.index_type,
+                                           self.folder.vectors_path(self.generation),
                                            manifest.tuning.get("params"))
         return self._vectors
 
     @property
     def lexical(self) -> LexicalIndex:
         if self._lexical is None:
-            self._lexical = LexicalIndex.load(self.folder.lexical_path())
+            self._lexical = LexicalIndex.load(self.folder.lexical_path(self.generation))
         return self._lexical
 
     @property

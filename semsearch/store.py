@@ -110,25 +110,28 @@ class IndexFolder:
             raise StoreError(f"{live}: the live generation has no {MANIFEST}")
         return live
 
-    def manifest(self) -> Manifest:
-        path = self.generation() / MANIFEST
+    def manifest(self, generation: Path | None = None) -> Manifest:
+        path = (generation or self.generation()) / MANIFEST
         return Manifest.from_json(path.read_text(), path)
 
     def verify(self) -> list[str]:
         """Check every file of the live generation against the manifest's checksums."""
-        return damaged_files(self.generation(), self.manifest())
-
-    def open_documents(self) -> DocumentTable:
         live = self.generation()
-        manifest = Manifest.from_json((live / MANIFEST).read_text(), live / MANIFEST)
-        check_sizes(live, manifest)
-        return DocumentTable.open_read_only(live / DOCUMENTS)
+        return damaged_files(live, self.manifest(live))
 
-    def vectors_path(self) -> Path:
-        return self.generation() / VECTORS
+    @staticmethod
+    def open_documents(generation: Path, manifest: Manifest) -> DocumentTable:
+        """The document table of one generation, after a cheap check that no file is cut short."""
+        check_sizes(generation, manifest)
+        return DocumentTable.open_read_only(generation / DOCUMENTS)
 
-    def lexical_path(self) -> Path:
-        return self.generation() / LEXICAL
+    @staticmethod
+    def vectors_path(generation: Path) -> Path:
+        return generation / VECTORS
+
+    @staticmethod
+    def lexical_path(generation: Path) -> Path:
+        return generation / LEXICAL
 
     @contextmanager
     def new_generation(self) -> Iterator[GenerationWriter]:

@@ -169,3 +169,12 @@ def test_every_mode_finds_the_obvious_answer(engine, mode):
 def test_unknown_mode_is_refused(engine):
     with pytest.raises(QueryError, match="unknown search mode 'fuzzy'"):
         engine.search("graph", mode="fuzzy")
+
+
+def test_an_open_engine_keeps_reading_the_generation_it_started_with(engine, hashing_embedder):
+    before = engine.search("image classification with deep convolutions", k=1, mode="lexical")
+    Engine("plumbing", embedder=hashing_embedder).build(DOCS[:2])  # another writer switches
+    assert engine.search("image classification with deep convolutions", k=1,
+                         mode="lexical") == before
+    assert engine.info().count == 5
+    assert Engine.open("plumbing", embedder=hashing_embedder).info().count == 2

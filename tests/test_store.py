@@ -32,7 +32,7 @@ def test_round_trip_of_documents_and_manifest(tmp_path):
     written = build(folder, [doc])
     assert folder.manifest() == written
     assert written.files["documents.sqlite"]["sha256"]
-    table = folder.open_documents()
+    table = folder.open_documents(folder.generation(), folder.manifest())
     row = table.row_of_id("a")
     assert table.by_rows([row]) == {row: doc}
     assert table.rows_of_title("  TITLE ") == [row]
@@ -67,7 +67,7 @@ def test_a_failed_write_leaves_the_old_generation_live(tmp_path):
             raise RuntimeError("crash in the middle")
     assert folder.generation() == live
     assert [p.name for p in (tmp_path / "idx").glob("gen-*")] == [live.name]
-    assert folder.open_documents().row_of_id("b") is None
+    assert folder.open_documents(live, folder.manifest()).row_of_id("b") is None
 
 
 def test_a_failed_first_write_leaves_no_index(tmp_path):
@@ -82,10 +82,10 @@ def test_new_generation_replaces_and_keeps_one_old_for_open_readers(tmp_path):
     folder = store.IndexFolder(tmp_path / "idx")
     build(folder, [Document("a", "T", "A")])
     first = folder.generation()
-    reader = folder.open_documents()
+    reader = folder.open_documents(first, folder.manifest())
     build(folder, [Document("b", "T2", "A2")])
     build(folder, [Document("c", "T3", "A3")])
-    assert folder.open_documents().row_of_id("c") is not None
+    assert folder.open_documents(folder.generation(), folder.manifest()).row_of_id("c") is not None
     assert not first.exists()
     assert len(list((tmp_path / "idx").glob("gen-*"))) == 2
     assert reader.row_of_id("a") is not None  # opened before; still readable
@@ -108,7 +108,7 @@ def test_truncated_file_is_named_on_open(tmp_path):
     path = folder.generation() / "documents.sqlite"
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(StoreError, match="documents.sqlite: size 100 bytes"):
-        folder.open_documents()
+        folder.open_documents(folder.generation(), folder.manifest())
 
 
 def test_newer_format_is_refused(tmp_path):
