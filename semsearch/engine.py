@@ -10,7 +10,7 @@ import dataclasses
 import difflib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,17 +149,9 @@ class Engine:
         """Read, validate and deduplicate as a build would, writing no index and embedding
         nothing: to check a large input, and how fast it parses."""
         started = time.perf_counter()
-        progress = progress or _no_progress
-        outcomes: Counter[str] = Counter()
         with store.scratch_table() as table:
-            for position, document in enumerate(documents):
-                outcomes[table.stage(document)[0]] += 1
-                if position % 1000 == 0:
-                    progress("reading", position + 1, None)
-            count = len(table)
-        return BuildReport(read=sum(outcomes.values()), duplicates=outcomes["duplicate"],
-                           replaced=outcomes["replaced"], indexed=count,
-                           seconds=time.perf_counter() - started)
+            outcomes = Counter(outcome for _, outcome, _ in _staged(table, documents, progress))
+            return _report(outcomes, len(table), started)
 
     def _build(self, documents: Iterable[Document], vectors: np.ndarray | None, model: str,
                embedder: Embedder | None, progress: Progress | None, index_type: str,
@@ -170,15 +162,12 @@ class Engine:
         given: dict[int, np.ndarray] = {}
         with self.folder.new_generation() as generation:
             table = generation.documents
-            for position, document in enumerate(documents):
-                outcome, row = table.stage(document)
+            for position, outcome, row in _staged(table, documents, progress):
                 outcomes[outcome] += 1
                 if vectors is not None and outcome != "duplicate":
                     if position >= len(vectors):
                         raise InputError("vectors", None, f"fewer vectors ({len(vectors)}) than documents")
                     given[row] = vectors[position]
-                if position % 1000 == 0:
-                    progress("reading", position + 1, None)
             count = len(table)
             if count == 0:
                 raise InputError("input", None, "no documents to index; no index was written")
@@ -210,9 +199,7 @@ class Engine:
                 model=model, dimension=index.dimension, count=count, index_type=index.kind,
                 lexical=dataclasses.asdict(lexical), tuning=dataclasses.asdict(tuning)))
             self._generation = generation.path
-        return BuildReport(read=sum(outcomes.values()), duplicates=outcomes["duplicate"],
-                           replaced=outcomes["replaced"], indexed=count,
-                           seconds=time.perf_counter() - started)
+        return _report(outcomes, count, started)
 
     # -- querying ---------------------------------------------------------------------------
 
@@ -375,6 +362,22 @@ class Engine:
         if vector.shape[-1] != self.manifest.dimension:
             raise StoreError(f"{self.folder.path} holds vectors of dimension "
                              f"{self.manifest.dimension}, the query has {vector.shape[-1]}")
+
+
+def _staged(table: store.DocumentTable, documents: Iterable[Document],
+            progress: Progress | None) -> Iterator[tuple[int, str, int]]:
+    """(position, outcome, row) for each document, staged under the duplicate rules."""
+    for position, document in enumerate(documents):
+        outcome, row = table.stage(document)
+        if progress is not None and position % 1000 == 0:
+            progress("reading", position + 1, None)
+        yield position, outcome, row
+
+
+def _report(outcomes: Counter[str], count: int, started: float) -> BuildReport:
+    return BuildReport(read=sum(outcomes.values()), duplicates=outcomes["duplicate"],
+                       replaced=outcomes["replaced"], indexed=count,
+                       seconds=time.perf_counter() - started)
 
 
 def _pairs(ranking: Ranking) -> list[tuple[int, float]]:
