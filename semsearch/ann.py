@@ -32,6 +32,8 @@ from semsearch.errors import StoreError
 INDEX_FILE = "index.faiss"
 FLOATS_FILE = "vectors.npy"
 ROWS_FILE = "rows.npy"
+#: rows removed from an index type that cannot delete (HNSW): kept in the graph, never returned
+DELETED_FILE = "deleted.npy"
 #: below this many vectors, exact search costs under about a millisecond and needs no tuning
 EXACT_UP_TO = 20_000
 #: above this, IVF with PQ reached a given recall faster than the HNSW graph in our benchmark
@@ -67,6 +69,15 @@ class VectorIndex(Protocol):
 
     def set_search_params(self, params: dict[str, Any]) -> None: ...
 
+    def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Insert vectors under new rows (higher than any row the index has held), untrained."""
+
+    def remove(self, rows: np.ndarray) -> None:
+        """Take rows out: search never returns them again."""
+
+    def highest_row(self) -> int:
+        """The highest row the index holds or has held: new rows must come after it."""
+
     def save(self, folder: Path) -> None: ...
 
 
@@ -88,8 +99,8 @@ class ExactIndex:
         return cls(index)
 
     @classmethod
-    def load(cls, folder: Path) -> ExactIndex:
-        return cls(_read_faiss(folder / INDEX_FILE, mmap=True))
+    def load(cls, folder: Path, for_update: bool = False) -> ExactIndex:
+        return cls(_read_faiss(folder / INDEX_FILE, mmap=not for_update))
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -101,6 +112,18 @@ class ExactIndex:
 
     def vector(self, row: int) -> np.ndarray:
         return self._index.reconstruct(int(row))
+
+    def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        self._index.add_with_ids(_as_matrix(vectors), np.asarray(rows, dtype=np.int64))
+
+    def remove(self, rows: np.ndarray) -> None:
+        _remove_ids(self._index, rows)
+
+    def highest_row(self) -> int:
+        import faiss
+
+        ids = faiss.vector_to_array(self._index.id_map)
+        return int(ids.max()) if len(ids) else 0
 
     def search_params(self) -> dict[str, Any]:
         return {}
@@ -127,16 +150,32 @@ class _RerankedIndex:
     #: whether faiss may memory-map the index file without slowing its search down
     MMAP = False
 
-    def __init__(self, index, floats: np.ndarray, rows: np.ndarray) -> None:
+    #: whether the FAISS index can delete vectors; if not, removed rows are kept in it as
+    #: tombstones that every search excludes
+    CAN_DELETE = True
+
+    def __init__(self, index, floats: np.ndarray, rows: np.ndarray,
+                 deleted: np.ndarray | None = None) -> None:
         self._index = index
+        self.dimension = index.d
+        self.rerank_factor = self.RERANK_FACTOR
+        self._set_vectors(floats, rows)
+        self._set_deleted(np.zeros(0, np.int64) if deleted is None else deleted)
+
+    def _set_vectors(self, floats: np.ndarray, rows: np.ndarray) -> None:
         # A plain array over the same memory: indexing a np.memmap costs more per call.
         self._floats = floats.view(np.ndarray)
         self._rows = rows
         # Rows of a fresh build run 1..n without gaps, so a row's position is an offset.
         self._first_row = int(rows[0]) if len(rows) and \
             int(rows[-1]) - int(rows[0]) == len(rows) - 1 else None
-        self.dimension = index.d
-        self.rerank_factor = self.RERANK_FACTOR
+
+    def _set_deleted(self, deleted: np.ndarray) -> None:
+        import faiss
+
+        self._deleted = np.asarray(deleted, dtype=np.int64)
+        self._live = faiss.IDSelectorNot(faiss.IDSelectorBatch(self._deleted)) \
+            if len(self._deleted) else None
 
     @classmethod
     def build(cls, rows: np.ndarray, vectors: np.ndarray) -> _RerankedIndex:
@@ -149,21 +188,28 @@ class _RerankedIndex:
         raise NotImplementedError
 
     @classmethod
-    def load(cls, folder: Path) -> _RerankedIndex:
+    def load(cls, folder: Path, for_update: bool = False) -> _RerankedIndex:
         try:
             floats = np.load(folder / FLOATS_FILE, mmap_mode="r")
             rows = np.load(folder / ROWS_FILE)
+            deleted = np.load(folder / DELETED_FILE) if (folder / DELETED_FILE).exists() else None
         except (OSError, ValueError) as error:
             raise StoreError(f"{folder}: cannot read the stored vectors ({error})") from None
-        return cls(_read_faiss(folder / INDEX_FILE, mmap=cls.MMAP), floats, rows)
+        return cls(_read_faiss(folder / INDEX_FILE, mmap=cls.MMAP and not for_update), floats,
+                   rows, deleted)
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return int(self._index.ntotal) - len(self._deleted)
+
+    def _faiss_params(self, selector):
+        """FAISS search parameters that only let ``selector``'s ids through, or None."""
+        raise NotImplementedError
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = _as_matrix(queries)
+        params = self._faiss_params(self._live) if self._live is not None else None
         with _threads_for(len(queries)):
-            _, candidates = self._index.search(queries, k * self.rerank_factor)
+            _, candidates = self._index.search(queries, k * self.rerank_factor, params=params)
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         for i, found in enumerate(candidates):
@@ -184,10 +230,34 @@ class _RerankedIndex:
             return np.clip(rows - self._first_row, 0, len(self._rows) - 1)
         return np.minimum(np.searchsorted(self._rows, rows), len(self._rows) - 1)
 
+    def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        vectors = _as_matrix(vectors)
+        if len(rows) and int(rows.min()) <= self.highest_row():
+            raise ValueError("new rows must be higher than every row the index has held")
+        self._index.add_with_ids(vectors, rows)
+        order = np.argsort(rows)
+        self._set_vectors(np.concatenate([self._floats, vectors[order]]),
+                          np.concatenate([self._rows, rows[order]]))
+
+    def remove(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.CAN_DELETE:
+            _remove_ids(self._index, rows)
+        else:
+            self._set_deleted(np.union1d(self._deleted, rows))
+        keep = ~np.isin(self._rows, rows)
+        self._set_vectors(np.ascontiguousarray(self._floats[keep]), self._rows[keep])
+
+    def highest_row(self) -> int:
+        return int(max(self._rows.max(initial=0), self._deleted.max(initial=0)))
+
     def save(self, folder: Path) -> None:
         _write_faiss(self._index, folder / INDEX_FILE)
         np.save(folder / FLOATS_FILE, self._floats)
         np.save(folder / ROWS_FILE, self._rows)
+        if len(self._deleted):
+            np.save(folder / DELETED_FILE, self._deleted)
 
 
 class HnswIndex(_RerankedIndex):
@@ -199,6 +269,7 @@ class HnswIndex(_RerankedIndex):
     EF_CONSTRUCTION = 40
     GRID = [{"efSearch": ef} for ef in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)]
     MMAP = True
+    CAN_DELETE = False  # FAISS's HNSW cannot unlink a node from its graph
 
     @classmethod
     def _train_and_add(cls, rows: np.ndarray, vectors: np.ndarray):
@@ -224,6 +295,12 @@ class HnswIndex(_RerankedIndex):
     def set_search_params(self, params: dict[str, Any]) -> None:
         if "efSearch" in params:
             self._graph().hnsw.efSearch = int(params["efSearch"])
+
+    def _faiss_params(self, selector):
+        import faiss
+
+        # Given parameters replace the index's own, so efSearch is passed on too.
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=self._graph().hnsw.efSearch)
 
 
 class IvfIndex(_RerankedIndex):
@@ -268,6 +345,12 @@ class IvfIndex(_RerankedIndex):
         ivf = faiss.extract_index_ivf(self._index)
         return {"nprobe": int(ivf.nprobe), "nlist": int(ivf.nlist),
                 "codes": self.codes_for(self.dimension), "rerank_factor": self.rerank_factor}
+
+    def _faiss_params(self, selector):
+        import faiss
+
+        return faiss.SearchParametersIVF(sel=selector,
+                                         nprobe=faiss.extract_index_ivf(self._index).nprobe)
 
     def set_search_params(self, params: dict[str, Any]) -> None:
         import faiss
@@ -369,8 +452,10 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(hits)) if hits else 1.0
 
 
-def load_index(kind: str, folder: Path, params: dict[str, Any] | None = None) -> VectorIndex:
-    index = _index_type(kind).load(folder)
+def load_index(kind: str, folder: Path, params: dict[str, Any] | None = None,
+               for_update: bool = False) -> VectorIndex:
+    """An index from its folder: memory-mapped for searching, or all in memory to change it."""
+    index = _index_type(kind).load(folder, for_update=for_update)
     index.set_search_params(params or {})
     return index
 
@@ -402,6 +487,12 @@ def _threads_for(query_count: int) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def _remove_ids(index, rows: np.ndarray) -> None:
+    import faiss
+
+    index.remove_ids(faiss.IDSelectorBatch(np.asarray(rows, dtype=np.int64)))
 
 
 def _as_matrix(queries: np.ndarray) -> np.ndarray:

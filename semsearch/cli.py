@@ -67,19 +67,33 @@ def main() -> None:
     """
 
 
+def input_options(function: Callable) -> Callable:
+    """How to read input files: shared by `index` and `add`."""
+    for option in reversed([
+        click.option("--format", "format_name", metavar="FORMAT",
+                     type=click.Choice(["feed", "jsonl", "csv", "beir", "arxiv"]),
+                     help="Read every PATH as this format instead of detecting it per file."),
+        click.option("--id-field", metavar="NAME", help="JSONL/CSV field holding the paper id."),
+        click.option("--title-field", metavar="NAME", help="JSONL/CSV field holding the title."),
+        click.option("--abstract-field", metavar="NAME",
+                     help="JSONL/CSV field holding the abstract."),
+        click.option("--skip-bad", is_flag=True,
+                     help="Pass over unreadable records (counted in the report) instead of "
+                          "stopping."),
+        click.option("--quantized", is_flag=True,
+                     help="Embed with an int8 model: about twice as fast, slightly less exact "
+                          "(see benchmarks/README.md for the cost in search quality)."),
+    ]):
+        function = option(function)
+    return function
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(dir_okay=False))
 @index_option
 @model_option
 @click.option("--sample", is_flag=True, help="Index the two feed pages that ship with semsearch.")
-@click.option("--format", "format_name", metavar="FORMAT",
-              type=click.Choice(["feed", "jsonl", "csv", "beir", "arxiv"]),
-              help="Read every PATH as this format instead of detecting it per file.")
-@click.option("--id-field", metavar="NAME", help="JSONL/CSV field holding the paper id.")
-@click.option("--title-field", metavar="NAME", help="JSONL/CSV field holding the title.")
-@click.option("--abstract-field", metavar="NAME", help="JSONL/CSV field holding the abstract.")
-@click.option("--skip-bad", is_flag=True,
-              help="Pass over unreadable records (counted in the report) instead of stopping.")
+@input_options
 @click.option("--index-type", type=click.Choice(["auto", "exact", "hnsw", "ivf"]), default="auto",
               show_default=True,
               help="Vector index: auto picks exact for small collections, then HNSW, or IVF "
@@ -88,17 +102,16 @@ def main() -> None:
               help="Recall@10 against exact search that approximate indexes are tuned to.")
 @click.option("--dry-run", is_flag=True,
               help="Read, validate and deduplicate only: no embedding, no index written.")
-@click.option("--quantized", is_flag=True,
-              help="Embed with an int8 model: about twice as fast, slightly less exact "
-                   "(see benchmarks/README.md for the cost in search quality).")
 @json_option
 def index(paths, index, model, sample, format_name, id_field, title_field, abstract_field,
-          skip_bad, index_type, target_recall, dry_run, quantized, as_json) -> None:
+          skip_bad, quantized, index_type, target_recall, dry_run, as_json) -> None:
     """Build an index from PATHS (replacing what the index held).
 
     Formats are detected per file: a saved feed page (title line, abstract line), JSONL or CSV
     with id/title/abstract fields, a BEIR corpus.jsonl, or the arXiv metadata snapshot. The
-    same paper read twice (same id, or same title and abstract) is stored once.
+    same paper read twice (same id, or same title and abstract) is stored once; of two
+    different versions under one id, the last one read is kept (with a warning).
+    To add papers to an index without rebuilding it, use `semsearch add`.
     """
     from semsearch.data import sample_paths
     from semsearch.engine import Engine
@@ -119,8 +132,10 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
         click.echo(json.dumps({"index": None if dry_run else str(engine.folder.path),
                                "dry_run": dry_run, "read": report.read,
                                "duplicates": report.duplicates, "replaced": report.replaced,
+                               "repeated_ids": list(report.repeated_ids),
                                "skipped_bad": skipped, "indexed": report.indexed,
                                "seconds": round(report.seconds, 3)}))
+        _warn_repeated(report.replaced, report.repeated_ids)
         return
     if dry_run:
         click.echo(f"Checked: {report.indexed} papers would be indexed "
@@ -130,10 +145,86 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
                    f"in {report.seconds:.1f} s")
     click.echo(f"  read {report.read}, duplicates dropped {report.duplicates}, "
                f"replaced by a later version {report.replaced}, bad records skipped {skipped}")
-    for problem in options.skipped[:5]:
+    _warn_repeated(report.replaced, report.repeated_ids)
+    _list_skipped(options.skipped)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@index_option
+@input_options
+@json_option
+def add(paths, index, format_name, id_field, title_field, abstract_field, skip_bad, quantized,
+        as_json) -> None:
+    """Add the papers in PATHS to an index, or update them by id, without rebuilding it.
+
+    A paper whose id is new is added; one whose title or abstract changed is embedded again;
+    one that is unchanged is skipped (compared by a hash of its text, so re-adding a whole
+    export embeds only what changed). The vector index is not re-trained: after the collection
+    has grown by half or more, `semsearch reindex` re-trains it (no re-embedding).
+    """
+    from semsearch.engine import Engine
+    from semsearch.readers import ReadOptions, read_documents
+
+    options = ReadOptions(id_field=id_field, title_field=title_field,
+                          abstract_field=abstract_field, skip_bad=skip_bad)
+    with Engine.open(index, quantized=quantized) as engine, _ProgressBars() as progress:
+        report = engine.add(read_documents(list(paths), format_name, options), progress)
+        path = engine.folder.path
+    if as_json:
+        click.echo(json.dumps({"index": str(path), **_update_json(report),
+                               "skipped_bad": len(options.skipped)}))
+    else:
+        click.echo(f"{path}: {report.new} added, {report.updated} updated (re-embedded), "
+                   f"{report.unchanged} unchanged (skipped), {report.duplicates} duplicates of "
+                   f"other papers; {report.count} papers in the index ({report.seconds:.1f} s)")
+        if options.skipped:
+            click.echo(f"  bad records skipped {len(options.skipped)}")
+    _warn_repeated(report.repeated, report.repeated_ids)
+    _list_skipped(options.skipped)
+
+
+@main.command()
+@click.argument("ids", nargs=-1, required=True)
+@index_option
+@json_option
+def remove(ids, index, as_json) -> None:
+    """Remove the papers with these IDS from an index, without rebuilding it.
+
+    If any id is not in the index, nothing is removed.
+    """
+    from semsearch.engine import Engine
+
+    with Engine.open(index) as engine:
+        report = engine.remove(ids)
+        path = engine.folder.path
+    if as_json:
+        click.echo(json.dumps({"index": str(path), **_update_json(report)}))
+    else:
+        click.echo(f"{path}: {report.removed} removed; {report.count} papers in the index")
+
+
+def _update_json(report) -> dict:
+    import dataclasses
+
+    details = dataclasses.asdict(report)
+    details["repeated_ids"] = list(report.repeated_ids)
+    details["seconds"] = round(report.seconds, 3)
+    return details
+
+
+def _warn_repeated(count: int, ids: tuple[str, ...]) -> None:
+    if count:
+        shown = ", ".join(ids) + (", ..." if count > len(ids) else "")
+        click.echo(f"warning: {count} id(s) appear more than once with different texts; the "
+                   f"last version of each was kept: {shown}", err=True)
+
+
+def _list_skipped(skipped: list) -> None:
+    for problem in skipped[:5]:
         click.echo(f"  skipped {problem}", err=True)
-    if skipped > 5:
-        click.echo(f"  ... and {skipped - 5} more", err=True)
+    if len(skipped) > 5:
+        click.echo(f"  ... and {len(skipped) - 5} more", err=True)
 
 
 def mode_option(function: Callable) -> Callable:

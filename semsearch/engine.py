@@ -43,6 +43,29 @@ class BuildReport:
     replaced: int
     indexed: int
     seconds: float
+    #: ids read more than once with different texts (the last version was kept), the first few
+    repeated_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """What an add or remove did. Only ``new`` and ``updated`` documents were embedded."""
+
+    read: int
+    new: int
+    updated: int
+    unchanged: int
+    duplicates: int
+    removed: int
+    #: ids read more than once in this update with different texts (the last version counts)
+    repeated: int
+    repeated_ids: tuple[str, ...]  # the first few
+    count: int
+    seconds: float
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.new or self.updated or self.removed)
 
 
 @dataclass(frozen=True)
@@ -56,6 +79,8 @@ class IndexInfo:
     #: search parameters of the vector index, and the recall@10 measured for them at build
     index_params: dict
     tuned_recall_at_10: float | None
+    #: documents added and removed since the vector index was trained (see `reindex`)
+    changed_since_build: dict
     created: str
     format_version: int
     bytes_on_disk: int
@@ -144,14 +169,32 @@ class Engine:
                            index_type or manifest.index_type, target_recall,
                            lexical or LexicalSettings(**manifest.lexical))
 
+    def add(self, documents: Iterable[Document], progress: Progress | None = None) -> UpdateReport:
+        """Add documents to the index, or update them by id, without rebuilding it.
+
+        A document whose title and abstract are unchanged is not embedded again (its metadata
+        is refreshed); a changed one is re-embedded. The vector index takes the new vectors
+        as they are, without re-training; `rebuild` re-trains it.
+        """
+        return self._update(documents, (), progress)
+
+    def remove(self, ids: Iterable[str]) -> UpdateReport:
+        """Remove documents by id. Every id must be in the index, or nothing is removed."""
+        return self._update((), list(ids), None)
+
     @staticmethod
     def dry_run(documents: Iterable[Document], progress: Progress | None = None) -> BuildReport:
         """Read, validate and deduplicate as a build would, writing no index and embedding
         nothing: to check a large input, and how fast it parses."""
         started = time.perf_counter()
         with store.scratch_table() as table:
-            outcomes = Counter(outcome for _, outcome, _ in _staged(table, documents, progress))
-            return _report(outcomes, len(table), started)
+            outcomes: Counter[str] = Counter()
+            repeated: list[str] = []
+            for _, document, outcome, _ in _staged(table, documents, progress):
+                outcomes[outcome] += 1
+                if outcome == "replaced" and len(repeated) < 5:
+                    repeated.append(document.id)
+            return _report(outcomes, len(table), started, repeated)
 
     def _build(self, documents: Iterable[Document], vectors: np.ndarray | None, model: str,
                embedder: Embedder | None, progress: Progress | None, index_type: str,
@@ -162,8 +205,11 @@ class Engine:
         given: dict[int, np.ndarray] = {}
         with self.folder.new_generation() as generation:
             table = generation.documents
-            for position, outcome, row in _staged(table, documents, progress):
+            repeated: list[str] = []
+            for position, document, outcome, row in _staged(table, documents, progress):
                 outcomes[outcome] += 1
+                if outcome == "replaced" and len(repeated) < 5:
+                    repeated.append(document.id)
                 if vectors is not None and outcome != "duplicate":
                     if position >= len(vectors):
                         raise InputError("vectors", None, f"fewer vectors ({len(vectors)}) than documents")
@@ -199,7 +245,88 @@ class Engine:
                 model=model, dimension=index.dimension, count=count, index_type=index.kind,
                 lexical=dataclasses.asdict(lexical), tuning=dataclasses.asdict(tuning)))
             self._generation = generation.path
-        return _report(outcomes, count, started)
+        return _report(outcomes, count, started, repeated)
+
+    def _update(self, documents: Iterable[Document], remove_ids: list[str],
+                progress: Progress | None) -> UpdateReport:
+        started = time.perf_counter()
+        progress = progress or _no_progress
+        manifest, base = self.manifest, self.generation
+        embedder = self.document_embedder
+        if embedder.model_name != manifest.model:
+            raise StoreError(f"{self.folder.path} was built with the model {manifest.model!r}; "
+                             f"documents cannot be added with {embedder.model_name!r}")
+        outcomes: Counter[str] = Counter()
+        repeated: list[str] = []
+        with self.folder.new_generation(update_of=base) as generation:
+            table = generation.documents
+            vectors = ann.load_index(manifest.index_type, self.folder.vectors_path(base),
+                                     manifest.tuning.get("params"), for_update=True)
+            next_row = 1 + max(table.highest_row(), vectors.highest_row())
+            fresh: set[int] = set()    # rows to embed
+            dropped: list[int] = []    # rows to take out of the vector index
+            for position, document in enumerate(documents):
+                outcome, old_row = table.upsert(document, next_row)
+                outcomes[outcome] += 1
+                if outcome in ("new", "updated"):
+                    fresh.add(next_row)
+                    next_row += 1
+                if old_row in fresh:  # the same id twice in this update: the last one wins
+                    fresh.discard(old_row)
+                    outcomes[outcome] -= 1  # counted once, as its first version
+                    repeated.append(document.id)
+                elif old_row is not None:
+                    dropped.append(old_row)
+                if position % 1000 == 0:
+                    progress("reading", position + 1, None)
+            unknown = []
+            for doc_id in remove_ids:
+                row = table.delete(doc_id)
+                if row is None:
+                    unknown.append(doc_id)
+                elif row in fresh:
+                    fresh.discard(row)
+                else:
+                    dropped.append(row)
+            if unknown:
+                raise QueryError(f"no paper with id {', '.join(map(repr, unknown[:5]))}"
+                                 f"{' and more' if len(unknown) > 5 else ''} in "
+                                 f"{self.folder.path}; nothing was removed")
+            count = len(table)
+            report = UpdateReport(
+                read=sum(outcomes[o] for o in ("new", "updated", "unchanged", "duplicate"))
+                + len(repeated), new=outcomes["new"], updated=outcomes["updated"],
+                unchanged=outcomes["unchanged"], duplicates=outcomes["duplicate"],
+                removed=len(dropped) - outcomes["updated"], repeated=len(repeated),
+                repeated_ids=tuple(repeated[:5]),
+                count=count, seconds=0.0)
+            if count == 0:
+                raise InputError(str(self.folder.path), None,
+                                 "this would leave the index empty; nothing was changed "
+                                 "(delete the folder to drop the whole index)")
+            if not table.modified:  # nothing new: no new generation either
+                return dataclasses.replace(report, seconds=time.perf_counter() - started)
+            done = 0
+            for batch in table.batches_of_rows(sorted(fresh), EMBED_BATCH):
+                vectors.add(np.array([row for row, _ in batch], dtype=np.int64),
+                            embedder.embed_documents([doc.text for _, doc in batch]))
+                done += len(batch)
+                progress("embedding", done, len(fresh))
+            if dropped:
+                vectors.remove(np.array(dropped, dtype=np.int64))
+            vectors.save(generation.vectors_path)
+            lexical = LexicalSettings(**manifest.lexical)
+            LexicalIndex.build(
+                ((np.array([row for row, _ in batch]), [doc.text for _, doc in batch])
+                 for batch in table.batches(EMBED_BATCH)), lexical).save(generation.lexical_path)
+            changed = {"added": 0, "removed": 0, **manifest.changed_since_build}
+            changed["added"] += len(fresh)
+            changed["removed"] += len(dropped)
+            self.close()
+            self._manifest = generation.commit(dataclasses.replace(
+                manifest, count=count, changed_since_build=changed))
+            self._generation = generation.path
+        return dataclasses.replace(report, seconds=time.perf_counter() - started)
 
     # -- querying ---------------------------------------------------------------------------
 
@@ -250,6 +377,8 @@ class Engine:
                          count=manifest.count, index_type=manifest.index_type,
                          index_params=manifest.tuning.get("params", {}),
                          tuned_recall_at_10=manifest.tuning.get("recall_at_10"),
+                         changed_since_build={"added": 0, "removed": 0,
+                                              **manifest.changed_since_build},
                          created=manifest.created, format_version=manifest.format_version,
                          bytes_on_disk=sum(f.get("bytes", 0) for f in manifest.files.values()))
 
@@ -365,19 +494,20 @@ class Engine:
 
 
 def _staged(table: store.DocumentTable, documents: Iterable[Document],
-            progress: Progress | None) -> Iterator[tuple[int, str, int]]:
-    """(position, outcome, row) for each document, staged under the duplicate rules."""
+            progress: Progress | None) -> Iterator[tuple[int, Document, str, int]]:
+    """(position, document, outcome, row) for each document, under the duplicate rules."""
     for position, document in enumerate(documents):
         outcome, row = table.stage(document)
         if progress is not None and position % 1000 == 0:
             progress("reading", position + 1, None)
-        yield position, outcome, row
+        yield position, document, outcome, row
 
 
-def _report(outcomes: Counter[str], count: int, started: float) -> BuildReport:
+def _report(outcomes: Counter[str], count: int, started: float,
+            repeated: list[str]) -> BuildReport:
     return BuildReport(read=sum(outcomes.values()), duplicates=outcomes["duplicate"],
                        replaced=outcomes["replaced"], indexed=count,
-                       seconds=time.perf_counter() - started)
+                       seconds=time.perf_counter() - started, repeated_ids=tuple(repeated))
 
 
 def _pairs(ranking: Ranking) -> list[tuple[int, float]]:

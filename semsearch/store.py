@@ -58,6 +58,8 @@ class Manifest:
     created: str = ""
     #: file name -> {"sha256": ..., "bytes": ...}
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: documents added and removed by `add`/`remove` since the vector index was last trained
+    changed_since_build: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
@@ -121,8 +123,8 @@ class IndexFolder:
 
     @staticmethod
     def open_documents(generation: Path, manifest: Manifest) -> DocumentTable:
-        """The document table of one generation, after a cheap check that no file is cut short."""
-        check_sizes(generation, manifest)
+        """The document table of one generation, once its files are checked (see ``check_files``)."""
+        check_files(generation, manifest)
         return DocumentTable.open_read_only(generation / DOCUMENTS)
 
     @staticmethod
@@ -134,16 +136,26 @@ class IndexFolder:
         return generation / LEXICAL
 
     @contextmanager
-    def new_generation(self) -> Iterator[GenerationWriter]:
-        """A folder to build the next generation in; live only if ``commit`` is called."""
+    def new_generation(self, update_of: Path | None = None) -> Iterator[GenerationWriter]:
+        """A folder to build the next generation in; live only if ``commit`` is called.
+
+        ``update_of``: a generation whose document table the new one starts from (for add and
+        remove); it must still be the live one once the writer lock is held, so two writers
+        never both build on the same state and lose one's change.
+        """
         created_folder = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         with _locked(self.path / ".lock"):
             previous = self.generation().name if self.exists() else None
+            if update_of is not None and update_of.name != previous:
+                raise StoreError(f"{self.path} changed while this update was being prepared; "
+                                 f"run it again")
             number = 1 + max((_generation_number(p) for p in self.path.glob("gen-*")), default=0)
             staging = self.path / f"gen-{number:06d}"
             staging.mkdir()
-            writer = GenerationWriter(self, staging)
+            if update_of is not None:
+                shutil.copyfile(update_of / DOCUMENTS, staging / DOCUMENTS)
+            writer = GenerationWriter(self, staging, fresh=update_of is None)
             try:
                 yield writer
             finally:
@@ -181,10 +193,11 @@ def scratch_table() -> Iterator[DocumentTable]:
 class GenerationWriter:
     """The files of a generation being built."""
 
-    def __init__(self, folder: IndexFolder, path: Path):
+    def __init__(self, folder: IndexFolder, path: Path, fresh: bool = True):
         self.folder = folder
         self.path = path
-        self.documents = DocumentTable.create(path / DOCUMENTS)
+        self.documents = (DocumentTable.create if fresh else DocumentTable.open_for_update)(
+            path / DOCUMENTS)
         self.committed = False
 
     @property
@@ -209,6 +222,7 @@ class GenerationWriter:
             _fsync_file(self.path / name)
         for folder in {(self.path / name).parent for name in files}:
             _fsync_dir(folder)
+        _record_checked(self.path, files)
         _write_durably(self.folder.path / "CURRENT", self.path.name + "\n")
         self.committed = True
         return manifest
@@ -238,14 +252,22 @@ class DocumentTable:
         self._db: sqlite3.Connection | None = connection
         self.path = path
 
+    #: The generation is not live until committed and fsynced, so SQLite's own journal
+    #: would only slow the build down. A 256 MiB page cache keeps the id and duplicate-key
+    #: indexes of a multi-million-record input in memory (bounded, unlike Python dicts).
+    WRITING = "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -262144;"
+
     @classmethod
     def create(cls, path: Path) -> DocumentTable:
         db = sqlite3.connect(path)
-        # The generation is not live until committed and fsynced, so SQLite's own journal
-        # would only slow the build down. A 256 MiB page cache keeps the id and duplicate-key
-        # indexes of a multi-million-record input in memory (bounded, unlike Python dicts).
-        db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; "
-                         "PRAGMA cache_size = -262144;" + cls.SCHEMA)
+        db.executescript(cls.WRITING + cls.SCHEMA)
+        return cls(db, path)
+
+    @classmethod
+    def open_for_update(cls, path: Path) -> DocumentTable:
+        """A copy of a committed table, in a generation being written."""
+        db = sqlite3.connect(path)
+        db.executescript(cls.WRITING)
         return cls(db, path)
 
     @classmethod
@@ -293,6 +315,58 @@ class DocumentTable:
             "content_key = ? WHERE row = ?",
             (document.title, document.abstract, metadata, title_key, content_key, found[0]))
         return "replaced", found[0]
+
+    def upsert(self, document: Document, row: int) -> tuple[str, int | None]:
+        """Store one document of an update under ``row`` if its text is new; returns
+        (outcome, the row it replaced).
+
+        Outcomes: "new"; "updated" (same id, new title or abstract: the old row is deleted and
+        the document takes ``row``, to be embedded again); "unchanged" (same id and text: only
+        its metadata is refreshed, nothing to embed); "duplicate" (its text is stored under
+        another id: nothing changes).
+        """
+        title_key, content_key = duplicate_keys(document)
+        metadata = _dump(document.metadata)
+        found = self._db.execute("SELECT row, content_key, metadata FROM documents WHERE id = ?",
+                                 (document.id,)).fetchone()
+        if found is not None and found[1] == content_key:
+            if found[2] != metadata:
+                self._db.execute("UPDATE documents SET metadata = ? WHERE row = ?",
+                                 (metadata, found[0]))
+            return "unchanged", None
+        if self._db.execute("SELECT 1 FROM documents WHERE content_key = ?",
+                            (content_key,)).fetchone():
+            return "duplicate", None
+        if found is not None:
+            self._db.execute("DELETE FROM documents WHERE row = ?", (found[0],))
+        self._db.execute(
+            "INSERT INTO documents (row, id, title, abstract, metadata, title_key, content_key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (row, document.id, document.title, document.abstract, metadata, title_key,
+             content_key))
+        return ("updated", found[0]) if found is not None else ("new", None)
+
+    def delete(self, doc_id: str) -> int | None:
+        """Remove a document by id; its row, or None if there was none."""
+        row = self.row_of_id(doc_id)
+        if row is not None:
+            self._db.execute("DELETE FROM documents WHERE row = ?", (row,))
+        return row
+
+    @property
+    def modified(self) -> bool:
+        """Whether anything was written since the table was opened."""
+        return self._db.total_changes > 0
+
+    def batches_of_rows(self, rows: list[int], size: int) -> Iterator[list[tuple[int, Document]]]:
+        """(row, document) for the given rows, in their order, ``size`` at a time."""
+        for start in range(0, len(rows), size):
+            chunk = rows[start:start + size]
+            found = self.by_rows(chunk)
+            yield [(row, found[row]) for row in chunk]
+
+    def highest_row(self) -> int:
+        return int(self._db.execute("SELECT coalesce(max(row), 0) FROM documents").fetchone()[0])
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM documents").fetchone()[0])
@@ -359,15 +433,64 @@ def damaged_files(generation: Path, manifest: Manifest) -> list[str]:
     return problems
 
 
-def check_sizes(generation: Path, manifest: Manifest) -> None:
-    """A cheap check on every open: a truncated or missing file is named, not misread."""
+def check_files(generation: Path, manifest: Manifest) -> None:
+    """The check on every open: a missing, truncated or altered file is named, not misread.
+
+    Hashing every file on every open would cost a one-shot query more than the query itself,
+    so a file is hashed only when its size, modification time or inode differ from when it
+    was last found intact (recorded in CHECKED beside the manifest, first at commit). Any
+    write to a file changes its modification time; `semsearch verify` re-hashes everything,
+    for damage that did not come through a write.
+    """
+    checked = _read_checked(generation)
+    passed = {}
     for name, expected in manifest.files.items():
         path = generation / name
-        if not path.is_file():
-            raise StoreError(f"{path}: missing from the index")
-        if path.stat().st_size != expected.get("bytes"):
-            raise StoreError(f"{path}: size {path.stat().st_size} bytes, the manifest says "
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            raise StoreError(f"{path}: missing from the index") from None
+        if status.st_size != expected.get("bytes"):
+            raise StoreError(f"{path}: size {status.st_size} bytes, the manifest says "
                              f"{expected.get('bytes')}: the file is damaged")
+        if checked.get(name) == _stamp(status):
+            continue
+        if file_checksum(path)["sha256"] != expected.get("sha256"):
+            raise StoreError(f"{path}: contents differ from the manifest's checksum: the file "
+                             f"is damaged; rebuild the index or restore this file")
+        passed[name] = _stamp(status)
+    if passed:
+        _record_checked(generation, passed, checked)
+
+
+CHECKED = ".checked.json"
+
+
+def _stamp(status: os.stat_result) -> list[int]:
+    return [status.st_size, status.st_mtime_ns, status.st_ino]
+
+
+def _read_checked(generation: Path) -> dict[str, list[int]]:
+    try:
+        return json.loads((generation / CHECKED).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _record_checked(generation: Path, names, already: dict | None = None) -> None:
+    """Remember which files were found intact, so the next open need not hash them again.
+
+    Best effort: in a read-only index folder every open hashes what it cannot record.
+    """
+    stamps = dict(already or {})
+    for name in names:
+        stamps[name] = _stamp((generation / name).stat())
+    temporary = generation / f"{CHECKED}.{os.getpid()}.tmp"
+    try:
+        temporary.write_text(json.dumps(stamps))
+        os.replace(temporary, generation / CHECKED)
+    except OSError:
+        temporary.unlink(missing_ok=True)
 
 
 def _document(columns: tuple) -> Document:

@@ -104,3 +104,30 @@ def test_reranked_types_find_rows_with_gaps_too(tmp_path):
     assert loaded.search(vectors[42], 1)[1][0, 0] == 7 + 3 * 42
     with pytest.raises(KeyError):
         loaded.vector(8)
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_every_type_adds_and_removes_without_retraining_and_survives_a_reload(kind, tmp_path):
+    vectors = clustered_vectors(3000)
+    index, _ = ann.build_index(kind, np.arange(1, 2001), vectors[:2000])
+    gone = np.arange(1, 2001, 4)
+    index.remove(gone)
+    index.add(np.arange(5001, 6001), vectors[2000:])
+    index.save(tmp_path)
+    reloaded = ann.load_index(kind, tmp_path, index.search_params())
+    assert len(reloaded) == 2000 - len(gone) + 1000
+    assert reloaded.highest_row() >= 6000
+    found = reloaded.search(vectors[:2000], 10)[1]
+    assert not np.isin(found, gone).any()
+    # an added vector is found as its own nearest neighbour, and kept exactly
+    scores, ids = reloaded.search(vectors[2500], 1)
+    assert ids[0, 0] == 5501 and scores[0, 0] == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(reloaded.vector(5501), vectors[2500], atol=1e-6)
+
+
+def test_rows_added_must_come_after_every_row_held():
+    vectors = clustered_vectors(3000)
+    index, _ = ann.build_index("hnsw", np.arange(1, 3001), vectors)
+    index.remove(np.array([3000]))
+    with pytest.raises(ValueError, match="higher than every row"):
+        index.add(np.array([3000]), vectors[:1])

@@ -178,3 +178,95 @@ def test_an_open_engine_keeps_reading_the_generation_it_started_with(engine, has
                          mode="lexical") == before
     assert engine.info().count == 5
     assert Engine.open("plumbing", embedder=hashing_embedder).info().count == 2
+
+
+class CountingEmbedder(HashingEmbedder):
+    """Remembers every text it embedded, to prove what an update did not embed again."""
+
+    def __init__(self):
+        super().__init__()
+        self.texts = []
+
+    def embed_documents(self, texts):
+        self.texts.extend(texts)
+        return super().embed_documents(texts)
+
+
+def many_docs(n=2500):
+    return [Document(f"d{i}", f"Paper {i} on topic{i % 41}",
+                     f"Words about subject{i % 37}, method{i % 13} and result{i}.")
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_add_and_remove_update_every_index_type_in_place(kind):
+    embedder = CountingEmbedder()
+    engine = Engine("grow", embedder=embedder)
+    docs = many_docs()
+    engine.build(docs, index_type=kind)
+    embedder.texts.clear()
+    changed = Document("d5", "A changed title", "A new abstract about gravitational lenses.")
+    report = engine.add([docs[3], changed, Document("n1", "Fresh", "Quantum error correction.")])
+    assert (report.new, report.updated, report.unchanged, report.removed) == (1, 1, 1, 0)
+    assert sorted(embedder.texts) == sorted([changed.text, "Fresh Quantum error correction."])
+    removed = engine.remove(["d7", "d8"])
+    assert (removed.removed, removed.count) == (2, 2499)
+
+    reopened = Engine.open("grow", embedder=HashingEmbedder())
+    info = reopened.info()
+    assert (info.count, info.index_type) == (2499, kind)
+    assert info.changed_since_build == {"added": 2, "removed": 3}
+    assert reopened.verify() == []
+    for mode in ("dense", "lexical", "hybrid"):
+        assert reopened.search(changed.text, k=1, mode=mode)[0].id == "d5"
+        found = {hit.id for hit in reopened.search(docs[7].text, k=50, mode=mode)}
+        assert not found & {"d7", "d8"}
+    assert reopened.get("d5").abstract == changed.abstract
+    assert "d8" not in {hit.id for hit in reopened.more_like_this("d9", k=100)}
+    with pytest.raises(QueryError):
+        reopened.get("d7")
+
+
+def test_the_same_id_twice_in_one_add_keeps_the_last_version(engine):
+    report = engine.add([Document("n1", "First", "Version one."),
+                         Document("n1", "Second", "Version two.")])
+    assert (report.new, report.updated, report.repeated, report.repeated_ids) == (1, 0, 1, ("n1",))
+    assert engine.get("n1").title == "Second" and engine.info().count == len(DOCS) + 1
+
+
+def test_an_add_that_changes_nothing_writes_nothing(engine):
+    before = engine.generation
+    report = engine.add(DOCS)
+    assert report.unchanged == len(DOCS) and not report.changed
+    assert Engine.open("plumbing").generation == before
+
+
+def test_remove_of_an_unknown_id_changes_nothing(engine):
+    before = engine.generation
+    with pytest.raises(QueryError, match="no paper with id 'nope'.*nothing was removed"):
+        engine.remove(["g1", "nope"])
+    reopened = Engine.open("plumbing", embedder=HashingEmbedder())
+    assert reopened.generation == before and reopened.info().count == len(DOCS)
+
+
+def test_removing_every_paper_is_refused(engine):
+    with pytest.raises(InputError, match="would leave the index empty"):
+        engine.remove([doc.id for doc in DOCS])
+    assert Engine.open("plumbing").info().count == len(DOCS)
+
+
+def test_adding_with_another_model_is_refused(engine):
+    class Other(HashingEmbedder):
+        model_name = "another-model"
+
+    with pytest.raises(StoreError, match="built with the model"):
+        Engine("plumbing", embedder=Other()).add([Document("n", "New", "Paper.")])
+
+
+def test_a_reader_opened_before_an_add_keeps_its_view(engine):
+    reader = Engine.open("plumbing", embedder=HashingEmbedder())
+    assert reader.search("graph", k=1)  # opens the generation it reads
+    engine.add([Document("n1", "Graph graph graph", "Graph graph.")])
+    assert "n1" not in {hit.id for hit in reader.search("graph", k=10)}
+    assert "n1" in {hit.id for hit in Engine.open("plumbing", embedder=HashingEmbedder())
+                    .search("graph", k=10)}

@@ -141,3 +141,63 @@ def test_verify_names_a_bit_flipped_or_missing_file(tmp_path):
     assert folder.verify() == [f"{path}: contents differ from the manifest's checksum"]
     (folder.generation() / "vectors" / "index.faiss").unlink()
     assert any(p.endswith("index.faiss: missing") for p in folder.verify())
+
+
+def test_upsert_embeds_only_what_changed(tmp_path):
+    table = store.DocumentTable.create(tmp_path / "d.sqlite")
+    table.stage(Document("a", "T", "A", {"year": 2020}))
+    assert table.upsert(Document("a", "T", "A", {"year": 2021}), 10) == ("unchanged", None)
+    assert table.by_rows([1])[1].metadata == {"year": 2021}   # metadata refreshed in place
+    assert table.upsert(Document("b", "t", "A."), 11) == ("duplicate", None)
+    assert table.upsert(Document("a", "T", "A revised"), 12) == ("updated", 1)
+    assert table.upsert(Document("c", "New", "Paper"), 13) == ("new", None)
+    assert table.row_of_id("a") == 12 and table.highest_row() == 13
+    assert table.delete("c") == 13 and table.delete("c") is None
+    assert len(table) == 1
+
+
+def test_an_update_starts_from_the_live_documents_and_refuses_a_stale_base(tmp_path):
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "T", "A")])
+    base = folder.generation()
+    with folder.new_generation(update_of=base) as generation:
+        assert generation.documents.row_of_id("a") == 1
+        generation.documents.upsert(Document("b", "T2", "A2"), 2)
+        (generation.vectors_path / "index.faiss").write_bytes(b"vectors")
+        generation.commit(manifest(2))
+    with pytest.raises(StoreError, match="changed while this update"):
+        with folder.new_generation(update_of=base):
+            pass
+    assert len(folder.open_documents(folder.generation(), folder.manifest())) == 2
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_opening_a_damaged_file_names_it(tmp_path, damage):
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "Title", "Abstract")])
+    live = folder.generation()
+    path = live / "documents.sqlite"
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x01
+    else:
+        data = data[:-100]
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match=f"{path}: .*damaged"):
+        folder.open_documents(live, folder.manifest())
+    assert any(str(path) in problem for problem in folder.verify())
+
+
+def test_an_intact_file_is_hashed_once_then_trusted_by_its_stamp(tmp_path, monkeypatch):
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "Title", "Abstract")])
+    live = folder.generation()
+    (live / store.CHECKED).unlink()          # as if no open had checked the files yet
+    hashed = []
+    real = store.file_checksum
+    monkeypatch.setattr(store, "file_checksum", lambda path: hashed.append(path) or real(path))
+    folder.open_documents(live, folder.manifest()).close()
+    assert len(hashed) == len(folder.manifest().files)
+    hashed.clear()
+    folder.open_documents(live, folder.manifest()).close()
+    assert hashed == []
