@@ -176,11 +176,14 @@ class Engine:
         is refreshed); a changed one is re-embedded. The vector index takes the new vectors
         as they are, without re-training; `rebuild` re-trains it.
         """
-        return self._update(documents, (), progress)
+        return self._update(documents, [], progress, documents_given=True)
 
     def remove(self, ids: Iterable[str]) -> UpdateReport:
         """Remove documents by id. Every id must be in the index, or nothing is removed."""
-        return self._update((), list(ids), None)
+        ids = list(ids)
+        if not ids:
+            raise QueryError("give the id of at least one paper to remove")
+        return self._update((), ids, None)
 
     @staticmethod
     def dry_run(documents: Iterable[Document], progress: Progress | None = None) -> BuildReport:
@@ -216,7 +219,7 @@ class Engine:
                     given[row] = vectors[position]
             count = len(table)
             if count == 0:
-                raise InputError("input", None, "no documents to index; no index was written")
+                raise InputError(None, None, "the input holds no documents; no index was written")
             if vectors is not None and len(vectors) != sum(outcomes.values()):
                 raise InputError("vectors", None, f"{len(vectors)} vectors for "
                                                   f"{sum(outcomes.values())} documents")
@@ -248,7 +251,7 @@ class Engine:
         return _report(outcomes, count, started, repeated)
 
     def _update(self, documents: Iterable[Document], remove_ids: list[str],
-                progress: Progress | None) -> UpdateReport:
+                progress: Progress | None, documents_given: bool = False) -> UpdateReport:
         started = time.perf_counter()
         progress = progress or _no_progress
         manifest, base = self.manifest, self.generation
@@ -279,6 +282,8 @@ class Engine:
                     dropped.append(old_row)
                 if position % 1000 == 0:
                     progress("reading", position + 1, None)
+            if documents_given and not sum(outcomes.values()):
+                raise InputError(None, None, "the input holds no documents; nothing was changed")
             unknown = []
             for doc_id in remove_ids:
                 row = table.delete(doc_id)

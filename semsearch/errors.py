@@ -10,12 +10,12 @@ class SemsearchError(Exception):
 class InputError(SemsearchError):
     """A corpus file (or one record in it) that cannot be read; names the file and line."""
 
-    def __init__(self, path: str, line: int | None, message: str):
-        self.path = str(path)
+    def __init__(self, path: str | None, line: int | None, message: str):
+        self.path = None if path is None else str(path)
         self.line = line
         self.reason = message
         where = f"{self.path}:{line}" if line else self.path
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{where}: {message}" if where else message)
 
 
 class StoreError(SemsearchError):

@@ -84,7 +84,7 @@ def test_vectors_must_match_the_documents():
 
 
 def test_empty_corpus_writes_no_index(index_root, hashing_embedder):
-    with pytest.raises(InputError, match="no documents to index"):
+    with pytest.raises(InputError, match="the input holds no documents"):
         Engine("empty", embedder=hashing_embedder).build([])
     assert not (index_root / "empty").exists()
 

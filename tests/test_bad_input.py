@@ -1,0 +1,180 @@
+"""Every kind of bad input the reliability issue lists, through the command line.
+
+Each one must fail with a one-line error naming the file (and line, where there is one),
+exit non-zero, and leave the index on disk exactly as it was; the ones that are not errors
+(a 1 MB abstract, an id repeated in one file, --skip-bad) must do what they promise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from semsearch import Engine
+from semsearch.cli import main
+
+from conftest import DATA, write
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file of an index folder and its hash; only the open-check stamps may change."""
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not path.name.startswith((".checked", ".lock"))}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("bad") / "built"
+    assert run("index", DATA / "scifact-first-60.jsonl", "--index", path).exit_code == 0
+    return path
+
+
+@pytest.fixture
+def index(built, tmp_path) -> Path:
+    """A fresh copy of the built index for each test, so changes cannot leak between tests."""
+    return Path(shutil.copytree(built, tmp_path / "index"))
+
+
+GOOD = '{"id": "ok1", "title": "A fine paper", "abstract": "With a fine abstract."}\n'
+BAD_FILES = {
+    "malformed.jsonl": (GOOD + '{"id": "x", "title": oops\n', "malformed.jsonl:2: not valid JSON"),
+    "bytes.jsonl": (GOOD.encode() + b'{"id": "x", "title": "T", "abstract": "caf\xe9"}\n',
+                    "bytes.jsonl:2: bytes that are not UTF-8"),
+    "no-title.jsonl": (GOOD + '{"id": "x", "abstract": "Text."}\n',
+                       "no-title.jsonl:2: no title field"),
+    "no-abstract.jsonl": (GOOD + '{"id": "x", "title": "T"}\n',
+                          "no-abstract.jsonl:2: no abstract field"),
+    "empty-abstract.jsonl": (GOOD + '{"id": "x", "title": "T", "abstract": "  "}\n',
+                             "empty-abstract.jsonl:2: empty abstract"),
+    "columns.csv": ("id,heading,body_text\n1,A paper,Text\n",
+                    "columns.csv:1: no title column in the header"),
+    "empty.jsonl": ("", "the input holds no documents"),
+}
+
+
+@pytest.mark.parametrize("command", ["index", "add"])
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_file_fails_naming_file_and_line_and_changes_nothing(index, tmp_path, name, command):
+    content, message = BAD_FILES[name]
+    path = write(tmp_path / name, content)
+    before = snapshot(index)
+    result = run(command, path, "--index", index)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1     # one line, no traceback
+    assert snapshot(index) == before
+
+
+def test_bad_file_into_a_new_index_creates_nothing(tmp_path, index_root):
+    path = write(tmp_path / "malformed.jsonl", BAD_FILES["malformed.jsonl"][0])
+    assert run("index", path, "--index", "fresh").exit_code == 1
+    empty = write(tmp_path / "empty.jsonl", "")
+    assert "the input holds no documents" in run("index", empty, "--index", "fresh").output
+    assert not (index_root / "fresh").exists()
+
+
+def test_skip_bad_continues_and_reports_count_and_first_lines(index, tmp_path):
+    bad_lines = "".join('{"id": "b%d", oops\n' % i for i in range(7))
+    path = write(tmp_path / "some-bad.jsonl", GOOD + bad_lines)
+    result = run("add", path, "--index", index, "--skip-bad")
+    assert result.exit_code == 0
+    assert "1 added" in result.stdout and "bad records skipped 7" in result.stdout
+    assert "some-bad.jsonl:2: not valid JSON" in result.stderr
+    assert "some-bad.jsonl:6:" in result.stderr and "... and 2 more" in result.stderr
+    assert Engine.open(index).info().count == 61
+
+
+def test_a_1mb_abstract_is_stored_whole_and_still_searchable(index, tmp_path):
+    abstract = "Tardigrades survive extreme desiccation. " + "filler words " * 80_000
+    assert len(abstract) > 1_000_000
+    path = write(tmp_path / "big.jsonl", json.dumps(
+        {"id": "big", "title": "Tardigrade desiccation tolerance", "abstract": abstract}) + "\n")
+    result = run("add", path, "--index", index)
+    assert result.exit_code == 0, result.output
+    with Engine.open(index) as engine:
+        assert engine.get("big").abstract == abstract.strip()  # whole, only trimmed
+        hits = engine.search("how do tardigrades survive drying out", k=3, mode="dense")
+        assert "big" in [hit.id for hit in hits]
+
+
+@pytest.mark.parametrize("command", ["index", "add"])
+def test_an_id_repeated_in_one_file_keeps_the_last_with_a_warning(index, tmp_path, command):
+    path = write(tmp_path / "twice.jsonl",
+                 '{"id": "dup", "title": "First version", "abstract": "Old text."}\n'
+                 '{"id": "dup", "title": "Second version", "abstract": "New text."}\n')
+    result = run(command, path, "--index", index)
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 id(s) appear more than once" in result.stderr and "dup" in result.stderr
+    with Engine.open(index) as engine:
+        assert engine.get("dup").title == "Second version"
+
+
+@pytest.mark.parametrize("command", [["search", "a query"], ["like", "x"], ["info"], ["verify"],
+                                     ["add", DATA / "scifact-first-60.jsonl"], ["remove", "x"]])
+def test_a_missing_index_is_named_and_not_created(tmp_path, command):
+    missing = tmp_path / "nowhere"
+    result = run(*command, "--index", missing)
+    assert result.exit_code == 1 and f"no index at {missing}" in result.output
+    assert not missing.exists()
+
+
+def test_a_folder_that_is_not_an_index_is_named_and_left_alone(tmp_path):
+    folder = tmp_path / "papers"
+    write(folder / "notes.txt", "mine")
+    for command in (["search", "a query"], ["add", DATA / "scifact-first-60.jsonl"]):
+        result = run(*command, "--index", folder)
+        assert result.exit_code == 1 and f"{folder} is not a semsearch index" in result.output
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+def test_another_model_is_refused_for_queries_and_additions(index, tmp_path):
+    before = snapshot(index)
+    result = run("search", "a query", "--index", index, "--model", tmp_path / "other-model")
+    assert result.exit_code == 1
+    assert "was built with the model 'all-MiniLM-L6-v2'" in result.output
+    assert snapshot(index) == before
+
+
+def test_an_index_of_another_dimension_is_refused(index):
+    import numpy as np
+
+    from semsearch.errors import StoreError
+
+    before = snapshot(index)
+    with Engine.open(index) as engine, pytest.raises(StoreError, match="dimension 384"):
+        engine.search_vector(np.ones(64, dtype=np.float32))
+    assert snapshot(index) == before
+
+
+@pytest.mark.parametrize("k, message", [("0", "0 is not in the range x>=1"),
+                                        ("-3", "-3 is not in the range x>=1"),
+                                        ("100000000", "k must be a whole number from 1 to 10000")])
+def test_k_out_of_range_is_refused(index, k, message):
+    before = snapshot(index)
+    result = run("search", "a query", "-k", k, "--index", index)
+    assert result.exit_code != 0 and message in result.output
+    assert snapshot(index) == before
+
+
+def test_an_empty_query_is_refused(index):
+    before = snapshot(index)
+    result = run("search", "   ", "--index", index)
+    assert result.exit_code == 1 and "the query is empty" in result.output
+    assert snapshot(index) == before
+
+
+def test_remove_of_an_unknown_id_is_refused_and_changes_nothing(index):
+    before = snapshot(index)
+    result = run("remove", "no-such-paper", "--index", index)
+    assert result.exit_code == 1 and "no paper with id 'no-such-paper'" in result.output
+    assert snapshot(index) == before
