@@ -183,7 +183,7 @@ def scratch_table() -> Iterator[DocumentTable]:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="semsearch-") as folder:
-        table = DocumentTable.create(Path(folder) / DOCUMENTS)
+        table = DocumentTable.create(Path(folder) / DOCUMENTS, keep_text=False)
         try:
             yield table
         finally:
@@ -248,9 +248,11 @@ class DocumentTable:
         CREATE UNIQUE INDEX documents_content_key ON documents (content_key);
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path):
+    def __init__(self, connection: sqlite3.Connection, path: Path, keep_text: bool = True):
         self._db: sqlite3.Connection | None = connection
         self.path = path
+        #: False for a table that only applies the duplicate rules (a dry run): ids and keys
+        self.keep_text = keep_text
 
     #: The generation is not live until committed and fsynced, so SQLite's own journal
     #: would only slow the build down. A 256 MiB page cache keeps the id and duplicate-key
@@ -258,10 +260,10 @@ class DocumentTable:
     WRITING = "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -262144;"
 
     @classmethod
-    def create(cls, path: Path) -> DocumentTable:
+    def create(cls, path: Path, keep_text: bool = True) -> DocumentTable:
         db = sqlite3.connect(path)
         db.executescript(cls.WRITING + cls.SCHEMA)
-        return cls(db, path)
+        return cls(db, path, keep_text)
 
     @classmethod
     def open_for_update(cls, path: Path) -> DocumentTable:
@@ -293,12 +295,15 @@ class DocumentTable:
         nothing changes); "replaced" (same id, new text: the last one read wins).
         """
         title_key, content_key = duplicate_keys(document)
-        metadata = _dump(document.metadata)
+        if self.keep_text:
+            title, abstract, metadata = document.title, document.abstract, _dump(document.metadata)
+        else:
+            title = abstract = metadata = ""
         # The common case, a new document, takes one statement; both keys are unique.
         cursor = self._db.execute(
             "INSERT INTO documents (id, title, abstract, metadata, title_key, content_key) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (document.id, document.title, document.abstract, metadata, title_key, content_key))
+            (document.id, title, abstract, metadata, title_key, content_key))
         if cursor.rowcount == 1:
             return "new", int(cursor.lastrowid)
         found = self._db.execute("SELECT row, content_key FROM documents WHERE id = ?",
@@ -313,7 +318,7 @@ class DocumentTable:
         self._db.execute(
             "UPDATE documents SET title = ?, abstract = ?, metadata = ?, title_key = ?, "
             "content_key = ? WHERE row = ?",
-            (document.title, document.abstract, metadata, title_key, content_key, found[0]))
+            (title, abstract, metadata, title_key, content_key, found[0]))
         return "replaced", found[0]
 
     def upsert(self, document: Document, row: int) -> tuple[str, int | None]:
