@@ -42,6 +42,9 @@ HNSW_UP_TO = 300_000
 HNSW_BYTES_PER_VECTOR = 700  # 384 SQ8 codes + 2*M graph links + ids (floats stay on disk)
 DEFAULT_MEMORY_BUDGET = 1 << 30
 DEFAULT_TARGET_RECALL = 0.95
+#: a filter matching at most this many rows is answered by exact search over just those rows
+#: (a few milliseconds); graph and list searches lose recall when few of the rows they visit pass
+EXACT_FILTER_UP_TO = 20_000
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,12 @@ class VectorIndex(Protocol):
 
     def __len__(self) -> int: ...
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each of shape (len(queries), k), best first; id -1 where fewer than k."""
+    def search(self, queries: np.ndarray, k: int,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each of shape (len(queries), k), best first; id -1 where fewer than k.
+
+        ``allowed``: sorted rows to search among (a filter); the true top k among them.
+        """
 
     def vector(self, row: int) -> np.ndarray:
         """The stored vector of one document, for more-like-this without re-embedding."""
@@ -105,10 +112,17 @@ class ExactIndex:
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
         queries = _as_matrix(queries)
+        params = None
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            params = faiss.SearchParameters(sel=selector)
         with _threads_for(len(queries)):
-            return self._index.search(queries, k)
+            return self._index.search(queries, k, params=params)
 
     def vector(self, row: int) -> np.ndarray:
         return self._index.reconstruct(int(row))
@@ -201,21 +215,48 @@ class _RerankedIndex:
     def __len__(self) -> int:
         return int(self._index.ntotal) - len(self._deleted)
 
-    def _faiss_params(self, selector):
-        """FAISS search parameters that only let ``selector``'s ids through, or None."""
+    def _faiss_params(self, selector, selectivity: float = 1.0):
+        """FAISS search parameters that only let ``selector``'s ids through, searching harder
+        the fewer ids pass (``selectivity``: the share of rows that do)."""
         raise NotImplementedError
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         queries = _as_matrix(queries)
-        params = self._faiss_params(self._live) if self._live is not None else None
+        if allowed is not None and len(allowed) <= EXACT_FILTER_UP_TO:
+            return self._search_exactly(queries, k, np.asarray(allowed, dtype=np.int64))
+        if allowed is not None:
+            import faiss
+
+            # The allowed rows come from the live documents, so no tombstone is among them.
+            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            params = self._faiss_params(selector, len(allowed) / max(len(self), 1))
+        else:
+            params = self._faiss_params(self._live) if self._live is not None else None
         with _threads_for(len(queries)):
             _, candidates = self._index.search(queries, k * self.rerank_factor, params=params)
+        return self._reranked(queries, candidates, k)
+
+    def _search_exactly(self, queries: np.ndarray, k: int,
+                        allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        positions = self._positions(allowed)
+        allowed = allowed[self._rows[positions] == allowed]
+        candidates = np.broadcast_to(allowed, (len(queries), len(allowed)))
+        return self._reranked(queries, candidates, k)
+
+    def _reranked(self, queries: np.ndarray, candidates: np.ndarray,
+                  k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best k of each query's candidate rows, scored exactly against the floats."""
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         for i, found in enumerate(candidates):
             found = found[found >= 0]
             exact = self._floats[self._positions(found)] @ queries[i]
-            best = np.argsort(-exact, kind="stable")[:k]
+            if len(exact) > k:
+                best = np.argpartition(-exact, k)[:k]
+                best = best[np.argsort(-exact[best], kind="stable")]
+            else:
+                best = np.argsort(-exact, kind="stable")
             scores[i, :len(best)], ids[i, :len(best)] = exact[best], found[best]
         return scores, ids
 
@@ -296,11 +337,15 @@ class HnswIndex(_RerankedIndex):
         if "efSearch" in params:
             self._graph().hnsw.efSearch = int(params["efSearch"])
 
-    def _faiss_params(self, selector):
+    def _faiss_params(self, selector, selectivity: float = 1.0):
         import faiss
 
-        # Given parameters replace the index's own, so efSearch is passed on too.
-        return faiss.SearchParametersHNSW(sel=selector, efSearch=self._graph().hnsw.efSearch)
+        # Given parameters replace the index's own, so efSearch is passed on too. A filter
+        # search must find as many passing neighbours as an unfiltered one finds in all.
+        ef = self._graph().hnsw.efSearch
+        if selectivity < 1.0:
+            ef = int(min(4 * ef / selectivity, 4096))
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
 
 
 class IvfIndex(_RerankedIndex):
@@ -346,11 +391,12 @@ class IvfIndex(_RerankedIndex):
         return {"nprobe": int(ivf.nprobe), "nlist": int(ivf.nlist),
                 "codes": self.codes_for(self.dimension), "rerank_factor": self.rerank_factor}
 
-    def _faiss_params(self, selector):
+    def _faiss_params(self, selector, selectivity: float = 1.0):
         import faiss
 
-        return faiss.SearchParametersIVF(sel=selector,
-                                         nprobe=faiss.extract_index_ivf(self._index).nprobe)
+        ivf = faiss.extract_index_ivf(self._index)
+        nprobe = ivf.nprobe if selectivity >= 1.0 else min(4 * ivf.nprobe, ivf.nlist)
+        return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
 
     def set_search_params(self, params: dict[str, Any]) -> None:
         import faiss

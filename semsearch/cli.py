@@ -71,7 +71,7 @@ def input_options(function: Callable) -> Callable:
     """How to read input files: shared by `index` and `add`."""
     for option in reversed([
         click.option("--format", "format_name", metavar="FORMAT",
-                     type=click.Choice(["feed", "jsonl", "csv", "beir", "arxiv"]),
+                     type=click.Choice(["feed", "jsonl", "csv", "beir", "arxiv", "bibtex"]),
                      help="Read every PATH as this format instead of detecting it per file."),
         click.option("--id-field", metavar="NAME", help="JSONL/CSV field holding the paper id."),
         click.option("--title-field", metavar="NAME", help="JSONL/CSV field holding the title."),
@@ -281,39 +281,92 @@ def reindex(index, index_type, target_recall) -> None:
                f"{report.seconds:.1f} s; recall@10 at build: {info.tuned_recall_at_10}")
 
 
+def filter_options(function: Callable) -> Callable:
+    """--year/--category/--author: shared by `search` and `like`."""
+    for option in reversed([
+        click.option("--year", metavar="YEAR|FROM..TO",
+                     help="Only papers from this year or range: 2023, 2021..2024, 2020.., ..2019."),
+        click.option("--category", "categories", multiple=True, metavar="LABEL",
+                     help="Only papers in this category (e.g. cs.CL); repeat for any of several."),
+        click.option("--author", "authors", multiple=True, metavar="NAME",
+                     help="Only papers by this author: full name or last name, any case; "
+                          "repeat for any of several."),
+    ]):
+        function = option(function)
+    return function
+
+
+def _filter(year, categories, authors):
+    from semsearch.filters import Filter
+
+    return Filter.parse(year, categories, authors) or None
+
+
 @main.command()
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option("--file", "query_file", type=click.File("r", encoding="utf-8"), metavar="PATH",
+              help="Read the query from a file (a pasted abstract, say); '-' reads stdin.")
 @k_option
 @mode_option
+@filter_options
+@click.option("--explain", is_flag=True,
+              help="Show for each result its sentence closest to the query and the query's "
+                   "words it contains.")
 @index_option
 @model_option
 @json_option
-def search(query, k, mode, index, model, as_json) -> None:
-    """Papers that best answer QUERY.
+def search(query, query_file, k, mode, year, categories, authors, explain, index, model,
+           as_json) -> None:
+    """Papers that best answer QUERY (or the text of --file).
 
     Hybrid search (the default) fuses the model's ranking with BM25's, and finds both papers
     that mean the same thing in other words and papers that use the query's exact terms.
+    Filters keep the true top k among the papers that pass them.
+
+    \b
+      semsearch search "protein structure prediction" --year 2021..2024 --category q-bio.BM
+      pbpaste | semsearch search --file - --explain
     """
     from semsearch.engine import Engine
 
+    if (query is None) == (query_file is None):
+        raise click.UsageError("give a QUERY or --file PATH (not both)")
+    text = query if query is not None else query_file.read()
     with Engine.open(index, model=model) as engine:
-        _print_hits(engine.search(query, k, mode=mode), as_json)
+        hits = engine.search(text, k, mode=mode, where=_filter(year, categories, authors),
+                             explain=explain)
+        _print_hits(hits, as_json)
 
 
 @main.command()
-@click.argument("paper")
+@click.argument("papers", nargs=-1, required=True)
+@click.option("--not", "unlike", multiple=True, metavar="PAPER",
+              help="A paper the results should be unlike; repeat for several.")
+@click.option("--method", type=click.Choice(["classifier", "rocchio"]), default="classifier",
+              show_default=True,
+              help="classifier: a linear model trained on these papers against the --not ones "
+                   "and random papers; rocchio: the mean of their vectors.")
 @k_option
+@mode_option
+@filter_options
 @index_option
 @json_option
-def like(paper, k, index, as_json) -> None:
-    """Papers like PAPER, an id or a title already in the index (the paper itself is left out).
+def like(papers, unlike, method, k, mode, year, categories, authors, index, as_json) -> None:
+    """Papers like PAPERS (ids or titles already in the index), and unlike --not ones.
 
-    Titles match ignoring case and punctuation; an unknown one gets the closest titles.
+    None of the given papers is returned. Titles match ignoring case and punctuation; an
+    unknown one gets the closest titles.
+
+    \b
+      semsearch like 2401.01234
+      semsearch like 2401.01234 2312.00042 --not 2305.11111 --year 2024
     """
     from semsearch.engine import Engine
 
     with Engine.open(index) as engine:
-        _print_hits(engine.more_like_this(paper, k), as_json)
+        hits = engine.more_like_these(papers, unlike, k=k, method=method, mode=mode,
+                                      where=_filter(year, categories, authors))
+        _print_hits(hits, as_json)
 
 
 @main.command()
@@ -377,7 +430,18 @@ def _print_hits(hits: Iterable, as_json: bool) -> None:
     if not hits:
         click.echo("No results.")
         return
-    click.echo(format_table(hits, shutil.get_terminal_size((100, 24)).columns))
+    width = shutil.get_terminal_size((100, 24)).columns
+    click.echo(format_table(hits, width))
+    if any(hit.explanation for hit in hits):
+        click.echo()
+        for hit in hits:
+            if hit.explanation:
+                words = ", ".join(hit.explanation.matched_terms) or "none"
+                click.echo(f"{hit.rank:>4}  {hit.id}")
+                click.echo(textwrap.fill(f"\u201c{hit.explanation.sentence}\u201d "
+                                         f"({hit.explanation.sentence_score:.2f})", width - 1,
+                                         initial_indent="      ", subsequent_indent="      "))
+                click.echo(f"      words matched: {words}")
 
 
 def format_table(hits: list, width: int) -> str:

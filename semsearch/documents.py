@@ -41,6 +41,20 @@ class Document:
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """Why a paper was found: the sentence of its abstract closest to the query in meaning,
+    and the query's words that it contains (the ones BM25 matched)."""
+
+    sentence: str
+    sentence_score: float
+    matched_terms: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sentence": self.sentence, "sentence_score": round(self.sentence_score, 6),
+                "matched_terms": self.matched_terms}
+
+
+@dataclass(frozen=True)
 class Hit:
     """One search result."""
 
@@ -50,6 +64,7 @@ class Hit:
     score: float
     abstract: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    explanation: Explanation | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Flat JSON object: rank, id, title, score, then what is known about the paper."""
@@ -57,6 +72,8 @@ class Hit:
                                   "score": round(self.score, 6)}
         for key, value in self.metadata.items():
             record.setdefault(key, value)
+        if self.explanation is not None:
+            record["explain"] = self.explanation.to_json()
         return record
 
 

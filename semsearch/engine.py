@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -17,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from semsearch import ann, store
-from semsearch.documents import Document, Hit
+from semsearch.documents import Document, Explanation, Hit
 from semsearch.embedding import (Embedder, OnnxEmbedder, SentenceTransformerEmbedder,
                                  model_name_for)
 from semsearch.errors import InputError, QueryError, StoreError
+from semsearch.filters import Filter
 from semsearch.fusion import FusionSettings, Ranking, fuse
 from semsearch.lexical import LexicalIndex, LexicalSettings
 
@@ -32,6 +34,10 @@ EMBED_BATCH = 256
 #: search modes; hybrid fuses the other two and scores best on SciFact and Cranfield
 MODES = ("hybrid", "dense", "lexical")
 DEFAULT_MODE = "hybrid"
+#: ways to turn papers a user likes (and dislikes) into a query; see more_like_these
+LIKE_METHODS = ("classifier", "rocchio")
+DEFAULT_LIKE_METHOD = "classifier"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 
 
 @dataclass(frozen=True)
@@ -335,36 +341,119 @@ class Engine:
 
     # -- querying ---------------------------------------------------------------------------
 
-    def search(self, text: str, k: int = 10, mode: str = DEFAULT_MODE) -> list[Hit]:
+    def search(self, text: str, k: int = 10, mode: str = DEFAULT_MODE,
+               where: Filter | None = None, explain: bool = False) -> list[Hit]:
         """The k documents that best answer ``text``: by meaning (dense), by words (lexical,
-        BM25), or both fused (hybrid)."""
+        BM25), or both fused (hybrid). ``text`` may be a whole abstract: like a document, only
+        its first 256 tokens reach the model, and all of its words reach BM25.
+
+        ``where`` keeps only papers that pass a filter (the true top k among them);
+        ``explain`` adds to each hit its sentence closest to the query and the words matched.
+        """
         if not text or not text.strip():
             raise QueryError("the query is empty")
         _check_k(k)
         if mode not in MODES:
             raise QueryError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
         text = text.strip()
+        allowed = self._allowed(where)
+        if allowed is not None and len(allowed) == 0:
+            return []
         if mode == "lexical":
-            return self._hits(_pairs(self.lexical.search(text, k)))
-        dense = self._dense(self._query_vector(text), max(k, self.fusion.depth) if mode == "hybrid"
-                            else k)
-        if mode == "dense":
-            return self._hits(_pairs(dense))
-        lexical = self.lexical.search(text, max(k, self.fusion.depth))
-        return self._hits(fuse(dense, lexical, self.fusion)[:k])
+            ranked = _pairs(self.lexical.search(text, k, allowed))
+        else:
+            depth = max(k, self.fusion.depth) if mode == "hybrid" else k
+            dense = self._dense(self._query_vector(text), depth, allowed=allowed)
+            ranked = _pairs(dense) if mode == "dense" else fuse(
+                dense, self.lexical.search(text, depth, allowed), self.fusion)[:k]
+        hits = self._hits(ranked)
+        return self._explained(text, hits) if explain else hits
 
     def search_vector(self, vector: np.ndarray, k: int = 10,
-                      exclude: frozenset[int] = frozenset()) -> list[Hit]:
+                      exclude: frozenset[int] = frozenset(),
+                      where: Filter | None = None) -> list[Hit]:
         """The k documents closest to a vector of your own (normalised to unit length)."""
         _check_k(k)
         vector = _normalised(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
         self._check_dimension(vector)
-        return self._hits(_pairs(self._dense(vector, k, exclude)))
+        allowed = self._allowed(where)
+        if allowed is not None and len(allowed) == 0:
+            return []
+        return self._hits(_pairs(self._dense(vector, k, exclude, allowed)))
 
-    def more_like_this(self, id_or_title: str, k: int = 10) -> list[Hit]:
-        """Papers like one already in the index, from its stored vector; never itself."""
+    def more_like_this(self, id_or_title: str, k: int = 10,
+                       where: Filter | None = None) -> list[Hit]:
+        """Papers closest in meaning to one already in the index (its stored vector, so as
+        fast as a search); never itself. ``more_like_these`` takes several, and negatives."""
         row = self._row_of(id_or_title)
-        return self.search_vector(self.vectors.vector(row), k, exclude=frozenset({row}))
+        return self.search_vector(self.vectors.vector(row), k, exclude=frozenset({row}),
+                                  where=where)
+
+    def more_like_these(self, positives: Iterable[str], negatives: Iterable[str] = (),
+                        k: int = 10, method: str = DEFAULT_LIKE_METHOD,
+                        mode: str = DEFAULT_MODE, where: Filter | None = None) -> list[Hit]:
+        """Papers like all of ``positives`` and unlike ``negatives`` (ids or titles); none of
+        them is returned.
+
+        The dense side searches from the stored vectors: "classifier" (the default) trains a
+        logistic regression per query, positives against the negatives and 200 random papers,
+        and searches by its weight vector; "rocchio" from the mean of the positives minus a
+        quarter of the negatives' mean. In "hybrid" mode (the default) the positives' texts
+        also go to BM25 as one query, fused as in search. Measured with relevance feedback on
+        Cranfield: see benchmarks/README.md.
+        """
+        positive_rows = [self._row_of(p) for p in positives]
+        negative_rows = [self._row_of(n) for n in negatives]
+        if not positive_rows:
+            raise QueryError("give at least one paper to find papers like")
+        if method not in LIKE_METHODS:
+            raise QueryError(f"unknown method {method!r}; choose one of {', '.join(LIKE_METHODS)}")
+        if mode not in MODES:
+            raise QueryError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+        _check_k(k)
+        exclude = frozenset(positive_rows + negative_rows)
+        allowed = self._allowed(where)
+        if allowed is not None and len(allowed) == 0:
+            return []
+        depth = max(k, self.fusion.depth) if mode == "hybrid" else k
+        dense = lexical = None
+        if mode != "lexical":
+            liked = np.stack([self.vectors.vector(row) for row in positive_rows])
+            disliked = np.stack([self.vectors.vector(row) for row in negative_rows]) \
+                if negative_rows else np.zeros((0, liked.shape[1]), np.float32)
+            if method == "rocchio" or (len(liked) == 1 and not len(disliked)):
+                # one paper and nothing to contrast it with: its own vector is the query
+                query = liked.mean(axis=0) - (0.25 * disliked.mean(axis=0) if len(disliked) else 0)
+            else:
+                query = self._classifier_direction(liked, disliked, set(exclude))
+            dense = self._dense(_normalised(query.reshape(1, -1))[0], depth, exclude, allowed)
+        if mode != "dense":
+            found = self.documents.by_rows(positive_rows)
+            text = " ".join(found[row].text for row in positive_rows)
+            scores, rows = self.lexical.search(text, depth + len(exclude), allowed)
+            keep = ~np.isin(rows, list(exclude))
+            lexical = (scores[keep][:depth], rows[keep][:depth])
+        ranked = _pairs(dense) if lexical is None else _pairs(lexical)[:k] if dense is None \
+            else fuse(dense, lexical, self.fusion)[:k]
+        return self._hits(ranked)
+
+    def _classifier_direction(self, liked: np.ndarray, disliked: np.ndarray,
+                              known: set[int]) -> np.ndarray:
+        """The weights of a logistic regression separating liked papers from disliked and
+        random ones: ranking by them is an inner-product search, so the index answers it."""
+        from sklearn.linear_model import LogisticRegression
+
+        rng = np.random.default_rng(0)
+        sample = self.documents.random_rows(200, rng)
+        others = [self.vectors.vector(row) for row in sample if row not in known]
+        features = np.concatenate([liked, disliked, np.stack(others)]) if others \
+            else np.concatenate([liked, disliked])
+        labels = np.r_[np.ones(len(liked)), np.zeros(len(features) - len(liked))]
+        if labels.min() == labels.max():
+            return liked.mean(axis=0)
+        model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
+        model.fit(features, labels)
+        return model.coef_[0].astype(np.float32)
 
     def get(self, id_or_title: str) -> Document:
         """A stored document by id, or by title ignoring case."""
@@ -454,12 +543,37 @@ class Engine:
         self._check_dimension(vector)
         return vector
 
-    def _dense(self, vector: np.ndarray, k: int, exclude: frozenset[int] = frozenset()) -> Ranking:
+    def _dense(self, vector: np.ndarray, k: int, exclude: frozenset[int] = frozenset(),
+               allowed: np.ndarray | None = None) -> Ranking:
         """(scores, rows) of the nearest vectors, best first, without the excluded rows."""
-        depth = min(k + len(exclude), len(self.vectors))
-        scores, rows = self.vectors.search(vector.reshape(1, -1), depth)
+        depth = min(k + len(exclude), len(self.vectors) if allowed is None else len(allowed))
+        scores, rows = self.vectors.search(vector.reshape(1, -1), depth, allowed=allowed)
         keep = (rows[0] >= 0) & ~np.isin(rows[0], list(exclude))
         return scores[0][keep][:k], rows[0][keep][:k]
+
+    def _allowed(self, where: Filter | None) -> np.ndarray | None:
+        """The rows that pass the filter, or None for no filter."""
+        return self.documents.rows_matching(where) if where else None
+
+    def _explained(self, text: str, hits: list[Hit]) -> list[Hit]:
+        """Each hit with its sentence closest to the query (by the same model) and the
+        query's words it contains (by BM25's tokenisation and stemming)."""
+        sentences = [_sentences(hit.abstract) or [hit.title] for hit in hits]
+        flat = [sentence for group in sentences for sentence in group]
+        if not flat:
+            return hits
+        query = self._query_vector(text)
+        similarity = self.query_embedder.embed_queries(flat) @ query
+        explained, start = [], 0
+        for hit, group in zip(hits, sentences):
+            scores = similarity[start:start + len(group)]
+            start += len(group)
+            best = int(np.argmax(scores))
+            row = self.documents.row_of_id(hit.id)
+            explained.append(dataclasses.replace(hit, explanation=Explanation(
+                sentence=group[best], sentence_score=float(scores[best]),
+                matched_terms=self.lexical.matched_terms(text, row) if row is not None else [])))
+        return explained
 
     def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
         found = self.documents.by_rows(row for row, _ in ranked)
@@ -513,6 +627,11 @@ def _report(outcomes: Counter[str], count: int, started: float,
     return BuildReport(read=sum(outcomes.values()), duplicates=outcomes["duplicate"],
                        replaced=outcomes["replaced"], indexed=count,
                        seconds=time.perf_counter() - started, repeated_ids=tuple(repeated))
+
+
+def _sentences(text: str) -> list[str]:
+    """An abstract's sentences: split after . ! or ? where a capital, digit or bracket follows."""
+    return [part.strip() for part in _SENTENCE_END.split(text) if part.strip()]
 
 
 def _pairs(ranking: Ranking) -> list[tuple[int, float]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from semsearch import store
 from semsearch.embedding import model_name_for
-from semsearch.engine import MODES, Engine, Progress
+from semsearch.engine import LIKE_METHODS, MODES, Engine, Progress
 from semsearch.errors import InputError
 from semsearch.lexical import LexicalSettings
 from semsearch.readers import ReadOptions, read_documents
@@ -138,3 +138,42 @@ def score_rankings(run: dict[str, Iterable[str]], qrels: dict[str, dict[str, int
     measures = {name: ir_measures.parse_measure(text) for name, text in METRICS.items()}
     values = ir_measures.calc_aggregate(list(measures.values()), qrels, scored)
     return {name: float(values[measure]) for name, measure in measures.items()}
+
+
+FEEDBACK_POSITIVES = 2
+FEEDBACK_MIN_JUDGED = 4
+
+
+def relevance_feedback(engine: Engine, collection: Collection,
+                       seed: int = 0) -> list[Evaluation]:
+    """`like` given relevant papers, against plain query search, on the same queries.
+
+    For each query with at least 4 relevant judged documents, 2 of them (picked at random,
+    with ``seed``) are given as the papers liked; every method then ranks the rest, and is
+    scored without the given two (they are neither in the rankings nor in the judgments).
+    """
+    import random
+
+    rng = random.Random(seed)
+    given: dict[str, list[str]] = {}
+    for query_id, judged in sorted(collection.qrels.items()):
+        relevant = sorted(doc for doc, grade in judged.items() if grade > 0)
+        if len(relevant) >= FEEDBACK_MIN_JUDGED:
+            given[query_id] = rng.sample(relevant, FEEDBACK_POSITIVES)
+    qrels = {query_id: {doc: grade for doc, grade in collection.qrels[query_id].items()
+                        if doc not in liked} for query_id, liked in given.items()}
+    rankers = {
+        **{f"query-{mode}": lambda query_id, liked, mode=mode: engine.search(
+            collection.queries[query_id], k=RUN_DEPTH + len(liked), mode=mode)
+           for mode in ("dense", "hybrid")},
+        **{f"like-{method}-{mode}": lambda query_id, liked, method=method, mode=mode:
+           engine.more_like_these(liked, k=RUN_DEPTH, method=method, mode=mode)
+           for method in LIKE_METHODS for mode in ("dense", "hybrid")},
+    }
+    results = []
+    for name, ranker in rankers.items():
+        run = {query_id: [hit.id for hit in ranker(query_id, liked) if hit.id not in liked]
+               for query_id, liked in given.items()}
+        results.append(Evaluation(collection=collection.name, split=collection.split,
+                                  mode=name, queries=len(run), metrics=score_rankings(run, qrels)))
+    return results

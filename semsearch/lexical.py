@@ -97,6 +97,38 @@ class LexicalIndex:
     def __len__(self) -> int:
         return len(self._rows)
 
+    def scores(self, text: str) -> np.ndarray:
+        """The BM25 score of every document for ``text``, by position."""
+        totals = np.zeros(len(self._rows), dtype=np.float32)
+        for term in self.tokens(text):
+            column = self._vocabulary.get(term)
+            if column is None:
+                continue
+            start, stop = self._offsets[column], self._offsets[column + 1]
+            totals[self._terms[start:stop]] += self._scores[start:stop]  # unique per column
+        return totals
+
+    def matched_terms(self, text: str, row: int) -> list[str]:
+        """The words of ``text`` whose index terms occur in the document at ``row``."""
+        position = self._positions(np.array([row]))
+        if not len(position):
+            return []
+        words = TOKEN.findall(text.lower())
+        matched = []
+        for word, term in zip(words, self._stem.stemWords(words) if self._stem else words):
+            column = self._vocabulary.get(term)
+            if column is None or word in matched:
+                continue
+            start, stop = self._offsets[column], self._offsets[column + 1]
+            if position[0] in self._terms[start:stop]:
+                matched.append(word)
+        return matched
+
+    def _positions(self, rows: np.ndarray) -> np.ndarray:
+        """Positions of the rows this index holds (rows it does not hold are left out)."""
+        positions = np.minimum(np.searchsorted(self._rows, rows), max(len(self._rows) - 1, 0))
+        return positions[self._rows[positions] == rows] if len(self._rows) else positions[:0]
+
     def tokens(self, text: str) -> list[str]:
         """The query's terms as the index sees them: bm25s's tokenisation, done here."""
         words = TOKEN.findall(text.lower())
@@ -107,16 +139,16 @@ class LexicalIndex:
             words = [word for word in words if word not in stop]
         return self._stem.stemWords(words) if self._stem else words
 
-    def search(self, text: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, rows) of the best k documents that share a term with ``text``, best first."""
+    def search(self, text: str, k: int,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of the best k documents that share a term with ``text``, best first;
+        only among the ``allowed`` rows (sorted), if given."""
         k = min(k, len(self._rows))
-        totals = np.zeros(len(self._rows), dtype=np.float32)
-        for term in self.tokens(text):
-            column = self._vocabulary.get(term)
-            if column is None:
-                continue
-            start, stop = self._offsets[column], self._offsets[column + 1]
-            totals[self._terms[start:stop]] += self._scores[start:stop]  # unique per column
+        totals = self.scores(text)
+        if allowed is not None:
+            passing = np.zeros(len(self._rows), dtype=bool)
+            passing[self._positions(allowed)] = True
+            totals[~passing] = 0
         matched = np.flatnonzero(totals > 0)
         if k == 0 or len(matched) == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)

@@ -31,8 +31,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from semsearch.documents import Document, duplicate_keys, normalise_text
 from semsearch.errors import StoreError
+from semsearch.filters import Filter, facets_of
 
 FORMAT_VERSION = 1
 ROOT_VARIABLE = "SEMSEARCH_INDEX_ROOT"
@@ -246,7 +249,17 @@ class DocumentTable:
         );
         CREATE INDEX documents_title_key ON documents (title_key);
         CREATE UNIQUE INDEX documents_content_key ON documents (content_key);
+    """ + """
+        CREATE TABLE IF NOT EXISTS facets (
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            row INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS facets_lookup ON facets (kind, value);
+        CREATE INDEX IF NOT EXISTS facets_row ON facets (row);
     """
+    #: the facet table alone, for tables written before filters existed (see open_for_update)
+    FACETS = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS facets"):]
 
     def __init__(self, connection: sqlite3.Connection, path: Path, keep_text: bool = True):
         self._db: sqlite3.Connection | None = connection
@@ -270,7 +283,35 @@ class DocumentTable:
         """A copy of a committed table, in a generation being written."""
         db = sqlite3.connect(path)
         db.executescript(cls.WRITING)
-        return cls(db, path)
+        table = cls(db, path)
+        if not table.has_facets():  # written before filters existed: add them now
+            db.executescript(cls.FACETS)
+            for batch in table.batches(10_000):
+                for row, document in batch:
+                    table._set_facets(row, document.metadata)
+        return table
+
+    def has_facets(self) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'facets'").fetchone() \
+            is not None
+
+    def _set_facets(self, row: int, metadata: dict[str, Any], replace: bool = False) -> None:
+        if replace:
+            self._db.execute("DELETE FROM facets WHERE row = ?", (row,))
+        self._db.executemany("INSERT INTO facets (kind, value, row) VALUES (?, ?, ?)",
+                             [(kind, value, row) for kind, value in facets_of(metadata)])
+
+    def rows_matching(self, where: Filter) -> np.ndarray:
+        """Sorted rows of the documents that pass the filter."""
+        if not self.has_facets():
+            raise StoreError(f"{self.path} was built before filters existed; run "
+                             f"`semsearch reindex` once to filter it")
+        parts, values = [], []
+        for kind, comparison, arguments in where.conditions():
+            parts.append(f"SELECT row FROM facets WHERE kind = ? AND {comparison}")
+            values += [kind, *arguments]
+        query = " INTERSECT ".join(parts) + " ORDER BY row"
+        return np.array([row for (row,) in self._db.execute(query, values)], dtype=np.int64)
 
     @classmethod
     def open_read_only(cls, path: Path) -> DocumentTable:
@@ -305,6 +346,8 @@ class DocumentTable:
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (document.id, title, abstract, metadata, title_key, content_key))
         if cursor.rowcount == 1:
+            if self.keep_text:
+                self._set_facets(cursor.lastrowid, document.metadata)
             return "new", int(cursor.lastrowid)
         found = self._db.execute("SELECT row, content_key FROM documents WHERE id = ?",
                                  (document.id,)).fetchone()
@@ -319,6 +362,8 @@ class DocumentTable:
             "UPDATE documents SET title = ?, abstract = ?, metadata = ?, title_key = ?, "
             "content_key = ? WHERE row = ?",
             (title, abstract, metadata, title_key, content_key, found[0]))
+        if self.keep_text:
+            self._set_facets(found[0], document.metadata, replace=True)
         return "replaced", found[0]
 
     def upsert(self, document: Document, row: int) -> tuple[str, int | None]:
@@ -338,25 +383,31 @@ class DocumentTable:
             if found[2] != metadata:
                 self._db.execute("UPDATE documents SET metadata = ? WHERE row = ?",
                                  (metadata, found[0]))
+                self._set_facets(found[0], document.metadata, replace=True)
             return "unchanged", None
         if self._db.execute("SELECT 1 FROM documents WHERE content_key = ?",
                             (content_key,)).fetchone():
             return "duplicate", None
         if found is not None:
-            self._db.execute("DELETE FROM documents WHERE row = ?", (found[0],))
+            self._remove_row(found[0])
         self._db.execute(
             "INSERT INTO documents (row, id, title, abstract, metadata, title_key, content_key) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (row, document.id, document.title, document.abstract, metadata, title_key,
              content_key))
+        self._set_facets(row, document.metadata)
         return ("updated", found[0]) if found is not None else ("new", None)
 
     def delete(self, doc_id: str) -> int | None:
         """Remove a document by id; its row, or None if there was none."""
         row = self.row_of_id(doc_id)
         if row is not None:
-            self._db.execute("DELETE FROM documents WHERE row = ?", (row,))
+            self._remove_row(row)
         return row
+
+    def _remove_row(self, row: int) -> None:
+        self._db.execute("DELETE FROM documents WHERE row = ?", (row,))
+        self._db.execute("DELETE FROM facets WHERE row = ?", (row,))
 
     @property
     def modified(self) -> bool:
@@ -397,6 +448,11 @@ class DocumentTable:
             f"SELECT row, id, title, abstract, metadata FROM documents WHERE row IN ({marks})",
             wanted).fetchall()
         return {row[0]: _document(row[1:]) for row in found}
+
+    def random_rows(self, count: int, rng: np.random.Generator) -> list[int]:
+        """Up to ``count`` rows picked at random, without reading the documents."""
+        rows = np.array([row for (row,) in self._db.execute("SELECT row FROM documents")])
+        return rng.choice(rows, min(count, len(rows)), replace=False).tolist()
 
     def row_of_id(self, doc_id: str) -> int | None:
         found = self._db.execute("SELECT row FROM documents WHERE id = ?", (doc_id,)).fetchone()

@@ -131,3 +131,29 @@ def test_rows_added_must_come_after_every_row_held():
     index.remove(np.array([3000]))
     with pytest.raises(ValueError, match="higher than every row"):
         index.add(np.array([3000]), vectors[:1])
+
+
+@pytest.fixture(scope="module")
+def built_indexes():
+    vectors = clustered_vectors(30_000, d=96, clusters=60, seed=3)
+    rows = np.arange(1, 30_001)
+    return vectors, rows, {kind: ann.build_index(kind, rows, vectors)[0]
+                           for kind in ("exact", "hnsw", "ivf")}
+
+
+@pytest.mark.parametrize("exact_up_to", [100, ann.EXACT_FILTER_UP_TO])
+@pytest.mark.parametrize("selectivity", [0.5, 0.1, 0.01, 0.001])
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_filtered_search_finds_the_true_top_10_among_allowed_rows(
+        built_indexes, kind, selectivity, exact_up_to, monkeypatch):
+    """recall@10 >= 0.99 against exact search over the allowed rows only. With the exact
+    fallback lowered to 100 rows, filters down to 1% go through the FAISS ID selector."""
+    monkeypatch.setattr(ann, "EXACT_FILTER_UP_TO", exact_up_to)
+    vectors, rows, indexes = built_indexes
+    rng = np.random.default_rng(int(selectivity * 1000))
+    allowed = np.sort(rng.choice(rows, int(len(rows) * selectivity), replace=False))
+    queries = ann.query_like(vectors, 100, seed=11)
+    truth = ann.exact_top(vectors[allowed - 1], allowed, queries, 10)
+    scores, found = indexes[kind].search(queries, 10, allowed=allowed)
+    assert np.isin(found[found >= 0], allowed).all()
+    assert ann.recall_at(found, truth) >= 0.99

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from semsearch.documents import Document
 from semsearch.errors import InputError
-from semsearch.readers import arxiv, beir, feed, records
+from semsearch.readers import arxiv, beir, bibtex, feed, records
 
 #: name -> function(path, options) yielding Documents
 FORMATS: dict[str, Callable[[Path, "ReadOptions"], Iterator[Document]]] = {
     "feed": feed.read,
+    "bibtex": bibtex.read,
     "jsonl": records.read_jsonl,
     "csv": records.read_csv,
     "beir": beir.read,
@@ -62,7 +63,11 @@ def detect_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in {".csv", ".tsv"}:
         return "csv"
+    if suffix == ".bib":
+        return "bibtex"
     first = _first_line(path)
+    if first.startswith("@"):
+        return "bibtex"
     if first.startswith("{"):
         try:
             record = json.loads(first)

@@ -1,0 +1,87 @@
+"""BibTeX files (.bib), as reference managers export them, read with bibtexparser.
+
+bibtexparser handles the syntax (nested braces, @string macros, comments); its middlewares
+turn LaTeX accents into Unicode and split author lists. The id is the DOI when there is one,
+else the citation key; year, authors and keywords are kept as metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from semsearch.documents import Document
+from semsearch.errors import InputError
+from semsearch.readers.text import parse_year
+
+if TYPE_CHECKING:
+    from semsearch.readers import ReadOptions
+
+_BRACES = re.compile(r"[{}]")
+_KEYWORD_SEPARATOR = re.compile(r"[,;]")
+
+
+def read(path: Path, options: ReadOptions) -> Iterator[Document]:
+    import bibtexparser
+    from bibtexparser import middlewares
+
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        options.bad(InputError(str(path), line, "bytes that are not UTF-8"))
+        text = raw.decode("utf-8", errors="replace")
+    logger = logging.getLogger("bibtexparser")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # its warnings about bad blocks become our own errors
+    try:
+        library = bibtexparser.parse_string(text, append_middleware=[
+            middlewares.LatexDecodingMiddleware(), middlewares.SeparateCoAuthors(),
+            middlewares.SplitNameParts(), middlewares.MergeNameParts(style="first")])
+    finally:
+        logger.setLevel(level)
+    problems = [(block.start_line + 1, f"cannot parse this @{_kind(block)} entry")
+                for block in library.failed_blocks]
+    documents = []
+    for entry in library.entries:
+        fields = {name.lower(): field.value for name, field in entry.fields_dict.items()}
+        line = entry.start_line + 1
+        title = _clean(fields.get("title"))
+        abstract = _clean(fields.get("abstract"))
+        if not title:
+            problems.append((line, f"entry {entry.key}: no title"))
+            continue
+        if not abstract:
+            problems.append((line, f"entry {entry.key}: no abstract"))
+            continue
+        metadata = {"bibtex_key": entry.key, "type": entry.entry_type}
+        if year := parse_year(fields.get("year") or fields.get("date")):
+            metadata["year"] = year
+        authors = fields.get("author")
+        if authors:
+            names = [_clean(name) for name in (authors if isinstance(authors, list) else [authors])]
+            metadata["authors"] = [name for name in names if name]
+        keywords = [word.strip() for word in _KEYWORD_SEPARATOR.split(_clean(fields.get("keywords")))]
+        if keywords := [word for word in keywords if word]:
+            metadata["keywords"] = keywords
+        doi = _clean(fields.get("doi"))
+        documents.append((line, Document(id=doi or entry.key, title=title, abstract=abstract,
+                                         metadata=metadata)))
+    for line, problem in sorted(problems):
+        options.bad(InputError(str(path), line, problem))
+    yield from (document for _, document in sorted(documents, key=lambda pair: pair[0]))
+
+
+def _clean(value) -> str:
+    """Text without the braces BibTeX uses to protect case, on one line."""
+    return " ".join(_BRACES.sub("", str(value or "")).split())
+
+
+def _kind(block) -> str:
+    raw = getattr(block, "raw", "") or ""
+    match = re.match(r"\s*@(\w+)", raw)
+    return match.group(1).lower() if match else "unknown"
