@@ -19,8 +19,11 @@ _EXPORTS = {
     "Engine": "semsearch.engine",
     "BuildReport": "semsearch.engine",
     "IndexInfo": "semsearch.engine",
+    "UpdateReport": "semsearch.engine",
     "Document": "semsearch.documents",
     "Hit": "semsearch.documents",
+    "Explanation": "semsearch.documents",
+    "Filter": "semsearch.filters",
     "read_documents": "semsearch.readers",
     "ReadOptions": "semsearch.readers",
     "sample_paths": "semsearch.data",
@@ -34,8 +37,9 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from semsearch.data import sample_paths
-    from semsearch.documents import Document, Hit
-    from semsearch.engine import BuildReport, Engine, IndexInfo
+    from semsearch.documents import Document, Explanation, Hit
+    from semsearch.engine import BuildReport, Engine, IndexInfo, UpdateReport
+    from semsearch.filters import Filter
     from semsearch.errors import InputError, QueryError, SemsearchError, StoreError
     from semsearch.readers import ReadOptions, read_documents
 

@@ -181,3 +181,52 @@ def test_dry_run_reports_without_writing_an_index(index_root):
     assert (report["read"], report["duplicates"], report["indexed"]) == (165, 17, 148)
     assert report["dry_run"] is True and report["index"] is None
     assert not index_root.exists() or not any(index_root.iterdir())
+
+
+def test_search_reads_a_pasted_abstract_from_a_file_or_stdin(sample_index, tmp_path):
+    abstract = ("We propose a graph-based retrieval-augmented generation system that builds a "
+                "knowledge graph from documents and retrieves from it to answer questions.")
+    path = write(tmp_path / "abstract.txt", abstract)
+    from_file = run("search", "--file", path, "--index", sample_index, "--json", "-k", "3")
+    result = CliRunner().invoke(main, ["search", "--file", "-", "--index", str(sample_index),
+                                       "--json", "-k", "3"], input=abstract)
+    assert result.exit_code == 0 and result.output == from_file.output
+    assert "RAG" in json.loads(from_file.output.splitlines()[0])["title"]
+    both = run("search", "q", "--file", path, "--index", sample_index, ok=False)
+    assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_explain_shows_a_sentence_and_matched_words(sample_index):
+    result = run("search", "knowledge graph retrieval augmented generation", "-k", "2",
+                 "--explain", "--index", sample_index, "--json")
+    first = json.loads(result.output.splitlines()[0])
+    with_text = run("search", "knowledge graph retrieval augmented generation", "-k", "2",
+                    "--explain", "--index", sample_index)
+    assert first["explain"]["sentence"] and "graph" in first["explain"]["matched_terms"]
+    assert "words matched:" in with_text.output and first["explain"]["sentence"][:30] in \
+        with_text.output.replace("\n      ", " ")
+
+
+def test_like_several_papers_and_not_others(sample_index):
+    mm_embed = "MM-Embed: Universal Multimodal Retrieval with Multimodal LLMs"
+    vlm2vec = "VLM2Vec: Training Vision-Language Models for Massive Multimodal Embedding Tasks"
+    rag = "LightRAG: Simple and Fast Retrieval-Augmented Generation"
+    result = run("like", mm_embed, vlm2vec, "--not", rag, "--index", sample_index, "--json")
+    titles = [json.loads(line)["title"] for line in result.output.splitlines()]
+    assert len(titles) == 10 and not {mm_embed, vlm2vec, rag} & set(titles)
+
+
+def test_filters_on_the_command_line(tmp_path):
+    path = write(tmp_path / "refs.bib", "".join(
+        f"@article{{k{i}, title={{Graph paper {i}}}, author={{Lovelace, Ada and Turing, Alan}},"
+        f" year={{{2018 + i % 4}}}, abstract={{Graph neural networks, study {i}.}}}}\n"
+        for i in range(12)))
+    run("index", path, "--index", tmp_path / "bib")
+    result = run("search", "graph neural networks", "--year", "2019..2020", "--author",
+                 "turing", "--index", tmp_path / "bib", "--json", "-k", "20")
+    years = [json.loads(line)["year"] for line in result.output.splitlines()]
+    assert sorted(years) == [2019] * 3 + [2020] * 3
+    none = run("search", "graph", "--author", "Nobody", "--index", tmp_path / "bib")
+    assert "No results." in none.output
+    bad = run("search", "graph", "--year", "soon", "--index", tmp_path / "bib", ok=False)
+    assert bad.exit_code == 1 and "--year takes a year or a range" in bad.output

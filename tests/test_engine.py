@@ -270,3 +270,69 @@ def test_a_reader_opened_before_an_add_keeps_its_view(engine):
     assert "n1" not in {hit.id for hit in reader.search("graph", k=10)}
     assert "n1" in {hit.id for hit in Engine.open("plumbing", embedder=HashingEmbedder())
                     .search("graph", k=10)}
+
+
+def faceted_docs():
+    return [Document(f"p{i}", f"Paper {i} about graphs and topic{i % 7}",
+                     f"Graph methods, part {i}. A study of subject{i % 5}.",
+                     {"year": 2015 + i % 10, "categories": ["cs.LG", f"x.{i % 4}"],
+                      "authors": [f"Ada Lovelace{i % 3}", "Alan Turing"]}) for i in range(300)]
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_filters_keep_only_matching_papers_in_every_mode(mode):
+    from semsearch.filters import Filter
+
+    engine = Engine("facets", embedder=HashingEmbedder())
+    engine.build(faceted_docs())
+    where = Filter.parse("2018..2019", ("x.1",), ("lovelace2",))
+    hits = engine.search("graph methods subject3", k=50, mode=mode, where=where)
+    expected = {f"p{i}" for i in range(300)
+                if 2015 + i % 10 in (2018, 2019) and i % 4 == 1 and i % 3 == 2}
+    assert hits and {hit.id for hit in hits} <= expected
+    assert len(hits) == min(50, len(expected)) if mode != "lexical" else len(hits) <= 50
+    assert engine.search("graphs", k=5, where=Filter.parse("1990")) == []
+
+
+def test_filter_words_are_parsed_and_checked():
+    from semsearch.filters import Filter
+
+    assert Filter.parse("2021..2024").years == (2021, 2024)
+    assert Filter.parse("2020..").years == (2020, None)
+    assert Filter.parse("..2019").years == (None, 2019)
+    assert not Filter.parse(None)
+    with pytest.raises(QueryError, match="a year or a range"):
+        Filter.parse("last year")
+    with pytest.raises(QueryError, match="ends before it starts"):
+        Filter.parse("2024..2020")
+
+
+def test_filters_follow_add_and_remove():
+    from semsearch.filters import Filter
+
+    engine = Engine("facets", embedder=HashingEmbedder())
+    engine.build(faceted_docs()[:50])
+    engine.add([Document("late", "Graphs late", "Graph methods.", {"year": 2031})])
+    assert [hit.id for hit in engine.search("graph", where=Filter.parse("2031"))] == ["late"]
+    engine.remove(["late"])
+    assert engine.search("graph", where=Filter.parse("2031")) == []
+
+
+def test_explain_gives_the_closest_sentence_and_matched_words(engine):
+    [hit] = engine.search("attention for machine translation", k=1, explain=True)
+    assert hit.id == "t1"
+    assert hit.explanation.sentence == "Self attention for machine translation of text."
+    assert set(hit.explanation.matched_terms) == {"attention", "for", "machine", "translation"}
+    assert hit.to_json()["explain"]["matched_terms"]
+
+
+def test_more_like_these_with_a_negative_moves_away_from_it(engine):
+    def scores(negatives, method):
+        return {hit.id: hit.score for hit in engine.more_like_these(
+            ["g1", "g2"], negatives, k=5, method=method, mode="dense")}
+
+    assert scores(["t1"], "rocchio")["t2"] < scores([], "rocchio")["t2"]  # t2 is like t1
+    for method in ("classifier", "rocchio"):
+        assert set(scores(["t1"], method)) == {"t2", "v1"}  # none of the given papers
+    with pytest.raises(QueryError, match="unknown method"):
+        engine.more_like_these(["g1"], method="magic")
