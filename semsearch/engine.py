@@ -196,29 +196,23 @@ class Engine:
         """Read, validate and deduplicate as a build would, writing no index and embedding
         nothing: to check a large input, and how fast it parses."""
         started = time.perf_counter()
+        tally = _Tally()
         with store.scratch_table() as table:
-            outcomes: Counter[str] = Counter()
-            repeated: list[str] = []
-            for _, document, outcome, _ in _staged(table, documents, progress):
-                outcomes[outcome] += 1
-                if outcome == "replaced" and len(repeated) < 5:
-                    repeated.append(document.id)
-            return _report(outcomes, len(table), started, repeated)
+            for _ in _staged(table, documents, progress, tally):
+                pass
+            return tally.report(len(table), started)
 
     def _build(self, documents: Iterable[Document], vectors: np.ndarray | None, model: str,
                embedder: Embedder | None, progress: Progress | None, index_type: str,
                target_recall: float, lexical: LexicalSettings) -> BuildReport:
         started = time.perf_counter()
         progress = progress or _no_progress
-        outcomes: Counter[str] = Counter()
+        tally = _Tally()
+        outcomes = tally.outcomes
         given: dict[int, np.ndarray] = {}
         with self.folder.new_generation() as generation:
             table = generation.documents
-            repeated: list[str] = []
-            for position, document, outcome, row in _staged(table, documents, progress):
-                outcomes[outcome] += 1
-                if outcome == "replaced" and len(repeated) < 5:
-                    repeated.append(document.id)
+            for position, outcome, row in _staged(table, documents, progress, tally):
                 if vectors is not None and outcome != "duplicate":
                     if position >= len(vectors):
                         raise InputError("vectors", None, f"fewer vectors ({len(vectors)}) than documents")
@@ -246,25 +240,20 @@ class Engine:
             del matrices
             index.save(generation.vectors_path)
             progress("indexing", 1, 1)
-            LexicalIndex.build(
-                ((np.array([row for row, _ in batch]), [doc.text for _, doc in batch])
-                 for batch in table.batches(EMBED_BATCH)), lexical).save(generation.lexical_path)
+            _build_lexical(table, lexical, generation.lexical_path)
             self.close()
             self._manifest = generation.commit(store.Manifest(
                 model=model, dimension=index.dimension, count=count, index_type=index.kind,
                 lexical=dataclasses.asdict(lexical), tuning=dataclasses.asdict(tuning)))
             self._generation = generation.path
-        return _report(outcomes, count, started, repeated)
+        return tally.report(count, started)
 
     def _update(self, documents: Iterable[Document], remove_ids: list[str],
                 progress: Progress | None, documents_given: bool = False) -> UpdateReport:
         started = time.perf_counter()
         progress = progress or _no_progress
         manifest, base = self.manifest, self.generation
-        embedder = self.document_embedder
-        if embedder.model_name != manifest.model:
-            raise StoreError(f"{self.folder.path} was built with the model {manifest.model!r}; "
-                             f"documents cannot be added with {embedder.model_name!r}")
+        self._check_model(manifest)
         outcomes: Counter[str] = Counter()
         repeated: list[str] = []
         with self.folder.new_generation(update_of=base) as generation:
@@ -320,16 +309,13 @@ class Engine:
             done = 0
             for batch in table.batches_of_rows(sorted(fresh), EMBED_BATCH):
                 vectors.add(np.array([row for row, _ in batch], dtype=np.int64),
-                            embedder.embed_documents([doc.text for _, doc in batch]))
+                            self.document_embedder.embed_documents([doc.text for _, doc in batch]))
                 done += len(batch)
                 progress("embedding", done, len(fresh))
             if dropped:
                 vectors.remove(np.array(dropped, dtype=np.int64))
             vectors.save(generation.vectors_path)
-            lexical = LexicalSettings(**manifest.lexical)
-            LexicalIndex.build(
-                ((np.array([row for row, _ in batch]), [doc.text for _, doc in batch])
-                 for batch in table.batches(EMBED_BATCH)), lexical).save(generation.lexical_path)
+            _build_lexical(table, LexicalSettings(**manifest.lexical), generation.lexical_path)
             changed = {"added": 0, "removed": 0, **manifest.changed_since_build}
             changed["added"] += len(fresh)
             changed["removed"] += len(dropped)
@@ -359,15 +345,17 @@ class Engine:
         allowed = self._allowed(where)
         if allowed is not None and len(allowed) == 0:
             return []
+        vector = self._query_vector(text) if mode != "lexical" or explain else None
         if mode == "lexical":
             ranked = _pairs(self.lexical.search(text, k, allowed))
         else:
             depth = max(k, self.fusion.depth) if mode == "hybrid" else k
-            dense = self._dense(self._query_vector(text), depth, allowed=allowed)
+            dense = self._dense(vector, depth, allowed=allowed)
             ranked = _pairs(dense) if mode == "dense" else fuse(
                 dense, self.lexical.search(text, depth, allowed), self.fusion)[:k]
         hits = self._hits(ranked)
-        return self._explained(text, hits) if explain else hits
+        return self._explained(text, vector, [row for row, _ in ranked], hits) if explain \
+            else hits
 
     def search_vector(self, vector: np.ndarray, k: int = 10,
                       exclude: frozenset[int] = frozenset(),
@@ -555,24 +543,23 @@ class Engine:
         """The rows that pass the filter, or None for no filter."""
         return self.documents.rows_matching(where) if where else None
 
-    def _explained(self, text: str, hits: list[Hit]) -> list[Hit]:
+    def _explained(self, text: str, vector: np.ndarray, rows: list[int],
+                   hits: list[Hit]) -> list[Hit]:
         """Each hit with its sentence closest to the query (by the same model) and the
         query's words it contains (by BM25's tokenisation and stemming)."""
         sentences = [_sentences(hit.abstract) or [hit.title] for hit in hits]
         flat = [sentence for group in sentences for sentence in group]
         if not flat:
             return hits
-        query = self._query_vector(text)
-        similarity = self.query_embedder.embed_queries(flat) @ query
+        similarity = self.query_embedder.embed_queries(flat) @ vector
         explained, start = [], 0
-        for hit, group in zip(hits, sentences):
+        for hit, row, group in zip(hits, rows, sentences):
             scores = similarity[start:start + len(group)]
             start += len(group)
             best = int(np.argmax(scores))
-            row = self.documents.row_of_id(hit.id)
             explained.append(dataclasses.replace(hit, explanation=Explanation(
                 sentence=group[best], sentence_score=float(scores[best]),
-                matched_terms=self.lexical.matched_terms(text, row) if row is not None else [])))
+                matched_terms=self.lexical.matched_terms(text, row))))
         return explained
 
     def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
@@ -604,7 +591,7 @@ class Engine:
             model_name_for(self._model) if self._model else None)
         if asked is not None and asked != manifest.model:
             raise StoreError(f"{self.folder.path} was built with the model {manifest.model!r} and "
-                             f"cannot be queried with {asked!r}; rebuild it, or drop --model")
+                             f"cannot be used with {asked!r}; rebuild it, or drop --model")
 
     def _check_dimension(self, vector: np.ndarray) -> None:
         if vector.shape[-1] != self.manifest.dimension:
@@ -612,21 +599,41 @@ class Engine:
                              f"{self.manifest.dimension}, the query has {vector.shape[-1]}")
 
 
+@dataclass
+class _Tally:
+    """What staging did to each document read, for the BuildReport."""
+
+    outcomes: Counter[str] = dataclasses.field(default_factory=Counter)
+    repeated: list[str] = dataclasses.field(default_factory=list)  # the first few
+
+    def record(self, outcome: str, document: Document) -> None:
+        self.outcomes[outcome] += 1
+        if outcome == "replaced" and len(self.repeated) < 5:
+            self.repeated.append(document.id)
+
+    def report(self, count: int, started: float) -> BuildReport:
+        return BuildReport(read=sum(self.outcomes.values()),
+                           duplicates=self.outcomes["duplicate"],
+                           replaced=self.outcomes["replaced"], indexed=count,
+                           seconds=time.perf_counter() - started,
+                           repeated_ids=tuple(self.repeated))
+
+
 def _staged(table: store.DocumentTable, documents: Iterable[Document],
-            progress: Progress | None) -> Iterator[tuple[int, Document, str, int]]:
-    """(position, document, outcome, row) for each document, under the duplicate rules."""
+            progress: Progress | None, tally: _Tally) -> Iterator[tuple[int, str, int]]:
+    """(position, outcome, row) for each document, under the duplicate rules, tallied."""
     for position, document in enumerate(documents):
         outcome, row = table.stage(document)
+        tally.record(outcome, document)
         if progress is not None and position % 1000 == 0:
             progress("reading", position + 1, None)
-        yield position, document, outcome, row
+        yield position, outcome, row
 
 
-def _report(outcomes: Counter[str], count: int, started: float,
-            repeated: list[str]) -> BuildReport:
-    return BuildReport(read=sum(outcomes.values()), duplicates=outcomes["duplicate"],
-                       replaced=outcomes["replaced"], indexed=count,
-                       seconds=time.perf_counter() - started, repeated_ids=tuple(repeated))
+def _build_lexical(table: store.DocumentTable, settings: LexicalSettings, path: Path) -> None:
+    """BM25 over every stored document, saved into a generation being written."""
+    LexicalIndex.build(((np.array([row for row, _ in batch]), [doc.text for _, doc in batch])
+                        for batch in table.batches(EMBED_BATCH)), settings).save(path)
 
 
 def _sentences(text: str) -> list[str]:

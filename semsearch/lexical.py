@@ -113,9 +113,8 @@ class LexicalIndex:
         position = self._positions(np.array([row]))
         if not len(position):
             return []
-        words = TOKEN.findall(text.lower())
         matched = []
-        for word, term in zip(words, self._stem.stemWords(words) if self._stem else words):
+        for word, term in self._words_and_terms(text):
             column = self._vocabulary.get(term)
             if column is None or word in matched:
                 continue
@@ -131,13 +130,17 @@ class LexicalIndex:
 
     def tokens(self, text: str) -> list[str]:
         """The query's terms as the index sees them: bm25s's tokenisation, done here."""
+        return [term for _, term in self._words_and_terms(text)]
+
+    def _words_and_terms(self, text: str) -> list[tuple[str, str]]:
+        """Each word of ``text`` that is not a stopword, with the term it becomes."""
         words = TOKEN.findall(text.lower())
         if self.settings.stopwords:
             from bm25s.stopwords import STOPWORDS_EN
 
             stop = set(STOPWORDS_EN)
             words = [word for word in words if word not in stop]
-        return self._stem.stemWords(words) if self._stem else words
+        return list(zip(words, self._stem.stemWords(words) if self._stem else words))
 
     def search(self, text: str, k: int,
                allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

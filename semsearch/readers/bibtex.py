@@ -46,7 +46,7 @@ def read(path: Path, options: ReadOptions) -> Iterator[Document]:
         logger.setLevel(level)
     problems = [(block.start_line + 1, f"cannot parse this @{_kind(block)} entry")
                 for block in library.failed_blocks]
-    documents = []
+    documents = []  # held back so that problems, in line order, are reported first
     for entry in library.entries:
         fields = {name.lower(): field.value for name, field in entry.fields_dict.items()}
         line = entry.start_line + 1
@@ -69,11 +69,11 @@ def read(path: Path, options: ReadOptions) -> Iterator[Document]:
         if keywords := [word for word in keywords if word]:
             metadata["keywords"] = keywords
         doi = _clean(fields.get("doi"))
-        documents.append((line, Document(id=doi or entry.key, title=title, abstract=abstract,
-                                         metadata=metadata)))
+        documents.append(Document(id=doi or entry.key, title=title, abstract=abstract,
+                                  metadata=metadata))
     for line, problem in sorted(problems):
         options.bad(InputError(str(path), line, problem))
-    yield from (document for _, document in sorted(documents, key=lambda pair: pair[0]))
+    yield from documents
 
 
 def _clean(value) -> str:
