@@ -64,8 +64,8 @@ def test_choice_by_size_and_memory_budget():
 
 
 def test_pq_codes_fit_the_dimension():
-    assert ann.IvfIndex.codes_for(384) == "PQ96x4fs"
-    assert ann.IvfIndex.codes_for(32) == "PQ8x4fs"
+    assert ann.IvfIndex.codes_for(384) == "PQ192x4fs"
+    assert ann.IvfIndex.codes_for(32) == "PQ16x4fs"
 
 
 def test_query_like_vectors_sit_as_far_as_real_queries():
