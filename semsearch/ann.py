@@ -411,7 +411,9 @@ class IvfIndex(_RerankedIndex):
         import faiss
 
         if "nprobe" in params:
-            faiss.extract_index_ivf(self._index).nprobe = int(params["nprobe"])
+            # faiss does not clamp: asked for more lists than there are, it returns garbage
+            ivf = faiss.extract_index_ivf(self._index)
+            ivf.nprobe = min(int(params["nprobe"]), int(ivf.nlist))
         if "rerank_factor" in params:
             self.rerank_factor = int(params["rerank_factor"])
 

@@ -40,6 +40,18 @@ def test_approximate_types_are_tuned_to_the_target_recall(kind):
     assert recall >= 0.85
 
 
+def test_asking_ivf_for_more_lists_than_it_has_visits_them_all():
+    vectors = clustered_vectors(5000)
+    rows = np.arange(5000)
+    index, _ = ann.build_index("ivf", rows, vectors)
+    lists = index.search_params()["nlist"]
+    index.set_search_params({"nprobe": 4 * lists, "rerank_factor": 20})
+    assert index.search_params()["nprobe"] == lists
+    queries = ann.query_like(vectors, 100, seed=3)
+    recall = ann.recall_at(index.search(queries, 10)[1], ann.exact_top(vectors, rows, queries, 10))
+    assert recall >= 0.95
+
+
 @pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
 def test_save_and_load_keep_answers_and_parameters(tmp_path, kind):
     vectors = clustered_vectors(2000)
