@@ -5,13 +5,14 @@ Kept free of heavy imports: everything else imports this module.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+_WORD_RUN = re.compile(r"[^\W_]+")
 _ASCII_PUNCTUATION_TO_SPACE = str.maketrans(
     {chr(c): " " for c in range(128) if not chr(c).isalnum()})
 
@@ -37,7 +38,17 @@ class Document:
     @property
     def content_key(self) -> str:
         """Equal for two documents that say the same thing, whatever their ids or spacing."""
-        return duplicate_keys(self)[1]
+        return self.duplicate_keys[1]
+
+    @functools.cached_property
+    def duplicate_keys(self) -> tuple[str, str]:
+        """(normalised title, content key): what title lookups and duplicate checks compare.
+
+        Computed once, and kept with the document when it is pickled, so a worker process
+        that reads a document can also pay for its keys (the costliest part of staging).
+        """
+        title = normalise_text(self.title)
+        return title, _digest(title + "\n" + normalise_text(self.abstract))
 
 
 @dataclass(frozen=True)
@@ -77,18 +88,13 @@ class Hit:
         return record
 
 
-def duplicate_keys(document: Document) -> tuple[str, str]:
-    """(normalised title, content key): what title lookups and duplicate checks compare."""
-    title = normalise_text(document.title)
-    return title, _digest(title + "\n" + normalise_text(document.abstract))
-
-
 def normalise_text(text: str) -> str:
     """Case-, accent-form- and punctuation-insensitive form used for ids and duplicate keys."""
     if text.isascii():  # the common case, four times faster; the same result
         return " ".join(text.lower().translate(_ASCII_PUNCTUATION_TO_SPACE).split())
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(_NON_WORD.sub(" ", text).split())
+    # the runs of letters and digits, joined: the same as replacing the rest by spaces and
+    # collapsing them, at about two thirds of the cost
+    return " ".join(_WORD_RUN.findall(unicodedata.normalize("NFKC", text).casefold()))
 
 
 def title_id(title: str) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from semsearch.documents import Document, duplicate_keys, normalise_text
+from semsearch.documents import Document, normalise_text
 from semsearch.errors import StoreError
 from semsearch.filters import Filter, facets_of
 
@@ -335,7 +335,7 @@ class DocumentTable:
         Outcomes: "new"; "duplicate" (same id, or same title and abstract, already stored:
         nothing changes); "replaced" (same id, new text: the last one read wins).
         """
-        title_key, content_key = duplicate_keys(document)
+        title_key, content_key = document.duplicate_keys
         if self.keep_text:
             title, abstract, metadata = document.title, document.abstract, _dump(document.metadata)
         else:
@@ -375,7 +375,7 @@ class DocumentTable:
         its metadata is refreshed, nothing to embed); "duplicate" (its text is stored under
         another id: nothing changes).
         """
-        title_key, content_key = duplicate_keys(document)
+        title_key, content_key = document.duplicate_keys
         metadata = _dump(document.metadata)
         found = self._db.execute("SELECT row, content_key, metadata FROM documents WHERE id = ?",
                                  (document.id,)).fetchone()

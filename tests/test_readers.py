@@ -218,6 +218,50 @@ def test_arxiv_record_without_abstract_names_line(tmp_path):
         list(read_documents([path], format="arxiv"))
 
 
+def _snapshot_with_bad_lines(tmp_path, count=40):
+    lines = []
+    for i in range(count):
+        record = dict(ARXIV_RECORD, id=f"0704.{i:04d}", title=f"Paper {i}",
+                      abstract=f"Abstract of paper {i}, with an accent: Balázs.")
+        lines.append(json.dumps(record, ensure_ascii=False))
+    lines[5] = "{not json"
+    lines[17] = json.dumps({k: v for k, v in ARXIV_RECORD.items() if k != "title"})
+    lines[23] = ""
+    lines[31] = json.dumps(dict(ARXIV_RECORD, id="0704.0031", abstract="  "))
+    return write(tmp_path / "snap.json", "\n".join(lines) + "\n")
+
+
+def test_arxiv_read_by_worker_processes_is_the_one_core_reading(tmp_path, monkeypatch):
+    from semsearch.readers import arxiv, parallel
+
+    path = _snapshot_with_bad_lines(tmp_path)
+    monkeypatch.setattr(parallel, "CHUNK_LINES", 3)  # many chunks, so order is really tested
+    one_core = ReadOptions(skip_bad=True)
+    expected = list(arxiv.read(path, one_core))
+    in_workers = ReadOptions(skip_bad=True)
+    found = list(parallel.documents_in_workers(path, arxiv.to_document, in_workers, workers=2))
+    assert found == expected and len(found) == 36
+    assert [doc.duplicate_keys for doc in found] == [
+        doc.duplicate_keys for doc in arxiv.read(path, ReadOptions(skip_bad=True))]
+    assert [str(e) for e in in_workers.skipped] == [str(e) for e in one_core.skipped]
+    assert [e.line for e in in_workers.skipped] == [6, 18, 32]
+    with pytest.raises(InputError, match=r"snap\.json:6: not valid JSON"):
+        list(parallel.documents_in_workers(path, arxiv.to_document, ReadOptions(), workers=2))
+
+
+def test_large_arxiv_files_are_read_in_workers(tmp_path, monkeypatch):
+    from semsearch.readers import parallel
+
+    path = _snapshot_with_bad_lines(tmp_path)
+    called = []
+    real = parallel.documents_in_workers
+    monkeypatch.setattr(parallel, "documents_in_workers",
+                        lambda *args, **kwargs: called.append(True) or real(*args, **kwargs))
+    monkeypatch.setattr(parallel, "PARALLEL_FROM_BYTES", path.stat().st_size)
+    assert len(list(read_documents([path], format="arxiv", options=ReadOptions(skip_bad=True)))) == 36
+    assert called == ([True] if parallel.worth_parallel(path) else [])
+
+
 # -- detection and errors ---------------------------------------------------------------------
 
 def test_detection_by_extension_and_content(tmp_path, sample_paths):

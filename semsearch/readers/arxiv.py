@@ -10,19 +10,24 @@ from typing import TYPE_CHECKING, Any
 
 from semsearch.documents import Document
 from semsearch.errors import InputError
-from semsearch.readers.text import json_records, parse_labels, parse_names, parse_year
+from semsearch.readers import parallel
+from semsearch.readers.text import parse_labels, parse_names, parse_year
 
 if TYPE_CHECKING:
     from semsearch.readers import ReadOptions
 
 
 def read(path: Path, options: ReadOptions) -> Iterator[Document]:
-    for number, record in json_records(path, options):
-        document = to_document(record)
-        if isinstance(document, str):
-            options.bad(InputError(str(path), number, document))
-        else:
-            yield document
+    if parallel.worth_parallel(path):
+        yield from parallel.documents_in_workers(path, to_document, options)
+        return
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            outcome = parallel.document_of_line(raw, to_document)
+            if isinstance(outcome, str):
+                options.bad(InputError(str(path), number, outcome))
+            elif outcome is not None:
+                yield outcome
 
 
 def to_document(record: dict[str, Any]) -> Document | str:

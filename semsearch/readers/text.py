@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from semsearch.errors import InputError
 
 if TYPE_CHECKING:
@@ -33,29 +35,34 @@ def numbered_lines(path: Path, options: ReadOptions) -> Iterator[tuple[int, str]
 
 
 def json_records(path: Path, options: ReadOptions) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line of a JSON-lines file.
+    """(line number, object) for every non-blank line of a JSON-lines file."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            record = json_record(raw)
+            if isinstance(record, str):
+                options.bad(InputError(str(path), number, record))
+            elif record is not None:
+                yield number, record
+
+
+def json_record(raw: bytes) -> dict[str, Any] | str | None:
+    """The object on one line; None for a blank line; or a string saying what is wrong.
 
     orjson parses the raw bytes (and checks they are UTF-8) in one step. A line it rejects
     goes to the standard library, which accepts a little more (NaN, huge integers) and says
     plainly what is wrong with the rest.
     """
-    import orjson
-
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                record = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                if not raw.strip():
-                    continue
-                record = _parse_plainly(raw)
-                if isinstance(record, str):
-                    options.bad(InputError(str(path), number, record))
-                    continue
-            if not isinstance(record, dict):
-                options.bad(InputError(str(path), number, "expected a JSON object on each line"))
-                continue
-            yield number, record
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if not raw.strip():
+            return None
+        record = _parse_plainly(raw)
+        if isinstance(record, str):
+            return record
+    if not isinstance(record, dict):
+        return "expected a JSON object on each line"
+    return record
 
 
 def _parse_plainly(raw: bytes) -> Any:
