@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from semsearch.documents import Document
-from semsearch.errors import InputError
 from semsearch.readers import parallel
 from semsearch.readers.text import parse_labels, parse_names, parse_year
 
@@ -18,16 +17,9 @@ if TYPE_CHECKING:
 
 
 def read(path: Path, options: ReadOptions) -> Iterator[Document]:
-    if parallel.worth_parallel(path):
-        yield from parallel.documents_in_workers(path, to_document, options)
-        return
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            outcome = parallel.document_of_line(raw, to_document)
-            if isinstance(outcome, str):
-                options.bad(InputError(str(path), number, outcome))
-            elif outcome is not None:
-                yield outcome
+    reader = parallel.documents_in_workers if parallel.worth_parallel(path) \
+        else parallel.documents_on_one_core
+    yield from reader(path, to_document, options)
 
 
 def to_document(record: dict[str, Any]) -> Document | str:

@@ -17,7 +17,7 @@ import multiprocessing
 import os
 import pickle
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +45,8 @@ def documents_in_workers(path: Path, convert: Convert, options: ReadOptions,
                          workers: int | None = None) -> Iterator[Document]:
     """The Documents of a JSON-lines file in file order, read by ``workers`` processes."""
     workers = workers or os.cpu_count() or 1
-    # "spawn": the caller may hold threads (onnxruntime, BLAS) that a forked child would inherit
+    # "spawn": the caller may run threads (onnxruntime, BLAS), and a forked child could inherit
+    # a lock one of them held
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
         with path.open("rb") as handle:
@@ -58,16 +59,30 @@ def documents_in_workers(path: Path, convert: Convert, options: ReadOptions,
                     results = pickle.loads(pending.popleft().result())
                 for first, lines in itertools.islice(chunks, 1):
                     pending.append(pool.submit(_convert_chunk, convert, first, lines))
-                for number, outcome in results:
-                    if isinstance(outcome, str):
-                        options.bad(InputError(str(path), number, outcome))
-                    else:
-                        yield outcome
+                yield from _accepted(path, results, options)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def document_of_line(raw: bytes, convert: Convert) -> Document | str | None:
+def documents_on_one_core(path: Path, convert: Convert, options: ReadOptions) -> Iterator[Document]:
+    """The same Documents as ``documents_in_workers``, read in this process."""
+    with path.open("rb") as handle:
+        numbered = ((number, _document_of_line(raw, convert))
+                    for number, raw in enumerate(handle, start=1))
+        yield from _accepted(path, numbered, options)
+
+
+def _accepted(path: Path, numbered: Iterable[tuple[int, Document | str | None]],
+              options: ReadOptions) -> Iterator[Document]:
+    """The Documents; each reason a line is bad goes to ``options.bad`` with its number."""
+    for number, outcome in numbered:
+        if isinstance(outcome, str):
+            options.bad(InputError(str(path), number, outcome))
+        elif outcome is not None:
+            yield outcome
+
+
+def _document_of_line(raw: bytes, convert: Convert) -> Document | str | None:
     """One line's Document; None for a blank line; or the reason it cannot be one."""
     record = json_record(raw)
     if record is None or isinstance(record, str):
@@ -88,9 +103,9 @@ def _convert_chunk(convert: Convert, first: int, lines: list[bytes]) -> bytes:
     process unpickles them itself, with the collector paused."""
     results = []
     for number, raw in enumerate(lines, start=first):
-        outcome = document_of_line(raw, convert)
+        outcome = _document_of_line(raw, convert)
         if isinstance(outcome, Document):
-            outcome.duplicate_keys  # computed here, in the worker; pickled with the document
+            outcome.duplicate_keys  # noqa: B018 (computed here, in the worker; pickled with it)
         if outcome is not None:
             results.append((number, outcome))
     return pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
