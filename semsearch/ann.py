@@ -6,7 +6,7 @@ int64 row id of its document in the store; search answers with those ids.
 Types:
 - ``exact``: brute force. Exact, and fast enough for small collections.
 - ``hnsw``: an HNSW graph over 8-bit scalar-quantised vectors, about 660 B a vector in memory.
-- ``ivf``: inverted lists of 4-bit product-quantised codes, about 105 B a vector in memory,
+- ``ivf``: inverted lists of 4-bit product-quantised codes, about 115 B a vector in memory,
   for collections too large for the graph's memory.
 Both approximate types re-rank their candidates exactly against the float vectors, kept on
 disk beside the index and memory-mapped: a query reads only its candidates' rows.
@@ -350,13 +350,13 @@ class HnswIndex(_RerankedIndex):
 
 class IvfIndex(_RerankedIndex):
     """Inverted lists of 4-bit product-quantised codes scanned with SIMD (faiss "fast scan"):
-    about 105 B a vector in memory. ``nprobe`` (lists visited) trades speed for recall.
+    about 115 B a vector in memory. ``nprobe`` (lists visited) trades speed for recall.
 
     The codes encode each vector's residual from its list's centroid, one 4-bit code per 2
     dimensions. Measured at 1M with SciFact's claims as queries: the lists held the true top 10
     at 0.99 from nprobe 128 on, but 48-byte codes (one per 4 dimensions) ranked them too
     coarsely to reach that without re-ranking 80 candidates a result (0.989 at 1.2 ms); these
-    96-byte ones reach 0.991 re-ranking 10 (0.76 ms).
+    96-byte ones reach 0.991 re-ranking 10 (0.66 ms p50 in benchmarks/search_path.py).
     """
 
     kind = "ivf"
