@@ -339,20 +339,16 @@ class Engine:
         if not text or not text.strip():
             raise QueryError("the query is empty")
         _check_k(k)
-        if mode not in MODES:
-            raise QueryError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+        _check_mode(mode)
         text = text.strip()
         allowed = self._allowed(where)
         if allowed is not None and len(allowed) == 0:
             return []
         vector = self._query_vector(text) if mode != "lexical" or explain else None
-        if mode == "lexical":
-            ranked = _pairs(self.lexical.search(text, k, allowed))
-        else:
-            depth = max(k, self.fusion.depth) if mode == "hybrid" else k
-            dense = self._dense(vector, depth, allowed=allowed)
-            ranked = _pairs(dense) if mode == "dense" else fuse(
-                dense, self.lexical.search(text, depth, allowed), self.fusion)[:k]
+        depth = self._depth(k, mode)
+        dense = self._dense(vector, depth, allowed=allowed) if mode != "lexical" else None
+        lexical = self.lexical.search(text, depth, allowed) if mode != "dense" else None
+        ranked = self._combined(dense, lexical, k)
         hits = self._hits(ranked)
         return self._explained(text, vector, [row for row, _ in ranked], hits) if explain \
             else hits
@@ -396,14 +392,13 @@ class Engine:
             raise QueryError("give at least one paper to find papers like")
         if method not in LIKE_METHODS:
             raise QueryError(f"unknown method {method!r}; choose one of {', '.join(LIKE_METHODS)}")
-        if mode not in MODES:
-            raise QueryError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+        _check_mode(mode)
         _check_k(k)
         exclude = frozenset(positive_rows + negative_rows)
         allowed = self._allowed(where)
         if allowed is not None and len(allowed) == 0:
             return []
-        depth = max(k, self.fusion.depth) if mode == "hybrid" else k
+        depth = self._depth(k, mode)
         dense = lexical = None
         if mode != "lexical":
             liked = np.stack([self.vectors.vector(row) for row in positive_rows])
@@ -421,9 +416,7 @@ class Engine:
             scores, rows = self.lexical.search(text, depth + len(exclude), allowed)
             keep = ~np.isin(rows, list(exclude))
             lexical = (scores[keep][:depth], rows[keep][:depth])
-        ranked = _pairs(dense) if lexical is None else _pairs(lexical)[:k] if dense is None \
-            else fuse(dense, lexical, self.fusion)[:k]
-        return self._hits(ranked)
+        return self._hits(self._combined(dense, lexical, k))
 
     def _classifier_direction(self, liked: np.ndarray, disliked: np.ndarray,
                               known: set[int]) -> np.ndarray:
@@ -539,6 +532,19 @@ class Engine:
         keep = (rows[0] >= 0) & ~np.isin(rows[0], list(exclude))
         return scores[0][keep][:k], rows[0][keep][:k]
 
+    def _depth(self, k: int, mode: str) -> int:
+        """How many candidates each side searches for: fusion wants a deeper pool."""
+        return max(k, self.fusion.depth) if mode == "hybrid" else k
+
+    def _combined(self, dense: Ranking | None, lexical: Ranking | None,
+                  k: int) -> list[tuple[int, float]]:
+        """The top k (row, score): from the one side searched, or both fused."""
+        if lexical is None:
+            return _pairs(dense)[:k]
+        if dense is None:
+            return _pairs(lexical)[:k]
+        return fuse(dense, lexical, self.fusion)[:k]
+
     def _allowed(self, where: Filter | None) -> np.ndarray | None:
         """The rows that pass the filter, or None for no filter."""
         return self.documents.rows_matching(where) if where else None
@@ -644,6 +650,11 @@ def _sentences(text: str) -> list[str]:
 def _pairs(ranking: Ranking) -> list[tuple[int, float]]:
     scores, rows = ranking
     return [(int(row), float(score)) for score, row in zip(scores, rows)]
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise QueryError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
 
 
 def _check_k(k: int) -> None:

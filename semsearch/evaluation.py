@@ -95,13 +95,9 @@ def cached_engine(collection: Collection, model: str | None = None,
                   progress: Progress | None = None, **engine_options) -> Engine:
     """The collection's index: embedded once per corpus content and model; rebuilt from its
     stored vectors when only the BM25 settings changed."""
-    digest = hashlib.sha256()
-    with collection.corpus.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
     embedder = engine_options.get("embedder")
     model_name = embedder.model_name if embedder else model_name_for(model)
-    key = json.dumps([digest.hexdigest(), model_name])
+    key = json.dumps([store.file_checksum(collection.corpus)["sha256"], model_name])
     name = f"eval-{collection.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     engine = Engine(store.resolve(name), model=model, **engine_options)
     if not engine.folder.exists():

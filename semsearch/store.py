@@ -484,13 +484,8 @@ def damaged_files(generation: Path, manifest: Manifest) -> list[str]:
         path = generation / name
         if not path.is_file():
             problems.append(f"{path}: missing")
-            continue
-        actual = file_checksum(path)
-        if actual["bytes"] != expected.get("bytes"):
-            problems.append(f"{path}: {actual['bytes']} bytes, the manifest says "
-                            f"{expected.get('bytes')}")
-        elif actual["sha256"] != expected.get("sha256"):
-            problems.append(f"{path}: contents differ from the manifest's checksum")
+        elif problem := _mismatch(path, expected, path.stat()):
+            problems.append(f"{path}: {problem}")
     return problems
 
 
@@ -511,17 +506,23 @@ def check_files(generation: Path, manifest: Manifest) -> None:
             status = path.stat()
         except FileNotFoundError:
             raise StoreError(f"{path}: missing from the index") from None
-        if status.st_size != expected.get("bytes"):
-            raise StoreError(f"{path}: size {status.st_size} bytes, the manifest says "
-                             f"{expected.get('bytes')}: the file is damaged")
-        if checked.get(name) == _stamp(status):
+        if status.st_size == expected.get("bytes") and checked.get(name) == _stamp(status):
             continue
-        if file_checksum(path)["sha256"] != expected.get("sha256"):
-            raise StoreError(f"{path}: contents differ from the manifest's checksum: the file "
-                             f"is damaged; rebuild the index or restore this file")
+        if problem := _mismatch(path, expected, status):
+            advice = "rebuild the index or restore this file"
+            raise StoreError(f"{path}: {problem}: the file is damaged; {advice}")
         passed[name] = _stamp(status)
     if passed:
         _record_checked(generation, passed, checked)
+
+
+def _mismatch(path: Path, expected: dict[str, Any], status: os.stat_result) -> str | None:
+    """How a file differs from what the manifest recorded (size first, then sha256), if it does."""
+    if status.st_size != expected.get("bytes"):
+        return f"size {status.st_size} bytes, the manifest says {expected.get('bytes')}"
+    if file_checksum(path)["sha256"] != expected.get("sha256"):
+        return "contents differ from the manifest's checksum"
+    return None
 
 
 CHECKED = ".checked.json"
