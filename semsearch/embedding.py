@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -168,17 +169,22 @@ class OnnxEmbedder:
         return self.embed_documents(texts)
 
     def onnx_path(self) -> Path:
-        """The cached ONNX file, exported (and quantised) first if it is not there yet."""
+        """The cached ONNX file this embedder runs, made first if it is not there yet.
+
+        Both kinds start from one plain export: fp32 runs it with BERT's layers fused, int8
+        quantises the plain graph's matrix products.
+        """
         folder = cache_root() / "onnx" / _fingerprint(self._path)
-        fp32 = folder / "model.onnx"
-        if not fp32.is_file():
-            _export_onnx(self._path, fp32)
-        if not self._quantized:
-            return fp32
-        int8 = folder / "model.int8.onnx"
-        if not int8.is_file():
-            _quantize(fp32, int8)
-        return int8
+        export = folder / "export.onnx"
+        target = folder / ("model.int8.onnx" if self._quantized else "model.onnx")
+        if not target.is_file():
+            if not export.is_file():
+                _export_onnx(self._path, export)
+            if self._quantized:
+                _quantize(export, target)
+            else:
+                _fuse(self._path, export, target)
+        return target
 
     def _encode(self, encodings) -> np.ndarray:
         session, _ = self._loaded()
@@ -243,7 +249,7 @@ def _similar_length_batches(lengths: Sequence[int], batch_size: int) -> list[sli
 
 
 #: Bumped whenever the way the export is made changes, so older cached exports are not used.
-EXPORT_RECIPE = "torchscript-eager-attention-1"
+EXPORT_RECIPE = "torchscript-eager-attention-fused-2"
 
 
 def _fingerprint(model_path: Path) -> str:
@@ -296,6 +302,46 @@ def _export_onnx(model_path: Path, target: Path) -> None:
                           input_names=list(names), output_names=["last_hidden_state"],
                           dynamic_axes=axes)
     os.replace(temporary, target)
+
+
+def _fuse(model_path: Path, source: Path, target: Path) -> None:
+    """Write the export with each BERT layer's operations fused (attention, bias plus GELU,
+    residual plus layer norm), or the export itself where fusion does not apply.
+
+    Why: a query's embedding is most of a search's time, and the plain graph spends about a
+    tenth of it in some 200 small operations between the matrix products. The fused graph is
+    kept only if it reproduces the export on a padded batch.
+    """
+    import onnxruntime
+
+    config_file = model_path / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    if config.get("model_type") == "bert":
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        fused = optimize_model(str(source), model_type="bert",
+                               num_heads=int(config["num_attention_heads"]),
+                               hidden_size=int(config["hidden_size"]))
+        fused.save_model_to_file(str(temporary))
+        if not _same_outputs(onnxruntime, source, temporary):
+            temporary.unlink()
+    if not temporary.is_file():
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
+
+
+def _same_outputs(onnxruntime, first: Path, second: Path) -> bool:
+    """Whether two graphs give the same hidden states (to float precision) on a padded batch."""
+    ids = np.array([[101, 7592, 2088, 2003, 1037, 3231, 102], [101, 3231, 102, 0, 0, 0, 0]])
+    mask = (ids != 0).astype(np.int64)
+    outputs = []
+    for path in (first, second):
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = {i.name for i in session.get_inputs()}
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        outputs.append(session.run(None, {k: v for k, v in feed.items() if k in names})[0])
+    return np.allclose(outputs[0][mask == 1], outputs[1][mask == 1], atol=1e-4)
 
 
 def _quantize(source: Path, target: Path) -> None:
