@@ -1,6 +1,6 @@
 """The search path on CPU: every index type at 10k, 100k and 1M vectors of dimension 384.
 
-    python benchmarks/search_path.py            # the whole benchmark (about 25 minutes here)
+    python benchmarks/search_path.py            # the whole benchmark (about 10 minutes here)
     python benchmarks/search_path.py --quick    # 10k and 100k only, fewer settings (CI-friendly)
 
 Measures, per size and index type: build time, bytes per vector, and for each search setting
