@@ -308,9 +308,10 @@ def _fuse(model_path: Path, source: Path, target: Path) -> None:
     """Write the export with each BERT layer's operations fused (attention, bias plus GELU,
     residual plus layer norm), or the export itself where fusion does not apply.
 
-    Why: a query's embedding is most of a search's time, and the plain graph spends about a
-    tenth of it in some 200 small operations between the matrix products. The fused graph is
-    kept only if it reproduces the export on a padded batch.
+    Why: embedding the query is most of a search's time, and onnxruntime runs the plain graph
+    as some 250 operations; fused to 46, it embedded queries 8-13% faster here. Fusion is only
+    an optimisation, so the fused graph is kept only if it builds and reproduces the export on
+    a padded batch; otherwise the export runs as it is.
     """
     import onnxruntime
 
@@ -320,12 +321,16 @@ def _fuse(model_path: Path, source: Path, target: Path) -> None:
     if config.get("model_type") == "bert":
         from onnxruntime.transformers.optimizer import optimize_model
 
-        fused = optimize_model(str(source), model_type="bert",
-                               num_heads=int(config["num_attention_heads"]),
-                               hidden_size=int(config["hidden_size"]))
-        fused.save_model_to_file(str(temporary))
-        if not _same_outputs(onnxruntime, source, temporary):
-            temporary.unlink()
+        try:
+            fused = optimize_model(str(source), model_type="bert",
+                                   num_heads=int(config["num_attention_heads"]),
+                                   hidden_size=int(config["hidden_size"]))
+            fused.save_model_to_file(str(temporary))
+            kept = _same_outputs(onnxruntime, source, temporary)
+        except Exception:  # whatever stops fusion, the plain export still runs
+            kept = False
+        if not kept:
+            temporary.unlink(missing_ok=True)
     if not temporary.is_file():
         shutil.copyfile(source, temporary)
     os.replace(temporary, target)

@@ -62,18 +62,24 @@ def test_onnx_backend_matches_sentence_transformers_on_padded_batches(abstracts)
     assert np.min(np.sum(onnx * reference, axis=1)) >= 0.9999
 
 
-def test_fp32_graph_is_fused_for_bert_and_plain_otherwise(tmp_path):
+def test_fp32_graph_is_fused_for_bert_and_plain_otherwise(tmp_path, monkeypatch):
     import onnx
 
-    from semsearch.embedding import OnnxEmbedder, _fuse
+    from semsearch import embedding
 
-    fused = OnnxEmbedder().onnx_path()
+    fused = embedding.OnnxEmbedder().onnx_path()
+    export = fused.with_name("export.onnx")
     assert "Attention" in {node.op_type for node in onnx.load(str(fused)).graph.node}
     other = tmp_path / "other-model"
     other.mkdir()
     (other / "config.json").write_text('{"model_type": "mpnet"}')
-    _fuse(other, fused.with_name("export.onnx"), tmp_path / "model.onnx")
-    assert (tmp_path / "model.onnx").read_bytes() == fused.with_name("export.onnx").read_bytes()
+    embedding._fuse(other, export, tmp_path / "other.onnx")
+    assert (tmp_path / "other.onnx").read_bytes() == export.read_bytes()
+    # A BERT whose fused graph does not reproduce the export runs the export.
+    monkeypatch.setattr(embedding, "_same_outputs", lambda *args: False)
+    embedding._fuse(embedding.bundled_model_path(), export, tmp_path / "rejected.onnx")
+    assert (tmp_path / "rejected.onnx").read_bytes() == export.read_bytes()
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_int8_backend_stays_close_on_abstracts(abstracts):
