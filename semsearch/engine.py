@@ -316,9 +316,8 @@ class Engine:
                 vectors.remove(np.array(dropped, dtype=np.int64))
             vectors.save(generation.vectors_path)
             _build_lexical(table, LexicalSettings(**manifest.lexical), generation.lexical_path)
-            changed = {"added": 0, "removed": 0, **manifest.changed_since_build}
-            changed["added"] += len(fresh)
-            changed["removed"] += len(dropped)
+            changed = {"added": manifest.changed_since_build["added"] + len(fresh),
+                       "removed": manifest.changed_since_build["removed"] + len(dropped)}
             self.close()
             self._manifest = generation.commit(dataclasses.replace(
                 manifest, count=count, changed_since_build=changed))
@@ -452,8 +451,7 @@ class Engine:
                          count=manifest.count, index_type=manifest.index_type,
                          index_params=manifest.tuning.get("params", {}),
                          tuned_recall_at_10=manifest.tuning.get("recall_at_10"),
-                         changed_since_build={"added": 0, "removed": 0,
-                                              **manifest.changed_since_build},
+                         changed_since_build=dict(manifest.changed_since_build),
                          created=manifest.created, format_version=manifest.format_version,
                          bytes_on_disk=sum(f.get("bytes", 0) for f in manifest.files.values()))
 

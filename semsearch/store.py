@@ -64,6 +64,11 @@ class Manifest:
     #: documents added and removed by `add`/`remove` since the vector index was last trained
     changed_since_build: dict[str, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Both counts always present, whether the manifest predates them or not.
+        object.__setattr__(self, "changed_since_build",
+                           {"added": 0, "removed": 0, **self.changed_since_build})
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
 
@@ -499,7 +504,7 @@ def check_files(generation: Path, manifest: Manifest) -> None:
     for damage that did not come through a write.
     """
     checked = _read_checked(generation)
-    passed = {}
+    passed = []
     for name, expected in manifest.files.items():
         path = generation / name
         try:
@@ -511,7 +516,7 @@ def check_files(generation: Path, manifest: Manifest) -> None:
         if problem := _mismatch(path, expected, status):
             advice = "rebuild the index or restore this file"
             raise StoreError(f"{path}: {problem}: the file is damaged; {advice}")
-        passed[name] = _stamp(status)
+        passed.append(name)
     if passed:
         _record_checked(generation, passed, checked)
 
