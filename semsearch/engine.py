@@ -157,7 +157,7 @@ class Engine:
         report = self._build(documents, vectors, model, embedder, progress, index_type,
                              target_recall, lexical)
         if embedder is not None and isinstance(self.query_embedder, OnnxEmbedder):
-            self.query_embedder.onnx_path()  # export now, so no query ever waits for it
+            self.query_embedder.prepare()  # export now, so no query ever waits for it
         return report
 
     def rebuild(self, index_type: str | None = None, lexical: LexicalSettings | None = None,

@@ -44,13 +44,58 @@ def abstracts() -> tuple[list[str], np.ndarray]:
     return texts, SentenceTransformerEmbedder().embed_documents(texts)
 
 
-def test_onnx_backend_matches_sentence_transformers():
+@pytest.mark.parametrize("bf16_queries", [True, False])
+def test_onnx_backend_matches_sentence_transformers(bf16_queries):
+    """The query path, whichever runtime it takes here (bf16 where the CPU does it natively)."""
+    from semsearch.bf16_queries import bf16_available
     from semsearch.embedding import OnnxEmbedder
 
     reference = SentenceTransformerEmbedder().embed_documents(SAMPLE_TEXTS)
-    onnx = OnnxEmbedder().embed_queries(SAMPLE_TEXTS)
-    assert onnx.shape == reference.shape
+    embedder = OnnxEmbedder(bf16_queries=bf16_queries)
+    onnx = embedder.embed_queries(SAMPLE_TEXTS)
+    assert onnx.shape == reference.shape and onnx.dtype == np.float32
     assert np.min(np.sum(onnx * reference, axis=1)) >= 0.9999
+    assert embedder.query_runtime == ("openvino-bf16" if bf16_queries and bf16_available()
+                                      else "onnxruntime-fp32")
+
+
+def test_bf16_queries_of_every_length_match_fp32_and_keep_few_models_compiled():
+    from semsearch.bf16_queries import KEEP_COMPILED, bf16_available
+    from semsearch.embedding import OnnxEmbedder
+
+    if not bf16_available():
+        pytest.skip("this CPU has no native bfloat16: queries run in fp32, tested above")
+    embedder = OnnxEmbedder()
+    # 1 to 256 word pieces: every padded length, and more lengths than stay compiled.
+    texts = [" ".join(["protein folding"] * words) for words in (1, 3, 6, 10, 14, 20, 30, 45,
+                                                                  70, 100, 200)]
+    queries = embedder.embed_queries(texts)
+    fp32 = OnnxEmbedder(bf16_queries=False).embed_queries(texts)
+    assert np.min(np.sum(queries * fp32, axis=1)) >= 0.9999
+    assert len(embedder._bf16_model().compiled_lengths) == KEEP_COMPILED
+    np.testing.assert_allclose(embedder.embed_queries(texts[:1]), queries[:1], atol=1e-6)
+
+
+def test_bf16_that_fails_its_check_is_not_used_and_not_checked_again(tmp_path, monkeypatch):
+    from semsearch import bf16_queries
+    from semsearch.embedding import BF16_CHECK_TEXTS, OnnxEmbedder, _feed
+
+    if not bf16_queries.bf16_available():
+        pytest.skip("this CPU has no native bfloat16: the check never runs")
+    embedder = OnnxEmbedder(bf16_queries=False)
+    export = embedder.onnx_path().with_name("export.onnx")
+    checks = [_feed(embedder._loaded_tokenizer().encode(text)) for text in BF16_CHECK_TEXTS]
+    folder = tmp_path / "openvino"
+    monkeypatch.setattr(bf16_queries.Bf16QueryModel, "matches_fp32", lambda self, feeds: False)
+    assert bf16_queries.Bf16QueryModel.prepare(export, folder, 256, checks) is None
+    assert (folder / bf16_queries.REJECTED).is_file()
+
+    def must_not_run(self, feeds):
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(bf16_queries.Bf16QueryModel, "matches_fp32", must_not_run)
+    assert bf16_queries.Bf16QueryModel.prepare(export, folder, 256, checks) is None
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_onnx_backend_matches_sentence_transformers_on_padded_batches(abstracts):
