@@ -59,21 +59,23 @@ def test_onnx_backend_matches_sentence_transformers(bf16_queries):
                                       else "onnxruntime-fp32")
 
 
-def test_bf16_queries_of_every_length_match_fp32_and_keep_few_models_compiled():
-    from semsearch.bf16_queries import KEEP_COMPILED, bf16_available
+def test_bf16_queries_of_every_length_match_fp32():
+    from semsearch.bf16_queries import LENGTHS, bf16_available
     from semsearch.embedding import OnnxEmbedder
 
     if not bf16_available():
         pytest.skip("this CPU has no native bfloat16: queries run in fp32, tested above")
     embedder = OnnxEmbedder()
-    # 1 to 256 word pieces: every padded length, and more lengths than stay compiled.
+    # 4 to 256 word pieces: every padded length, and texts too long for bf16 (run in fp32).
     texts = [" ".join(["protein folding"] * words) for words in (1, 3, 6, 10, 14, 20, 30, 45,
                                                                   70, 100, 200)]
     queries = embedder.embed_queries(texts)
     fp32 = OnnxEmbedder(bf16_queries=False).embed_queries(texts)
     assert np.min(np.sum(queries * fp32, axis=1)) >= 0.9999
-    assert len(embedder._bf16_model().compiled_lengths) == KEEP_COMPILED
+    assert embedder._bf16_model().compiled_lengths == list(LENGTHS)
     np.testing.assert_allclose(embedder.embed_queries(texts[:1]), queries[:1], atol=1e-6)
+    # Past the longest compiled length, queries are fp32's own vectors.
+    np.testing.assert_allclose(queries[-1], fp32[-1], atol=1e-6)
 
 
 def test_bf16_that_fails_its_check_is_not_used_and_not_checked_again(tmp_path, monkeypatch):

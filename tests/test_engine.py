@@ -138,6 +138,23 @@ def test_real_model_finds_rag_papers(sample_engine):
     assert titles.count("Retrieval-Augmented Generation") + titles.count("RAG") >= 2
 
 
+def test_fp32_and_bf16_queries_rank_alike(sample_engine):
+    from semsearch.bf16_queries import bf16_available
+
+    fp32 = Engine.open(sample_engine.folder.path, bf16_queries=False)
+    assert fp32.query_embedder.query_runtime == "onnxruntime-fp32"
+    assert sample_engine.query_embedder.query_runtime == \
+        ("openvino-bf16" if bf16_available() else "onnxruntime-fp32")
+    for query in ("retrieval augmented generation with knowledge graphs",
+                  "vision language models for robot manipulation", "speech recognition"):
+        exact = {hit.id: hit.score for hit in fp32.search(query, k=5, mode="dense")}
+        queried = {hit.id: hit.score for hit in sample_engine.search(query, k=5, mode="dense")}
+        # The same papers with scores a rounding apart; a near tie (the first query's top two
+        # differ by 0.00003) may swap places.
+        assert queried.keys() == exact.keys()
+        assert all(abs(queried[i] - exact[i]) < 2e-3 for i in exact)
+
+
 def test_real_model_more_like_mm_embed_is_retrieval_and_embedding(sample_engine):
     hits = sample_engine.more_like_this(
         "MM-Embed: Universal Multimodal Retrieval with Multimodal LLMs", k=5)
