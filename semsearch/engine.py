@@ -99,8 +99,9 @@ class Engine:
     path. ``model`` is a local sentence-transformers folder; by default the bundled
     all-MiniLM-L6-v2 for a new index, and the index's own model for an existing one.
     Queries are embedded by onnxruntime (no torch), or in bf16 by OpenVINO where the CPU
-    computes it natively (``bf16_queries``: a millisecond less a query, a tenth of a second more
-    to load; see ``semsearch.bf16_queries``); builds by sentence-transformers, or by an int8
+    computes it natively (``bf16_queries``: about a millisecond less a query, after a quarter
+    second's compiling at each of five query lengths' first use; see ``semsearch.bf16_queries``);
+    builds by sentence-transformers, or by an int8
     ONNX model with ``quantized=True`` (about twice as fast, slightly less exact).
     ``embedder`` replaces the model for both (for tests, or your own embedding function).
     ``fusion`` says how hybrid search combines the dense and BM25 rankings.

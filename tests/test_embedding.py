@@ -90,7 +90,7 @@ def test_bf16_that_fails_its_check_is_not_used_and_not_checked_again(tmp_path, m
     folder = tmp_path / "openvino"
     monkeypatch.setattr(bf16_queries.Bf16QueryModel, "matches_fp32", lambda self, feeds: False)
     assert bf16_queries.Bf16QueryModel.prepare(export, folder, 256, checks) is None
-    assert (folder / bf16_queries.REJECTED).is_file()
+    assert (folder / bf16_queries.REJECTED).is_file() and not (folder / "model.bin").exists()
 
     def must_not_run(self, feeds):
         raise AssertionError("checked again")
