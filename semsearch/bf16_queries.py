@@ -65,15 +65,20 @@ class Bf16QueryModel:
             return None
         if (folder / "model.xml").is_file():
             return cls(folder, max_length, threads)
-        _convert(export, folder)
-        model = cls(folder, max_length, threads)
-        if not model.matches_fp32(check_texts):
-            (folder / REJECTED).write_text(f"bf16 vectors were below cosine {MIN_COSINE} to "
-                                           "fp32 on the check texts\n")
-            for converted in ("model.xml", "model.bin"):
-                (folder / converted).unlink(missing_ok=True)
-            return None
-        return model
+        try:
+            _convert(export, folder)
+            model = cls(folder, max_length, threads)
+            reason = None if model.matches_fp32(check_texts) else \
+                f"bf16 vectors were below cosine {MIN_COSINE} to fp32 on the check texts"
+        except Exception as error:  # bf16 is only an optimisation: fp32 still runs
+            reason = f"converting or checking failed: {error!r}"
+        if reason is None:
+            return model
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / REJECTED).write_text(reason + "\n")
+        for converted in ("model.xml", "model.bin"):
+            (folder / converted).unlink(missing_ok=True)
+        return None
 
     @property
     def longest(self) -> int:
@@ -101,8 +106,8 @@ class Bf16QueryModel:
         fp32 = self._core.compile_model(self._read(), "CPU",
                                         {**self._config, "INFERENCE_PRECISION_HINT": "f32"})
         request = fp32.create_infer_request()
+        names = {port.any_name for port in fp32.inputs}
         for feed in feeds:
-            names = {port.any_name for port in fp32.inputs}
             reference = np.asarray(request.infer({k: v for k, v in feed.items() if k in names})[0])
             reference = reference[0].mean(axis=0)
             vector = self.hidden_states(feed)[0].mean(axis=0)
@@ -133,9 +138,13 @@ def _convert(export: Path, folder: Path) -> None:
     temporary = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
-    # Weights stay fp32 on disk: bf16 happens at compile time, from the exact values.
-    openvino.save_model(openvino.Core().read_model(str(export)), str(temporary / "model.xml"),
-                        compress_to_fp16=False)
+    try:
+        # Weights stay fp32 on disk: bf16 happens at compile time, from the exact values.
+        openvino.save_model(openvino.Core().read_model(str(export)),
+                            str(temporary / "model.xml"), compress_to_fp16=False)
+    except Exception:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
     try:
         temporary.rename(folder)
     except OSError:  # another process converted it first

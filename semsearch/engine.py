@@ -100,9 +100,9 @@ class Engine:
     all-MiniLM-L6-v2 for a new index, and the index's own model for an existing one.
     Queries are embedded by onnxruntime (no torch), or in bf16 by OpenVINO where the CPU
     computes it natively (``bf16_queries``: about a millisecond less a query, after a quarter
-    second's compiling at each of five query lengths' first use; see ``semsearch.bf16_queries``);
-    builds by sentence-transformers, or by an int8
-    ONNX model with ``quantized=True`` (about twice as fast, slightly less exact).
+    second's compiling at each of five query lengths' first use; see ``semsearch.bf16_queries``).
+    Builds embed with sentence-transformers, or with an int8 ONNX model when ``quantized=True``
+    (about twice as fast, slightly less exact).
     ``embedder`` replaces the model for both (for tests, or your own embedding function).
     ``fusion`` says how hybrid search combines the dense and BM25 rankings.
     """
@@ -161,7 +161,7 @@ class Engine:
         report = self._build(documents, vectors, model, embedder, progress, index_type,
                              target_recall, lexical)
         if embedder is not None and isinstance(self.query_embedder, OnnxEmbedder):
-            self.query_embedder.prepare()  # export now, so no query ever waits for it
+            self.query_embedder.prepare()  # export (and convert) now: no query waits for it
         return report
 
     def rebuild(self, index_type: str | None = None, lexical: LexicalSettings | None = None,
@@ -498,7 +498,7 @@ class Engine:
 
     @property
     def query_embedder(self) -> Embedder:
-        """The index's model on onnxruntime, loaded on first use."""
+        """The index's model on onnxruntime (or OpenVINO, in bf16), loaded on first use."""
         if self._query_embedder is None:
             self._query_embedder = OnnxEmbedder(self._model_for_use(),
                                                 bf16_queries=self._bf16_queries)

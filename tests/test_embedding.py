@@ -99,6 +99,15 @@ def test_bf16_that_fails_its_check_is_not_used_and_not_checked_again(tmp_path, m
     assert bf16_queries.Bf16QueryModel.prepare(export, folder, 256, checks) is None
     assert not list(tmp_path.glob("*.tmp"))
 
+    # A model OpenVINO cannot convert leaves queries in fp32 too, and says why.
+    def cannot_convert(export, folder):
+        raise RuntimeError("unsupported operation")
+
+    monkeypatch.setattr(bf16_queries, "_convert", cannot_convert)
+    elsewhere = tmp_path / "unconvertible"
+    assert bf16_queries.Bf16QueryModel.prepare(export, elsewhere, 256, checks) is None
+    assert "unsupported operation" in (elsewhere / bf16_queries.REJECTED).read_text()
+
 
 def test_onnx_backend_matches_sentence_transformers_on_padded_batches(abstracts):
     """Abstracts of different lengths share a batch, so the fused attention sees padding."""
