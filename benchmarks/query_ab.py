@@ -23,16 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from search_path import SHARED, real_vectors, synthetic_documents
+from search_path import build_synthetic_engine, claim_texts, real_vectors, synthetic_documents
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = {"fp32": False, "bf16": True}  # name: Engine(bf16_queries=...)
 WARM_UP, BLOCK = 400, 25
-
-
-def claims() -> list[str]:
-    return [json.loads(line)["text"] for line in
-            (SHARED / "scifact" / "queries.jsonl").read_text().splitlines()]
 
 
 def serve(variant: str, location: str) -> None:
@@ -40,7 +35,7 @@ def serve(variant: str, location: str) -> None:
     from semsearch.engine import Engine
 
     engine = Engine.open(location, bf16_queries=VARIANTS[variant])
-    texts = claims()
+    texts = claim_texts()
     for text in texts[:WARM_UP]:
         engine.search(text, k=10, mode="dense")
     print(engine.query_embedder.query_runtime, flush=True)
@@ -55,15 +50,9 @@ def serve(variant: str, location: str) -> None:
 
 
 def build(n: int, folder: Path) -> Path:
-    from semsearch.documents import Document
-    from semsearch.engine import Engine
-
     documents, _ = real_vectors()
-    vectors = synthetic_documents(documents, n)
     location = folder / f"engine-{n}"
-    Engine(location).build((Document(id=f"doc-{i}", title=f"Synthetic paper {i}",
-                                      abstract=f"Abstract of synthetic paper number {i}.")
-                            for i in range(n)), vectors=vectors)
+    build_synthetic_engine(location, synthetic_documents(documents, n))
     return location
 
 
@@ -74,7 +63,7 @@ def compare(location: Path, rounds: int) -> dict:
     runtimes = {name: worker.stdout.readline().strip() for name, worker in workers.items()}
     times = {name: [] for name in VARIANTS}
     block_p50s = {name: [] for name in VARIANTS}
-    total = len(claims())
+    total = len(claim_texts())
     for _ in range(rounds):
         for block, start in enumerate(range(WARM_UP, total, BLOCK)):
             order = list(VARIANTS) if block % 2 == 0 else list(reversed(VARIANTS))

@@ -51,10 +51,14 @@ def real_vectors() -> tuple[np.ndarray, np.ndarray]:
     engine = cached_engine(collection)
     documents = np.stack([engine.vectors.vector(row) for batch in
                           engine.documents.batches(EMBED_BATCH) for row, _ in batch])
-    claims = [json.loads(line)["text"] for line in
-              (SHARED / "scifact" / "queries.jsonl").read_text().splitlines()]
-    queries = engine.query_embedder.embed_queries(claims)
+    queries = engine.query_embedder.embed_queries(claim_texts())
     return documents.astype(np.float32), queries.astype(np.float32)
+
+
+def claim_texts() -> list[str]:
+    """SciFact's 1,109 claims, the model of a query."""
+    return [json.loads(line)["text"] for line in
+            (SHARED / "scifact" / "queries.jsonl").read_text().splitlines()]
 
 
 def synthetic_documents(real: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
@@ -148,11 +152,8 @@ def engine_latency(n: int, documents: np.ndarray, claims: list[str], work: Path,
                    cold_runs: int = 5) -> dict:
     """Warm end-to-end in this process, and cold one-shot CLI queries in fresh processes."""
     location = work / f"engine-{n}"
-    synthetic = (Document(id=f"doc-{i}", title=f"Synthetic paper {i}",
-                          abstract=f"Abstract of synthetic paper number {i}.") for i in range(n))
-    engine = Engine(location)
     started = time.perf_counter()
-    engine.build(synthetic, vectors=documents[:n])
+    build_synthetic_engine(location, documents[:n])
     build_seconds = time.perf_counter() - started
     engine = Engine.open(location)
     result = {"n": n, "index_type": engine.info().index_type,
@@ -196,6 +197,14 @@ def engine_latency(n: int, documents: np.ndarray, claims: list[str], work: Path,
     engine.close()
     shutil.rmtree(location)
     return result
+
+
+def build_synthetic_engine(location: Path, vectors: np.ndarray) -> None:
+    """An index of the given vectors, one placeholder paper each (no model runs)."""
+    papers = (Document(id=f"doc-{i}", title=f"Synthetic paper {i}",
+                       abstract=f"Abstract of synthetic paper number {i}.")
+              for i in range(len(vectors)))
+    Engine(location).build(papers, vectors=vectors)
 
 
 def _search_times(engine: Engine, claims: list[str], mode: str) -> list[float]:
@@ -268,8 +277,7 @@ def main() -> None:
              "ivf": ann.IvfIndex.GRID[2::3] if args.quick else ann.IvfIndex.GRID}
     started = time.perf_counter()
     real, queries = real_vectors()
-    claims = [json.loads(line)["text"] for line in
-              (SHARED / "scifact" / "queries.jsonl").read_text().splitlines()]
+    claims = claim_texts()
     documents = synthetic_documents(real, max(sizes))
     results, cold = [], None
     with tempfile.TemporaryDirectory(prefix="semsearch-bench-") as scratch:

@@ -356,7 +356,7 @@ class IvfIndex(_RerankedIndex):
     dimensions. Measured at 1M with SciFact's claims as queries: the lists held the true top 10
     at 0.99 from nprobe 128 on, but 48-byte codes (one per 4 dimensions) ranked them too
     coarsely to reach that without re-ranking 80 candidates a result (0.989 at 1.2 ms); these
-    96-byte ones reach 0.991 re-ranking 10 (0.66-0.70 ms p50 in benchmarks/search_path.py).
+    96-byte ones reach 0.991 re-ranking 10 (0.7-1.0 ms p50 in benchmarks/search_path.py).
     """
 
     kind = "ivf"

@@ -32,21 +32,27 @@ REJECTED = "bf16-rejected"
 
 def bf16_available() -> bool:
     """Whether OpenVINO is installed and this CPU computes bfloat16 natively."""
+    return _bf16_core() is not None
+
+
+def _bf16_core():
+    """An OpenVINO Core where this CPU computes bfloat16 natively, else None."""
     try:
         import openvino
     except ImportError:
-        return False
-    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        return None
+    core = openvino.Core()
+    return core if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else None
 
 
 class Bf16QueryModel:
     """Hidden states of one text at a time, in bf16, from a graph converted once from ONNX."""
 
-    def __init__(self, folder: Path, max_length: int, threads: int = 0):
+    def __init__(self, folder: Path, max_length: int, threads: int = 0, core=None):
         import openvino
 
         self._folder = folder
-        self._core = openvino.Core()
+        self._core = core or openvino.Core()
         self._config = {"INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = threads
@@ -61,13 +67,14 @@ class Bf16QueryModel:
                 ) -> Bf16QueryModel | None:
         """The model for ``export`` (converted and checked on first use), or None where bf16
         does not apply: no OpenVINO, no native bf16, or a failed check (remembered)."""
-        if (folder / REJECTED).is_file() or not bf16_available():
+        core = None if (folder / REJECTED).is_file() else _bf16_core()
+        if core is None:
             return None
         if (folder / "model.xml").is_file():
-            return cls(folder, max_length, threads)
+            return cls(folder, max_length, threads, core)
         try:
             _convert(export, folder)
-            model = cls(folder, max_length, threads)
+            model = cls(folder, max_length, threads, core)
             reason = None if model.matches_fp32(check_texts) else \
                 f"bf16 vectors were below cosine {MIN_COSINE} to fp32 on the check texts"
         except Exception as error:  # bf16 is only an optimisation: fp32 still runs
