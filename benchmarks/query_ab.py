@@ -1,6 +1,6 @@
 """Query embedding in fp32 (onnxruntime) against bf16 (OpenVINO), end to end, measured A/B.
 
-    python benchmarks/query_ab.py                 # on a 1M-vector index (about 9 minutes)
+    python benchmarks/query_ab.py                 # on a 1M-vector index (about 3 minutes)
     python benchmarks/query_ab.py --n 100000
 
 This machine is shared, and one full run of search_path.py can differ from the next by a
