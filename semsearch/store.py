@@ -323,7 +323,9 @@ class DocumentTable:
         # A committed generation never changes, so SQLite may skip locking entirely.
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
-            db.execute("SELECT count(*) FROM documents").fetchone()
+            # Reads the schema and one page: a file that is no document table fails here.
+            # (Counting the rows read the whole table: 22 ms at 1M with the file cached, 1 s not.)
+            db.execute("SELECT row FROM documents LIMIT 1").fetchone()
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{path}: cannot read the document table ({error})") from None
         return cls(db, path)

@@ -1,4 +1,5 @@
 import json
+import sqlite3
 
 import pytest
 
@@ -109,6 +110,17 @@ def test_truncated_file_is_named_on_open(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(StoreError, match="documents.sqlite: size 100 bytes"):
         folder.open_documents(folder.generation(), folder.manifest())
+
+
+def test_a_file_that_is_no_document_table_is_named_on_open(tmp_path):
+    path = tmp_path / "documents.sqlite"
+    path.write_bytes(b"not a database ".ljust(8192, b"x"))
+    with pytest.raises(StoreError, match="documents.sqlite: cannot read the document table"):
+        store.DocumentTable.open_read_only(path)
+    path.unlink()
+    sqlite3.connect(path).execute("CREATE TABLE other (x)")
+    with pytest.raises(StoreError, match="documents.sqlite: cannot read the document table"):
+        store.DocumentTable.open_read_only(path)
 
 
 def test_newer_format_is_refused(tmp_path):
