@@ -45,6 +45,9 @@ DEFAULT_TARGET_RECALL = 0.95
 #: a filter matching at most this many rows is answered by exact search over just those rows
 #: (a few milliseconds); graph and list searches lose recall when few of the rows they visit pass
 EXACT_FILTER_UP_TO = 20_000
+#: searches of fewer queries than this are run as single queries: on one thread, and by the
+#: scan that suits one query
+SINGLE_QUERY_BELOW = 4
 
 
 @dataclass(frozen=True)
@@ -390,6 +393,16 @@ class IvfIndex(_RerankedIndex):
         index.add_with_ids(vectors, rows)
         return index
 
+    def search(self, queries: np.ndarray, k: int,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        # For a few queries, faiss's scan without query batching, collecting into a heap
+        # (its implementation 10), is faster than the one it picks itself: 0.18 against 0.23 ms
+        # at nprobe 32, 0.43 against 0.50 at 128 (1M, SciFact claims, taking turns), with the
+        # same recall. Batches keep faiss's choice. Either gives right answers, so two threads
+        # racing on this setting cost at most speed.
+        self._index.implem = 10 if len(_as_matrix(queries)) < SINGLE_QUERY_BELOW else 0
+        return super().search(queries, k, allowed)
+
     def search_params(self) -> dict[str, Any]:
         import faiss
 
@@ -533,7 +546,7 @@ def _threads_for(query_count: int) -> Iterator[None]:
     slow down the query embedding that runs just before (measured: 9.0 ms against 5.9 ms for
     embed + search on 2 cores).
     """
-    if query_count >= 4:
+    if query_count >= SINGLE_QUERY_BELOW:
         yield
         return
     import faiss

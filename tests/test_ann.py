@@ -153,6 +153,22 @@ def built_indexes():
                            for kind in ("exact", "hnsw", "ivf")}
 
 
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_one_query_at_a_time_finds_what_a_batch_finds(built_indexes, kind, monkeypatch):
+    """Single queries take another path (one thread; for IVF, another faiss scan), filtered
+    through the ID selector or not."""
+    monkeypatch.setattr(ann, "EXACT_FILTER_UP_TO", 100)
+    vectors, rows, indexes = built_indexes
+    queries = ann.query_like(vectors, 20, seed=5)
+    allowed = np.sort(np.random.default_rng(2).choice(rows, len(rows) // 10, replace=False))
+    for only in (None, allowed):
+        batch_scores, batch_rows = indexes[kind].search(queries, 10, allowed=only)
+        for query, scores, found in zip(queries, batch_scores, batch_rows):
+            one_scores, one_rows = indexes[kind].search(query, 10, allowed=only)
+            np.testing.assert_array_equal(one_rows[0], found)
+            np.testing.assert_allclose(one_scores[0], scores, rtol=1e-6)
+
+
 @pytest.mark.parametrize("exact_up_to", [100, ann.EXACT_FILTER_UP_TO])
 @pytest.mark.parametrize("selectivity", [0.5, 0.1, 0.01, 0.001])
 @pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
