@@ -118,7 +118,9 @@ def test_a_file_that_is_no_document_table_is_named_on_open(tmp_path):
     with pytest.raises(StoreError, match="documents.sqlite: cannot read the document table"):
         store.DocumentTable.open_read_only(path)
     path.unlink()
-    sqlite3.connect(path).execute("CREATE TABLE other (x)")
+    database = sqlite3.connect(path)
+    database.execute("CREATE TABLE other (x)")
+    database.close()
     with pytest.raises(StoreError, match="documents.sqlite: cannot read the document table"):
         store.DocumentTable.open_read_only(path)
 
