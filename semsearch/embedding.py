@@ -180,17 +180,14 @@ class OnnxEmbedder:
         encodings = [tokenizer.encode(texts[0])] if len(texts) == 1 \
             else tokenizer.encode_batch(list(texts))
         # One at a time: the bf16 models are compiled for a batch of one, and short texts only.
-        vectors = np.empty((len(encodings), 0), dtype=np.float32)
-        for row, encoding in enumerate(encodings):
-            if len(encoding.ids) <= bf16.longest:
-                pooled = bf16.pooled(encoding.ids, encoding.type_ids)
-                vector = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
-            else:
-                vector = self._encode([encoding])[0]
-            if not vectors.shape[1]:
-                vectors = np.empty((len(encodings), len(vector)), dtype=np.float32)
-            vectors[row] = vector
-        return vectors
+        def vector(encoding) -> np.ndarray:
+            if len(encoding.ids) > bf16.longest:
+                return self._encode([encoding])[0]
+            pooled = bf16.pooled(encoding.ids, encoding.type_ids)
+            return pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+
+        return np.stack([vector(encoding) for encoding in encodings]).astype(np.float32,
+                                                                             copy=False)
 
     @property
     def query_runtime(self) -> str:
