@@ -17,6 +17,11 @@ find and make every approximate index look far worse than on real embeddings.) Q
 farther from every document than documents do from each other; document-like queries would
 make recall look better than users will see it).
 
+The machine is shared and its speed drifts by a third or more over minutes, so each run also
+records a reference: a fixed matrix product (one FFN layer of the model over 256 word pieces)
+timed for a second at the start and right before the end-to-end measurement. About 1.6 ms
+is this machine quiet; a run whose reference is far above that ran on a busy machine.
+
 Writes benchmarks/results/search_path.json, search_path.md and search_path.png.
 """
 
@@ -43,6 +48,19 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "eval"
 DIMENSION = 384
 SEED_COSINE = 0.7
+
+
+def machine_reference_ms(seconds: float = 1.0) -> float:
+    """Median time of a fixed matrix product over ``seconds``: how busy the machine is now."""
+    rng = np.random.default_rng(0)
+    left = rng.random((256, DIMENSION), dtype=np.float32)
+    right = rng.random((DIMENSION, 4 * DIMENSION), dtype=np.float32)
+    times, until = [], time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        started = time.perf_counter()
+        left @ right
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 3)
 
 
 def real_vectors() -> tuple[np.ndarray, np.ndarray]:
@@ -156,7 +174,8 @@ def engine_latency(n: int, documents: np.ndarray, claims: list[str], work: Path,
     build_synthetic_engine(location, documents[:n])
     build_seconds = time.perf_counter() - started
     engine = Engine.open(location)
-    result = {"n": n, "index_type": engine.info().index_type,
+    result = {"n": n, "machine_reference_ms": machine_reference_ms(),
+              "index_type": engine.info().index_type,
               "query_runtime": engine.query_embedder.query_runtime,
               "build_seconds_from_vectors": round(build_seconds, 1)}
     # Each measurement uses claims not searched before in this process, so no query finds its
@@ -259,7 +278,9 @@ def table(results: list[dict], end_to_end: dict | None) -> str:
                       f"search and fetch {end_to_end['warm_dense_search_and_fetch_p50_ms']} ms), "
                       f"warm hybrid p50 {end_to_end['warm_hybrid_p50_ms']} ms. The first 200 "
                       f"queries after opening it: dense p50 {end_to_end['first_dense_p50_ms']} ms "
-                      "(pages of the memory-mapped vectors still faulting in)."]
+                      "(pages of the memory-mapped vectors still faulting in). The machine's "
+                      f"reference product took {end_to_end['machine_reference_ms']} ms just "
+                      "before (about 1.6 ms on a quiet machine)."]
     return "\n".join(lines)
 
 
@@ -276,6 +297,7 @@ def main() -> None:
                                                   (16, 32, 48, 64, 96, 128, 256))],
              "ivf": ann.IvfIndex.GRID[2::3] if args.quick else ann.IvfIndex.GRID}
     started = time.perf_counter()
+    reference_at_start = machine_reference_ms()
     real, queries = real_vectors()
     claims = claim_texts()
     documents = synthetic_documents(real, max(sizes))
@@ -293,7 +315,8 @@ def main() -> None:
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     name = "search_path_quick" if args.quick else "search_path"
-    report = {"machine": f"{os.cpu_count()} cores", "dimension": DIMENSION,
+    report = {"machine": f"{os.cpu_count()} cores",
+              "machine_reference_ms_at_start": reference_at_start, "dimension": DIMENSION,
               "queries": "SciFact claims (1,109), embedded by the ONNX query path",
               "documents": f"5,183 SciFact abstracts + synthetic (seed cosine {SEED_COSINE})",
               "sizes": sizes, "hnsw_built_up_to": args.hnsw_max, "results": results,
