@@ -134,11 +134,11 @@ class Bf16QueryModel:
             graph = self._read().clone()
             graph.reshape({name: [1, length] for name in self._input_names})
             request = self._core.compile_model(graph, "CPU", self._config).create_infer_request()
-            inputs = {}
-            for name in self._input_names:
-                request.set_tensor(name, openvino.Tensor(np.zeros((1, length), dtype=np.int64)))
-                inputs[name] = request.get_tensor(name).data
-            self._compiled[length] = (request, inputs)
+            tensors = {name: openvino.Tensor(np.zeros((1, length), dtype=np.int64))
+                       for name in self._input_names}
+            for name, tensor in tensors.items():
+                request.set_tensor(name, tensor)
+            self._compiled[length] = (request, {name: t.data for name, t in tensors.items()})
         return self._compiled[length]
 
     def _read(self):
