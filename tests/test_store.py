@@ -125,6 +125,21 @@ def test_a_file_that_is_no_document_table_is_named_on_open(tmp_path):
         store.DocumentTable.open_read_only(path)
 
 
+def test_a_missing_document_table_is_named_on_open(tmp_path):
+    with pytest.raises(StoreError, match="documents.sqlite: cannot read the document table"):
+        store.DocumentTable.open_read_only(tmp_path / "documents.sqlite")
+
+
+def test_an_open_table_reads_through_a_memory_map(tmp_path):
+    # so pages once read stay mapped, where the kernel leaves them in memory
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "T", "A")])
+    table = store.DocumentTable.open_read_only(folder.generation() / "documents.sqlite")
+    (mapped,) = table._db.execute("PRAGMA mmap_size").fetchone()
+    assert mapped >= (folder.generation() / "documents.sqlite").stat().st_size
+    assert table.by_rows([1])[1].title == "T"
+
+
 def test_newer_format_is_refused(tmp_path):
     folder = store.IndexFolder(tmp_path / "idx")
     build(folder, [Document("a", "T", "A")])
