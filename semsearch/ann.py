@@ -353,7 +353,7 @@ class HnswIndex(_RerankedIndex):
 
 class IvfIndex(_RerankedIndex):
     """Inverted lists of 4-bit product-quantised codes scanned with SIMD (faiss "fast scan"):
-    about 115 B a vector in memory. ``nprobe`` (lists visited) trades speed for recall.
+    about 113 B a vector in memory. ``nprobe`` (lists visited) trades speed for recall.
 
     The codes encode each vector's residual from its list's centroid, one 4-bit code per 2
     dimensions. Measured at 1M with SciFact's claims as queries: the lists held the true top 10
