@@ -325,9 +325,9 @@ class DocumentTable:
             db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
             # Memory-mapped reads (SQLite caps the size, 2 GB in common builds). A page once
             # read stays mapped while the table is open, and a missing page comes in with its
-            # neighbours; read() brings in one page and leaves it unmapped, where the kernel
-            # may evict it within a minute (this machine's does). Measured on a 1M warm engine:
-            # fetching 10 hits 0.28 against 0.9 ms.
+            # neighbours; read() brings in one page and leaves it unmapped, where a kernel that
+            # reclaims cold page cache (Linux with DAMON, as on our benchmark machine) may evict
+            # it within a minute. Warm 1M engine: fetching 10 hits 0.28 against 0.9 ms.
             db.execute(f"PRAGMA mmap_size = {path.stat().st_size}")
             # Reads the schema and one page: a file that is no document table fails here.
             # (Counting the rows read the whole table: 22 ms at 1M with the file cached, 1 s not.)
