@@ -278,3 +278,73 @@ def test_format_override_wins(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(InputError, match="nothere.jsonl: no such file"):
         list(read_documents([tmp_path / "nothere.jsonl"]))
+
+
+# -- inputs that used to lose papers while exiting 0 ------------------------------------------
+
+def test_csv_with_an_unterminated_quote_is_a_bad_record_on_its_line(tmp_path):
+    path = write(tmp_path / "x.csv", 'id,title,abstract\n1,T,"An abstract\n2,T2,Another\n'
+                                     '3,T3,A third\n')
+    with pytest.raises(InputError, match=r"x\.csv:2: .*quote"):
+        read(path)
+
+
+def test_csv_field_of_several_hundred_kilobytes_is_read_whole(tmp_path):
+    abstract = "word " * 60_000
+    path = write(tmp_path / "big.csv", f'id,title,abstract\n1,Big,"{abstract}"\n2,T,A\n')
+    docs = read(path)
+    assert [d.id for d in docs] == ["1", "2"] and len(docs[0].abstract) > 200_000
+
+
+BOM = "\ufeff"
+
+
+@pytest.mark.parametrize("name, content, first_id", [
+    ("p.csv", "id,title,abstract\nc1,T,A\n", "c1"),
+    ("p.jsonl", '{"id": "j1", "title": "T", "abstract": "A"}\n', "j1"),
+    ("corpus.jsonl", '{"_id": "b1", "title": "T", "text": "A"}\n', "b1"),
+    ("p.bib", "@article{key1, title={T}, abstract={A}}\n", "key1"),
+    ("snap.json", json.dumps(ARXIV_RECORD) + "\n", "0704.0001"),
+])
+def test_a_byte_order_mark_is_accepted_by_every_reader(tmp_path, name, content, first_id):
+    path = write(tmp_path / name, BOM + content)
+    assert [d.id for d in read(path)] == [first_id]
+
+
+def test_a_byte_order_mark_does_not_make_a_feed_page_gain_a_paper(tmp_path):
+    docs = read(write(tmp_path / "page.txt", BOM + FEED_PAGE))
+    assert [d.title for d in docs] == ["First Paper Title", "Second Paper: A Study"]
+
+
+@pytest.mark.parametrize("name, content", [
+    ("x.jsonl", '{"title": "", "abstract": "First."}\n{"title": "", "abstract": "Second."}\n'),
+    ("x.csv", "title,abstract\n,First.\n,Second.\n"),
+])
+def test_records_with_neither_id_nor_title_are_bad_records(tmp_path, name, content):
+    path = write(tmp_path / name, content)
+    options = ReadOptions(skip_bad=True)
+    assert list(read_documents([path], options=options)) == []
+    assert [e.line for e in options.skipped] == [1, 2] if name.endswith("jsonl") else [2, 3]
+    assert all("no id" in e.reason for e in options.skipped)
+
+
+def test_a_null_beir_id_is_a_bad_record(tmp_path):
+    path = write(tmp_path / "corpus.jsonl", '{"_id": "ok", "title": "T", "text": "A"}\n'
+                                            '{"_id": null, "title": "T2", "text": "B"}\n')
+    with pytest.raises(InputError, match=r"corpus\.jsonl:2: no _id"):
+        read(path)
+
+
+@pytest.mark.parametrize("name, content, fmt", [
+    ("papers.jsonl.gz", '{"id": "g1", "title": "T", "abstract": "A"}\n', "jsonl"),
+    ("arxiv-metadata-oai-snapshot.json.gz", json.dumps(ARXIV_RECORD) + "\n", "arxiv"),
+    ("corpus.jsonl.gz", '{"_id": "b1", "title": "T", "text": "A"}\n', "beir"),
+    ("papers.csv.gz", "id,title,abstract\nc1,T,A\n", "csv"),
+])
+def test_gzip_compressed_inputs_are_read(tmp_path, name, content, fmt):
+    import gzip
+
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(content.encode()))
+    assert detect_format(path) == fmt
+    assert len(read(path)) == 1

@@ -13,6 +13,7 @@ from pathlib import Path
 from semsearch.documents import Document
 from semsearch.errors import InputError
 from semsearch.readers import arxiv, beir, bibtex, feed, records
+from semsearch.readers.text import input_suffix, open_input
 
 #: name -> function(path, options) yielding Documents
 FORMATS: dict[str, Callable[[Path, "ReadOptions"], Iterator[Document]]] = {
@@ -60,7 +61,7 @@ def read_documents(paths: Iterable[str | Path], format: str | None = None,
 
 def detect_format(path: Path) -> str:
     """Guess from the extension and, for JSON lines, from the first record's keys."""
-    suffix = path.suffix.lower()
+    suffix = input_suffix(path)
     if suffix in {".csv", ".tsv"}:
         return "csv"
     if suffix == ".bib":
@@ -85,7 +86,7 @@ def detect_format(path: Path) -> str:
 
 
 def _first_line(path: Path) -> str:
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
         for raw in handle:
             line = raw.decode("utf-8", errors="replace").strip()
             if line:

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 def read(path: Path, options: ReadOptions) -> Iterator[Document]:
     for number, record in json_records(path, options):
-        doc_id = str(record.get("_id", "")).strip()
+        raw_id = record.get("_id")
+        doc_id = "" if raw_id is None else str(raw_id).strip()
         if not doc_id:
             options.bad(InputError(str(path), number, "no _id field"))
             continue

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from semsearch.documents import Document
 from semsearch.errors import InputError
-from semsearch.readers.text import parse_year
+from semsearch.readers.text import open_input, parse_year
 
 if TYPE_CHECKING:
     from semsearch.readers import ReadOptions
@@ -28,7 +28,8 @@ def read(path: Path, options: ReadOptions) -> Iterator[Document]:
     import bibtexparser
     from bibtexparser import middlewares
 
-    raw = path.read_bytes()
+    with open_input(path) as handle:
+        raw = handle.read()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

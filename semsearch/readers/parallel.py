@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from semsearch.documents import Document
 from semsearch.errors import InputError
-from semsearch.readers.text import json_record
+from semsearch.readers.text import json_record, open_input
 
 if TYPE_CHECKING:
     from semsearch.readers import ReadOptions
@@ -49,7 +49,7 @@ def documents_in_workers(path: Path, convert: Convert, options: ReadOptions,
     # a lock one of them held
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        with path.open("rb") as handle:
+        with open_input(path) as handle:
             chunks = _chunks(handle)
             pending: deque[Future] = deque(
                 pool.submit(_convert_chunk, convert, first, lines)
@@ -66,7 +66,7 @@ def documents_in_workers(path: Path, convert: Convert, options: ReadOptions,
 
 def documents_on_one_core(path: Path, convert: Convert, options: ReadOptions) -> Iterator[Document]:
     """The same Documents as ``documents_in_workers``, read in this process."""
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
         numbered = ((number, _document_of_line(raw, convert))
                     for number, raw in enumerate(handle, start=1))
         yield from _accepted(path, numbered, options)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from semsearch.documents import Document, title_id
 from semsearch.errors import InputError
-from semsearch.readers.text import json_records, numbered_lines, parse_labels, parse_names, parse_year
+from semsearch.readers.text import (input_suffix, json_records, numbered_lines, parse_labels,
+                                    parse_names, parse_year)
 
 if TYPE_CHECKING:
     from semsearch.readers import ReadOptions
@@ -32,24 +33,36 @@ def read_jsonl(path: Path, options: ReadOptions) -> Iterator[Document]:
             yield document
 
 
+#: the longest CSV field read (the csv module's own limit, 128 KiB, is shorter than some
+#: abstracts); a field can only grow past it through an unterminated quote
+MAX_CSV_FIELD = 64 << 20
+
+
 def read_csv(path: Path, options: ReadOptions) -> Iterator[Document]:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    delimiter = "\t" if input_suffix(path) == ".tsv" else ","
     numbered = numbered_lines(path, options)
-    line_of_row: list[int] = [0]
+    last_line = [0]
 
     def lines() -> Iterator[str]:
         for number, text in numbered:
-            line_of_row[0] = number
+            last_line[0] = number
             yield text + "\n"  # csv needs line ends inside quoted fields
 
-    rows = csv.reader(lines(), delimiter=delimiter)
-    header = next(rows, None)
+    if csv.field_size_limit() < MAX_CSV_FIELD:
+        csv.field_size_limit(MAX_CSV_FIELD)
+    # strict: a quote that is never closed is an error, not the rest of the file in one field
+    rows = csv.reader(lines(), delimiter=delimiter, strict=True)
+    header = _next_row(rows, path, 1)
     if header is None:
         raise InputError(str(path), None, "the file is empty: a CSV needs a header row")
     header = [name.strip() for name in header]
     _require_columns(header, path, options)
-    for row in rows:
-        number = line_of_row[0]
+    while True:
+        first = last_line[0] + 1
+        row = _next_row(rows, path, first)
+        if row is None:
+            return
+        number = last_line[0]
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
@@ -59,6 +72,17 @@ def read_csv(path: Path, options: ReadOptions) -> Iterator[Document]:
         document = to_document(dict(zip(header, row)), path, number, options)
         if document is not None:
             yield document
+
+
+def _next_row(rows, path: Path, first_line: int) -> list[str] | None:
+    """The next record, or None at the end; a malformed one stops the file with the line it
+    started on (the reader cannot find the next record after it)."""
+    try:
+        return next(rows, None)
+    except csv.Error as error:
+        reason = "a quoted field that starts here is never closed (an unterminated quote?)" \
+            if "end of data" in str(error) else f"malformed CSV ({error})"
+        raise InputError(str(path), first_line, reason) from None
 
 
 def to_document(record: Mapping[str, Any], path: Path, line: int,
@@ -84,6 +108,10 @@ def to_document(record: Mapping[str, Any], path: Path, line: int,
         options.bad(InputError(str(path), line, f"no id field {options.id_field!r}"))
         return None
     doc_id = _text(record[id_key]) if id_key else ""
+    if not doc_id and not title:
+        options.bad(InputError(str(path), line, "no id and no title: nothing to name the "
+                                                "paper by"))
+        return None
     return Document(id=doc_id or title_id(title), title=title, abstract=abstract,
                     metadata=_metadata(record, keys))
 

@@ -5,11 +5,13 @@ Decoding per line (not per file) is what lets an error name the line with the ba
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
@@ -21,9 +23,36 @@ if TYPE_CHECKING:
 _YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+BYTE_ORDER_MARK = b"\xef\xbb\xbf"
+
+
+def open_input(path: Path) -> BinaryIO:
+    """The bytes of an input file: gunzipped as they are read if it is gzip-compressed (the
+    arXiv snapshot is often kept so), and without a UTF-8 byte-order mark at its start."""
+    handle = io.BufferedReader(io.FileIO(path))
+    try:
+        if handle.peek(2)[:2] == GZIP_MAGIC:
+            handle = io.BufferedReader(gzip.GzipFile(fileobj=handle, mode="rb"))
+        if handle.peek(3)[:3] == BYTE_ORDER_MARK:
+            handle.read(3)
+    except (OSError, EOFError) as error:
+        handle.close()
+        raise InputError(str(path), None, f"cannot read the file ({error})") from None
+    return handle
+
+
+def input_suffix(path: Path) -> str:
+    """The file's format extension, under a .gz one: '.jsonl' for papers.jsonl.gz."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
+
+
 def numbered_lines(path: Path, options: ReadOptions) -> Iterator[tuple[int, str]]:
     """(line number, text without its newline) for every line that decodes as UTF-8."""
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
         for number, raw in enumerate(handle, start=1):
             try:
                 text = raw.decode("utf-8")
@@ -36,7 +65,7 @@ def numbered_lines(path: Path, options: ReadOptions) -> Iterator[tuple[int, str]
 
 def json_records(path: Path, options: ReadOptions) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line of a JSON-lines file."""
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
         for number, raw in enumerate(handle, start=1):
             record = json_record(raw)
             if isinstance(record, str):
