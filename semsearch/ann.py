@@ -23,11 +23,14 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from semsearch.errors import StoreError
+
+if TYPE_CHECKING:
+    from semsearch.store import PartFiles
 
 INDEX_FILE = "index.faiss"
 FLOATS_FILE = "vectors.npy"
@@ -109,8 +112,8 @@ class ExactIndex:
         return cls(index)
 
     @classmethod
-    def load(cls, folder: Path, for_update: bool = False) -> ExactIndex:
-        return cls(_read_faiss(folder / INDEX_FILE, mmap=not for_update))
+    def load(cls, files: PartFiles, for_update: bool = False) -> ExactIndex:
+        return cls(_read_faiss(files, INDEX_FILE, mmap=not for_update))
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -205,14 +208,14 @@ class _RerankedIndex:
         raise NotImplementedError
 
     @classmethod
-    def load(cls, folder: Path, for_update: bool = False) -> _RerankedIndex:
+    def load(cls, files: PartFiles, for_update: bool = False) -> _RerankedIndex:
         try:
-            floats = np.load(folder / FLOATS_FILE, mmap_mode="r")
-            rows = np.load(folder / ROWS_FILE)
-            deleted = np.load(folder / DELETED_FILE) if (folder / DELETED_FILE).exists() else None
+            floats = np.load(files.path(FLOATS_FILE), mmap_mode="r")
+            rows = np.load(files.path(ROWS_FILE))
+            deleted = np.load(files.path(DELETED_FILE)) if files.has(DELETED_FILE) else None
         except (OSError, ValueError) as error:
-            raise StoreError(f"{folder}: cannot read the stored vectors ({error})") from None
-        return cls(_read_faiss(folder / INDEX_FILE, mmap=cls.MMAP and not for_update), floats,
+            raise StoreError(f"{files.shown()}: cannot read the stored vectors ({error})") from None
+        return cls(_read_faiss(files, INDEX_FILE, mmap=cls.MMAP and not for_update), floats,
                    rows, deleted)
 
     def __len__(self) -> int:
@@ -541,10 +544,10 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(hits)) if hits else 1.0
 
 
-def load_index(kind: str, folder: Path, params: dict[str, Any] | None = None,
+def load_index(kind: str, files: PartFiles, params: dict[str, Any] | None = None,
                for_update: bool = False) -> VectorIndex:
-    """An index from its folder: memory-mapped for searching, or all in memory to change it."""
-    index = _index_type(kind).load(folder, for_update=for_update)
+    """An index from its files: memory-mapped for searching, or all in memory to change it."""
+    index = _index_type(kind).load(files, for_update=for_update)
     index.set_search_params(params or {})
     return index
 
@@ -588,18 +591,26 @@ def _as_matrix(queries: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
 
 
-def _read_faiss(path: Path, mmap: bool):
+def _read_faiss(files: PartFiles, name: str, mmap: bool):
     """Memory-mapped where that costs nothing: a one-shot query reads only what it touches."""
     import faiss
 
     try:
-        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
+        return faiss.read_index(str(files.path(name)), faiss.IO_FLAG_MMAP if mmap else 0)
     except RuntimeError as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
-        raise StoreError(f"{path}: cannot read the vector index ({message})") from None
+        raise StoreError(f"{files.shown(name)}: cannot read the vector index ({message})") from None
 
 
 def _write_faiss(index, path: Path) -> None:
     import faiss
 
-    faiss.write_index(index, str(path))
+    try:
+        faiss.write_index(index, str(path))
+    except RuntimeError as error:  # faiss reports a failed write (a full disk) this way
+        raise OSError(f"cannot write {path.name} ({_last_line(error)})") from None
+
+
+def _last_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[-1] if text else type(error).__name__

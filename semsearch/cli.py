@@ -102,9 +102,11 @@ def input_options(function: Callable) -> Callable:
               help="Recall@10 against exact search that approximate indexes are tuned to.")
 @click.option("--dry-run", is_flag=True,
               help="Read, validate and deduplicate only: no embedding, no index written.")
+@click.option("--force", is_flag=True,
+              help="Build in a folder that holds other things (they are left alone).")
 @json_option
 def index(paths, index, model, sample, format_name, id_field, title_field, abstract_field,
-          skip_bad, quantized, index_type, target_recall, dry_run, as_json) -> None:
+          skip_bad, quantized, index_type, target_recall, dry_run, force, as_json) -> None:
     """Build an index from PATHS (replacing what the index held).
 
     Formats are detected per file: a saved feed page (title line, abstract line), JSONL or CSV
@@ -126,7 +128,8 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
     documents = read_documents(sources, format_name, options)
     with _ProgressBars() as progress:
         report = Engine.dry_run(documents, progress) if dry_run else engine.build(
-            documents, progress=progress, index_type=index_type, target_recall=target_recall)
+            documents, progress=progress, index_type=index_type, target_recall=target_recall,
+            force=force)
     skipped = len(options.skipped)
     if as_json:
         click.echo(json.dumps({"index": None if dry_run else str(engine.folder.path),
@@ -245,18 +248,37 @@ def verify(index, as_json) -> None:
     """
     from semsearch.engine import Engine
 
-    with Engine.open(index) as engine:
-        problems = engine.verify()
-        info = engine.info()
+    engine = Engine(index)   # not opened: opening would stop at the first damaged file
+    problems = engine.verify()
+    path = engine.folder.path
     if as_json:
-        click.echo(json.dumps({"index": info.path, "ok": not problems, "problems": problems}))
+        click.echo(json.dumps({"index": str(path), "ok": not problems, "problems": problems}))
     elif problems:
         for problem in problems:
             click.echo(problem, err=True)
     else:
-        click.echo(f"{info.path}: all files match their checksums ({info.count} papers)")
+        with engine:
+            click.echo(f"{path}: all files match their checksums ({engine.info().count} papers)")
     if problems:
         raise SystemExit(1)
+
+
+@main.command()
+@index_option
+def recover(index) -> None:
+    """Make the newest intact generation of a damaged index live again.
+
+    For when an index cannot be opened (a damaged or missing manifest, a pointer that names a
+    missing generation): every write keeps the generation before it, so the state before the
+    last write is usually still there. Nothing newer than what was live is ever used. When no
+    intact generation is left, rebuild with `semsearch index`.
+    """
+    from semsearch.engine import Engine
+
+    engine = Engine(index)
+    name = engine.recover()
+    info = engine.info()
+    click.echo(f"{info.path}: {name} is live ({info.count} papers, built {info.created})")
 
 
 @main.command()
@@ -304,7 +326,7 @@ def _filter(year, categories, authors):
 
 @main.command()
 @click.argument("query", required=False)
-@click.option("--file", "query_file", type=click.File("r", encoding="utf-8"), metavar="PATH",
+@click.option("--file", "query_file", type=click.File("rb"), metavar="PATH",
               help="Read the query from a file (a pasted abstract, say); '-' reads stdin.")
 @k_option
 @mode_option
@@ -331,7 +353,7 @@ def search(query, query_file, k, mode, year, categories, authors, explain, index
 
     if (query is None) == (query_file is None):
         raise click.UsageError("give a QUERY or --file PATH (not both)")
-    text = query if query is not None else query_file.read()
+    text = query if query is not None else _decoded(query_file)
     # One query a process: onnxruntime's fp32 loads faster than bf16 would save.
     with Engine.open(index, model=model, bf16_queries=False) as engine:
         hits = engine.search(text, k, mode=mode, where=_filter(year, categories, authors),
@@ -420,6 +442,17 @@ def evaluate(collection, mode, split, model, as_json) -> None:
     click.echo(f"{'mode':<8}" + "".join(f"{name:>12}" for name in names))
     for result in results:
         click.echo(f"{result.mode:<8}" + "".join(f"{result.metrics[n]:>12.4f}" for n in names))
+
+
+def _decoded(handle) -> str:
+    """The text of a query file, or one line naming it if it is not UTF-8."""
+    data = handle.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        name = "standard input" if handle.name in ("-", "<stdin>") else handle.name
+        raise click.ClickException(f"{name}: bytes that are not UTF-8 at byte "
+                                   f"{error.start + 1}") from None
 
 
 def _print_hits(hits: Iterable, as_json: bool) -> None:

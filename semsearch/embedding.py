@@ -211,14 +211,26 @@ class OnnxEmbedder:
         folder = cache_root() / "onnx" / _fingerprint(self._path)
         export = folder / "export.onnx"
         target = folder / ("model.int8.onnx" if self._quantized else "model.onnx")
-        if not target.is_file():
-            if not export.is_file():
-                _export_onnx(self._path, export)
-            if self._quantized:
-                _quantize(export, target)
-            else:
-                _fuse(self._path, export, target)
+        try:
+            if not target.is_file():
+                if not export.is_file():
+                    _export_onnx(self._path, export)
+                if self._quantized:
+                    _quantize(export, target)
+                else:
+                    _fuse(self._path, export, target)
+        except OSError as error:
+            raise SemsearchError(
+                f"cannot write the model cache at {folder} ({error.strerror or error}); set "
+                f"SEMSEARCH_CACHE to a writable folder") from None
         return target
+
+    def _discard_cached_model(self) -> None:
+        """Delete a cached model that does not load (a truncated file), and the export it
+        came from, so that the next use makes them again."""
+        target = self.onnx_path()
+        for path in (target, target.with_name("export.onnx")):
+            path.unlink(missing_ok=True)
 
     def _encode(self, encodings) -> np.ndarray:
         """Pooled, normalised vectors of a batch, by onnxruntime."""
@@ -244,8 +256,14 @@ class OnnxEmbedder:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
-            self._session = onnxruntime.InferenceSession(
-                str(self.onnx_path()), options, providers=["CPUExecutionProvider"])
+            try:
+                session = onnxruntime.InferenceSession(
+                    str(self.onnx_path()), options, providers=["CPUExecutionProvider"])
+            except Exception:  # a damaged cache file: made again once, from the weights
+                self._discard_cached_model()
+                session = onnxruntime.InferenceSession(
+                    str(self.onnx_path()), options, providers=["CPUExecutionProvider"])
+            self._session = session
             self._input_names = {i.name for i in self._session.get_inputs()}
         return self._session.run(None, {name: values for name, values in feed.items()
                                         if name in self._input_names})[0]

@@ -118,9 +118,7 @@ class Engine:
         self._bf16_queries = bf16_queries
         self._query_embedder: Embedder | None = embedder
         self._document_embedder: Embedder | None = embedder
-        self._generation: Path | None = None
-        self._manifest: store.Manifest | None = None
-        self._documents: store.DocumentTable | None = None
+        self._snapshot: store.Snapshot | None = None
         self._vectors: ann.VectorIndex | None = None
         self._lexical: LexicalIndex | None = None
 
@@ -138,28 +136,37 @@ class Engine:
         self.close()
 
     def close(self) -> None:
-        if self._documents is not None:
-            self._documents.close()
-        self._documents = self._vectors = self._manifest = self._lexical = None
-        self._generation = None
+        """Let go of the snapshot this engine reads; the next call opens the live state."""
+        if self._snapshot is not None:
+            self._snapshot.close()
+        self._vectors = self._lexical = self._snapshot = None
+
+    def refresh(self) -> bool:
+        """Move to the index's live state if a write has changed it since this engine opened
+        its snapshot; whether it moved. Until then, every query answers from that snapshot."""
+        if self._snapshot is None or self.folder.generation().name == self._snapshot.name:
+            return False
+        self.close()
+        return True
 
     # -- building ---------------------------------------------------------------------------
 
     def build(self, documents: Iterable[Document], vectors: np.ndarray | None = None,
               progress: Progress | None = None, index_type: str = "auto",
               target_recall: float = ann.DEFAULT_TARGET_RECALL,
-              lexical: LexicalSettings = LexicalSettings()) -> BuildReport:
+              lexical: LexicalSettings = LexicalSettings(), force: bool = False) -> BuildReport:
         """Replace the index's contents with ``documents``, deduplicated.
 
         ``vectors`` (one row per document, in order) skips the model: for users who bring
         their own embeddings. ``index_type`` is "auto" (chosen by size, see ``ann.choose_kind``)
         or one of ``ann.INDEX_TYPES``; approximate types are tuned to ``target_recall``.
-        The old contents stay live until the new ones are complete.
+        The old contents stay live until the new ones are complete. ``force`` builds in a
+        folder that holds other things (they are left alone).
         """
         embedder = None if vectors is not None else self.document_embedder
         model = embedder.model_name if embedder else model_name_for(self._model)
         report = self._build(documents, vectors, model, embedder, progress, index_type,
-                             target_recall, lexical)
+                             target_recall, lexical, force)
         if embedder is not None and isinstance(self.query_embedder, OnnxEmbedder):
             self.query_embedder.prepare()  # export (and convert) now: no query waits for it
         return report
@@ -168,16 +175,32 @@ class Engine:
                 target_recall: float = ann.DEFAULT_TARGET_RECALL,
                 progress: Progress | None = None) -> BuildReport:
         """Build again from the stored documents and vectors, with another index type, a new
-        recall target, or other BM25 settings; nothing is re-embedded."""
-        manifest = self.manifest
-        documents, vectors = [], []
-        for batch in self.documents.batches(EMBED_BATCH):
-            for row, document in batch:
-                documents.append(document)
-                vectors.append(self.vectors.vector(row))
-        return self._build(documents, np.stack(vectors), manifest.model, None, progress,
-                           index_type or manifest.index_type, target_recall,
-                           lexical or LexicalSettings(**manifest.lexical))
+        recall target, or other BM25 settings; nothing is re-embedded.
+
+        It reads the live state under the writer lock, so no write lands between what it
+        reads and what it commits (a concurrent write is refused until it is done)."""
+        started = time.perf_counter()
+        progress = progress or _no_progress
+        with self.folder.new_generation(update=True) as generation:
+            base = generation.base
+            manifest = base.manifest
+            stored = ann.load_index(manifest.index_type, base.part(store.VECTORS),
+                                    manifest.tuning.get("params"))
+            table = generation.documents
+            rows, matrices, done, count = [], [], 0, len(table)
+            for batch in table.batches(EMBED_BATCH):
+                batch_rows = np.array([row for row, _ in batch], dtype=np.int64)
+                rows.append(batch_rows)
+                matrices.append(np.stack([stored.vector(row) for row in batch_rows]))
+                done += len(batch)
+                progress("reading", done, count)
+            del stored
+            lexical = lexical or LexicalSettings(**manifest.lexical)
+            self._index_and_commit(generation, np.concatenate(rows), np.concatenate(matrices),
+                                   index_type or manifest.index_type, target_recall, lexical,
+                                   manifest.model, progress)
+        return BuildReport(read=count, duplicates=0, replaced=0, indexed=count,
+                           seconds=time.perf_counter() - started)
 
     def add(self, documents: Iterable[Document], progress: Progress | None = None) -> UpdateReport:
         """Add documents to the index, or update them by id, without rebuilding it.
@@ -208,13 +231,13 @@ class Engine:
 
     def _build(self, documents: Iterable[Document], vectors: np.ndarray | None, model: str,
                embedder: Embedder | None, progress: Progress | None, index_type: str,
-               target_recall: float, lexical: LexicalSettings) -> BuildReport:
+               target_recall: float, lexical: LexicalSettings, force: bool) -> BuildReport:
         started = time.perf_counter()
         progress = progress or _no_progress
         tally = _Tally()
         outcomes = tally.outcomes
         given: dict[int, np.ndarray] = {}
-        with self.folder.new_generation() as generation:
+        with self.folder.new_generation(force=force) as generation:
             table = generation.documents
             for position, outcome, row in _staged(table, documents, progress, tally):
                 if vectors is not None and outcome != "duplicate":
@@ -238,31 +261,39 @@ class Engine:
                 matrices.append(matrix)
                 done += len(batch)
                 progress("embedding", done, count)
-            progress("indexing", 0, 1)
-            index, tuning = ann.build_index(index_type, np.concatenate(all_rows),
-                                            np.concatenate(matrices), target_recall)
-            del matrices
-            index.save(generation.vectors_path)
-            progress("indexing", 1, 1)
-            _build_lexical(table, lexical, generation.lexical_path)
-            self.close()
-            self._manifest = generation.commit(store.Manifest(
-                model=model, dimension=index.dimension, count=count, index_type=index.kind,
-                lexical=dataclasses.asdict(lexical), tuning=dataclasses.asdict(tuning)))
-            self._generation = generation.path
+            given.clear()
+            self._index_and_commit(generation, np.concatenate(all_rows), np.concatenate(matrices),
+                                   index_type, target_recall, lexical, model, progress)
         return tally.report(count, started)
+
+    def _index_and_commit(self, generation: store.GenerationWriter, rows: np.ndarray,
+                          matrix: np.ndarray, index_type: str, target_recall: float,
+                          lexical: LexicalSettings, model: str, progress: Progress) -> None:
+        """Build the vector index and BM25 over a generation's documents, and commit it."""
+        progress("indexing", 0, 1)
+        index, tuning = ann.build_index(index_type, rows, matrix, target_recall)
+        index.save(generation.vectors_path)
+        progress("indexing", 1, 1)
+        _build_lexical(generation.documents, lexical, generation.lexical_path)
+        count = len(generation.documents)
+        self.close()
+        generation.commit(store.Manifest(
+            model=model, dimension=index.dimension, count=count, index_type=index.kind,
+            lexical=dataclasses.asdict(lexical), tuning=dataclasses.asdict(tuning)))
 
     def _update(self, documents: Iterable[Document], remove_ids: list[str],
                 progress: Progress | None, documents_given: bool = False) -> UpdateReport:
         started = time.perf_counter()
         progress = progress or _no_progress
-        manifest, base = self.manifest, self.generation
-        self._check_model(manifest)
         outcomes: Counter[str] = Counter()
         repeated: list[str] = []
-        with self.folder.new_generation(update_of=base) as generation:
+        # The live state is read under the writer lock (``generation.base``), not the snapshot
+        # this engine may have opened long ago: a write always builds on the latest state.
+        with self.folder.new_generation(update=True) as generation:
+            manifest = generation.base.manifest
+            self._check_model(manifest)
             table = generation.documents
-            vectors = ann.load_index(manifest.index_type, self.folder.vectors_path(base),
+            vectors = ann.load_index(manifest.index_type, generation.base.part(store.VECTORS),
                                      manifest.tuning.get("params"), for_update=True)
             next_row = 1 + max(table.highest_row(), vectors.highest_row())
             fresh: set[int] = set()    # rows to embed
@@ -323,9 +354,8 @@ class Engine:
             changed = {"added": manifest.changed_since_build["added"] + len(fresh),
                        "removed": manifest.changed_since_build["removed"] + len(dropped)}
             self.close()
-            self._manifest = generation.commit(dataclasses.replace(
-                manifest, count=count, changed_since_build=changed))
-            self._generation = generation.path
+            generation.commit(dataclasses.replace(manifest, count=count,
+                                                  changed_since_build=changed))
         return dataclasses.replace(report, seconds=time.perf_counter() - started)
 
     # -- querying ---------------------------------------------------------------------------
@@ -448,6 +478,12 @@ class Engine:
         """Problems found re-reading every file of the index; an empty list means intact."""
         return self.folder.verify()
 
+    def recover(self) -> str:
+        """Make the newest intact generation live, after damage or an interrupted write left
+        the live one unreadable; its name. Nothing newer than what was live is used."""
+        self.close()
+        return self.folder.recover()
+
     def info(self) -> IndexInfo:
         manifest = self.manifest
         return IndexInfo(path=str(self.folder.path), model=manifest.model,
@@ -462,38 +498,34 @@ class Engine:
     # -- lazily opened parts ----------------------------------------------------------------
 
     @property
-    def generation(self) -> Path:
-        """The generation this engine reads, pinned when first needed: every part it opens
-        comes from the same one, even if a write switches to a newer one meanwhile."""
-        if self._generation is None:
-            self._generation = self.folder.generation()
-        return self._generation
+    def snapshot(self) -> store.Snapshot:
+        """The state this engine reads, pinned when first needed: every part it opens comes
+        from it, however many writes switch the index to newer states meanwhile (see
+        ``refresh``)."""
+        if self._snapshot is None:
+            self._snapshot = store.Snapshot.pin(self.folder)
+        return self._snapshot
 
     @property
     def manifest(self) -> store.Manifest:
-        if self._manifest is None:
-            self._manifest = self.folder.manifest(self.generation)
-        return self._manifest
+        return self.snapshot.manifest
 
     @property
     def documents(self) -> store.DocumentTable:
-        if self._documents is None:
-            self._documents = self.folder.open_documents(self.generation, self.manifest)
-        return self._documents
+        return self.snapshot.documents
 
     @property
     def vectors(self) -> ann.VectorIndex:
         if self._vectors is None:
             manifest = self.manifest
-            self._vectors = ann.load_index(manifest.index_type,
-                                           self.folder.vectors_path(self.generation),
+            self._vectors = ann.load_index(manifest.index_type, self.snapshot.part(store.VECTORS),
                                            manifest.tuning.get("params"))
         return self._vectors
 
     @property
     def lexical(self) -> LexicalIndex:
         if self._lexical is None:
-            self._lexical = LexicalIndex.load(self.folder.lexical_path(self.generation))
+            self._lexical = LexicalIndex.load(self.snapshot.part(store.LEXICAL))
         return self._lexical
 
     @property

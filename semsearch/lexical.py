@@ -16,10 +16,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from semsearch.errors import StoreError
+
+if TYPE_CHECKING:
+    from semsearch.store import PartFiles
 
 ROWS_FILE = "rows.npy"
 SETTINGS_FILE = "settings.json"
@@ -75,16 +79,16 @@ class LexicalIndex:
                    np.concatenate(rows) if rows else np.zeros(0, np.int64), settings)
 
     @classmethod
-    def load(cls, path: Path) -> LexicalIndex:
+    def load(cls, files: PartFiles) -> LexicalIndex:
         try:
-            settings = LexicalSettings(**json.loads((path / SETTINGS_FILE).read_text()))
-            return cls(np.load(path / SCORES_FILE, mmap_mode="r"),
-                       np.load(path / TERMS_FILE, mmap_mode="r"),
-                       np.load(path / OFFSETS_FILE, mmap_mode="r"),
-                       json.loads((path / VOCABULARY_FILE).read_text()),
-                       np.load(path / ROWS_FILE), settings)
+            settings = LexicalSettings(**json.loads(files.path(SETTINGS_FILE).read_text()))
+            return cls(np.load(files.path(SCORES_FILE), mmap_mode="r"),
+                       np.load(files.path(TERMS_FILE), mmap_mode="r"),
+                       np.load(files.path(OFFSETS_FILE), mmap_mode="r"),
+                       json.loads(files.path(VOCABULARY_FILE).read_text()),
+                       np.load(files.path(ROWS_FILE)), settings)
         except (OSError, ValueError, TypeError) as error:
-            raise StoreError(f"{path}: cannot read the BM25 index ({error})") from None
+            raise StoreError(f"{files.shown()}: cannot read the BM25 index ({error})") from None
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)

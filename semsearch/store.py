@@ -18,12 +18,17 @@ CURRENT at it: a crash leaves the old generation live, and readers of the old on
 from __future__ import annotations
 
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import re
+import shlex
 import shutil
 import sqlite3
+import urllib.parse
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -76,9 +81,11 @@ class Manifest:
     def from_json(cls, text: str, where: Path) -> Manifest:
         try:
             data = json.loads(text)
+            if not isinstance(data, dict):
+                raise TypeError("not a JSON object")
             known = {f.name for f in dataclasses.fields(cls)}
             manifest = cls(**{key: value for key, value in data.items() if key in known})
-        except (json.JSONDecodeError, TypeError) as error:
+        except (json.JSONDecodeError, TypeError, ValueError) as error:
             raise StoreError(f"{where}: damaged manifest ({error})") from None
         if manifest.format_version > FORMAT_VERSION:
             raise StoreError(f"{where}: index format {manifest.format_version} is newer than this "
@@ -99,6 +106,12 @@ def resolve(name_or_path: str | os.PathLike | None) -> Path:
     return index_root() / text
 
 
+#: the only names the store ever creates or deletes in an index folder
+POINTER = "CURRENT"
+LOCK = ".lock"
+_GENERATION = re.compile(r"gen-(\d{6,})")
+
+
 class IndexFolder:
     """One index on disk: read its live generation, or write a new one."""
 
@@ -106,83 +119,302 @@ class IndexFolder:
         self.path = Path(path)
 
     def exists(self) -> bool:
-        return (self.path / "CURRENT").is_file()
+        return (self.path / POINTER).is_file()
+
+    def is_index(self) -> bool:
+        """Whether the folder holds an index, even a broken one (a pointer or a generation)."""
+        return self.exists() or bool(self._generations())
 
     def generation(self) -> Path:
         """The live generation's folder."""
-        pointer = self.path / "CURRENT"
-        if not pointer.is_file():
-            if self.path.exists():
-                raise StoreError(f"{self.path} is not a semsearch index (no CURRENT file)")
+        if not self.path.exists():
             raise StoreError(f"no index at {self.path}; build one with `semsearch index PATH...`")
-        live = self.path / pointer.read_text().strip()
+        if not self.path.is_dir():
+            raise StoreError(f"{self.path} is a file, not an index folder")
+        if not self.exists():
+            if self._generations():
+                raise self.broken(f"it has generations but no {POINTER} file")
+            raise StoreError(f"{self.path} is not a semsearch index (no {POINTER} file)")
+        name = self._live_name()
+        if name is None:
+            raise self.broken(f"{POINTER} does not name a generation")
+        live = self.path / name
+        if not live.is_dir():
+            raise self.broken(f"{POINTER} names {name}, which does not exist")
         if not (live / MANIFEST).is_file():
-            raise StoreError(f"{live}: the live generation has no {MANIFEST}")
+            raise self.broken(f"the live generation {name} has no {MANIFEST}")
         return live
 
     def manifest(self, generation: Path | None = None) -> Manifest:
-        path = (generation or self.generation()) / MANIFEST
-        return Manifest.from_json(path.read_text(), path)
+        generation = generation or self.generation()
+        path = generation / MANIFEST
+        try:
+            return Manifest.from_json(path.read_bytes().decode("utf-8"), path)
+        except (OSError, UnicodeDecodeError, StoreError) as error:
+            reason = error.strerror if isinstance(error, OSError) else \
+                "bytes that are not UTF-8" if isinstance(error, UnicodeDecodeError) else \
+                str(error).removeprefix(f"{path}: ")
+            raise self.broken(f"{path.relative_to(self.path)}: {reason}") from None
+
+    def broken(self, reason: str) -> StoreError:
+        """The error for a folder whose live state cannot be read, with the ways out."""
+        where = shlex.quote(str(self.path))
+        return StoreError(f"{self.path} is damaged: {reason}. `semsearch recover --index {where}` "
+                          f"makes the newest intact generation live; `semsearch index PATH... "
+                          f"--index {where}` rebuilds it")
 
     def verify(self) -> list[str]:
         """Check every file of the live generation against the manifest's checksums."""
         live = self.generation()
         return damaged_files(live, self.manifest(live))
 
-    @staticmethod
-    def open_documents(generation: Path, manifest: Manifest) -> DocumentTable:
-        """The document table of one generation, once its files are checked (see ``check_files``)."""
-        check_files(generation, manifest)
-        return DocumentTable.open_read_only(generation / DOCUMENTS)
-
-    @staticmethod
-    def vectors_path(generation: Path) -> Path:
-        return generation / VECTORS
-
-    @staticmethod
-    def lexical_path(generation: Path) -> Path:
-        return generation / LEXICAL
+    def recover(self) -> str:
+        """Make the newest intact generation live (none newer than the one the pointer
+        named, whose writes never committed); its name."""
+        with _locked(self._lock_path()):
+            named = self._live_name()
+            limit = _generation_number(named) if named else None
+            for candidate in sorted(self._generations(), key=lambda p: _generation_number(p.name),
+                                    reverse=True):
+                if limit is not None and _generation_number(candidate.name) > limit:
+                    continue
+                try:
+                    if damaged_files(candidate, self.manifest(candidate)):
+                        continue
+                except StoreError:
+                    continue
+                if candidate.name != named:
+                    _write_durably(self.path / POINTER, candidate.name + "\n")
+                return candidate.name
+        where = shlex.quote(str(self.path))
+        raise StoreError(f"{self.path} holds no intact generation to recover; rebuild it with "
+                         f"`semsearch index PATH... --index {where}`")
 
     @contextmanager
-    def new_generation(self, update_of: Path | None = None) -> Iterator[GenerationWriter]:
+    def new_generation(self, *, update: bool = False,
+                       force: bool = False) -> Iterator[GenerationWriter]:
         """A folder to build the next generation in; live only if ``commit`` is called.
 
-        ``update_of``: a generation whose document table the new one starts from (for add and
-        remove); it must still be the live one once the writer lock is held, so two writers
-        never both build on the same state and lose one's change.
+        ``update``: the new generation starts from the live one (``writer.base``), pinned and
+        checked under the writer lock, so a write always builds on the latest state and never
+        on damage. ``force``: build in a folder that holds other things (only the store's own
+        names are ever written or deleted there).
         """
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(f"{self.path} is a file, not an index folder")
         created_folder = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
-        with _locked(self.path / ".lock"):
-            previous = self.generation().name if self.exists() else None
-            if update_of is not None and update_of.name != previous:
-                raise StoreError(f"{self.path} changed while this update was being prepared; "
-                                 f"run it again")
-            number = 1 + max((_generation_number(p) for p in self.path.glob("gen-*")), default=0)
+        if not (created_folder or update or force or self.is_index()) and \
+                any(self.path.iterdir()):
+            raise StoreError(f"{self.path} is not empty and is not a semsearch index; nothing "
+                             "was written. Choose a new or empty folder, or pass --force to build "
+                             "the index inside it (only its CURRENT, .lock and gen-NNNNNN "
+                             "entries are ever written or deleted)")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"{self.path}: cannot create the index folder "
+                             f"({error.strerror})") from None
+        with _locked(self._lock_path()):
+            base = Snapshot.pin(self, verified=True) if update else None
+            previous = self._live_name()
+            numbers = [_generation_number(p.name) for p in self._generations()]
+            number = 1 + max(numbers + [_generation_number(previous) if previous else 0])
             staging = self.path / f"gen-{number:06d}"
-            staging.mkdir()
-            if update_of is not None:
-                shutil.copyfile(update_of / DOCUMENTS, staging / DOCUMENTS)
-            writer = GenerationWriter(self, staging, fresh=update_of is None)
+            writer = None
             try:
+                staging.mkdir()
+                if base is not None:
+                    shutil.copyfile(base.locate(DOCUMENTS), staging / DOCUMENTS)
+                writer = GenerationWriter(self, staging, base)
                 yield writer
+            except (OSError, sqlite3.Error) as error:
+                raise _write_failed(self.path, error) from None
             finally:
-                writer.close()
-                if not writer.committed:
+                if writer is not None:
+                    writer.discard()
+                if base is not None:
+                    base.close()
+                # A write is committed the moment the pointer names it, whatever happens
+                # after: the generation the pointer names is never deleted.
+                if self._live_name() != staging.name:
                     shutil.rmtree(staging, ignore_errors=True)
-                    if created_folder and not self.exists():
+                    (self.path / (POINTER + ".tmp")).unlink(missing_ok=True)
+                    if created_folder and not self.is_index():
                         shutil.rmtree(self.path, ignore_errors=True)
-            if writer.committed:
-                self._drop_generations(keep={staging.name, previous})
+            self._drop_generations(keep={staging.name, previous})
+
+    def _lock_path(self) -> Path:
+        if not self.path.is_dir():
+            self.generation()  # says what is there instead
+        return self.path / LOCK
+
+    def _live_name(self) -> str | None:
+        """The generation the pointer names, or None where it names none (any reason)."""
+        try:
+            text = (self.path / POINTER).read_bytes().decode("utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if _GENERATION.fullmatch(text) else None
+
+    def _generations(self) -> list[Path]:
+        """The generation folders the store made (gen- and six or more digits), no others."""
+        try:
+            return [p for p in self.path.iterdir() if _GENERATION.fullmatch(p.name) and p.is_dir()]
+        except OSError:
+            return []
 
     def _drop_generations(self, keep: set[str | None]) -> None:
         """Remove superseded generations and leftovers of crashed writes.
 
         The one live before this write stays, so a reader that opened it keeps working.
         """
-        for path in self.path.glob("gen-*"):
+        for path in self._generations():
             if path.name not in keep:
                 shutil.rmtree(path, ignore_errors=True)
+
+
+class Snapshot:
+    """One committed generation, pinned: its manifest, and every file of it held open.
+
+    A write deletes generations two writes old, so a reader that opened one long ago would
+    lose files it had not read yet. Holding each file open keeps it readable (the kernel keeps
+    a deleted file while it is open): whatever this snapshot reads later, it reads from the
+    generation it pinned, however many writes came since.
+    """
+
+    def __init__(self, path: Path, manifest: Manifest, handles: dict[str, int]):
+        self.path = path
+        self.manifest = manifest
+        self._handles = handles
+        # SQLite resolves a path through its links, so it could not open the table through
+        # its handle once the folder is deleted: the table is opened now (a page's read).
+        self.documents = DocumentTable.open_read_only(path / DOCUMENTS)
+        self._closer = weakref.finalize(self, _close_all, handles, self.documents)
+
+    @classmethod
+    def pin(cls, folder: IndexFolder, verified: bool = False) -> Snapshot:
+        """The live generation, its files checked (on their stamps, or ``verified``: every
+        byte against its checksum, as a write does before building on it) and held open."""
+        for _ in range(5):
+            generation = folder.generation()
+            manifest = folder.manifest(generation)
+            handles: dict[str, int] = {}
+            try:
+                for name in manifest.files:
+                    handles[name] = os.open(generation / name, os.O_RDONLY)
+            except FileNotFoundError:
+                _close_all(handles)
+                if folder._live_name() != generation.name:
+                    continue  # a write replaced it meanwhile: pin the new one
+            else:
+                try:
+                    if verified:
+                        if problems := damaged_files(generation, manifest):
+                            raise StoreError(f"{problems[0]}: the file is damaged, so nothing was "
+                                             f"written; {_DAMAGE_ADVICE}")
+                    else:
+                        check_files(generation, manifest)
+                    return cls(generation, manifest, handles)
+                except BaseException:
+                    _close_all(handles)
+                    raise
+            check_files(generation, manifest)  # names what is missing
+        raise StoreError(f"{folder.path} is being rewritten too often to open; try again")
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def locate(self, name: str) -> Path:
+        """A path that reads this snapshot's file ``name``, even after the folder was deleted."""
+        handle = self._handles.get(name)
+        if handle is None:
+            raise StoreError(f"{self.path / name}: not in this index's manifest")
+        path = self.path / name
+        try:
+            held, now = os.fstat(handle), path.stat()
+            if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+                return path
+        except OSError:
+            pass
+        return Path(f"/proc/self/fd/{handle}")
+
+    def has(self, name: str) -> bool:
+        return name in self._handles
+
+    def part(self, folder: str) -> PartFiles:
+        return PartFiles(self, folder)
+
+    def close(self) -> None:
+        self._closer()
+
+
+@dataclass(frozen=True)
+class PartFiles:
+    """The files of one part of a snapshot (its vector index, its BM25 index), by name."""
+
+    snapshot: Snapshot
+    folder: str
+
+    def path(self, name: str) -> Path:
+        return self.snapshot.locate(f"{self.folder}/{name}")
+
+    def has(self, name: str) -> bool:
+        return self.snapshot.has(f"{self.folder}/{name}")
+
+    def shown(self, name: str = "") -> Path:
+        """The file's name in the index folder, for messages."""
+        return self.snapshot.path / self.folder / name if name else self.snapshot.path / self.folder
+
+
+@dataclass(frozen=True)
+class FolderFiles:
+    """The files of a part in a plain folder, read as ``PartFiles`` reads a snapshot's."""
+
+    folder: Path
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    def has(self, name: str) -> bool:
+        return (self.folder / name).is_file()
+
+    def shown(self, name: str = "") -> Path:
+        return self.folder / name if name else self.folder
+
+
+def _close_all(handles: dict[str, int], documents: DocumentTable | None = None) -> None:
+    if documents is not None:
+        documents.close()
+    for handle in handles.values():
+        try:
+            os.close(handle)
+        except OSError:
+            pass
+    handles.clear()
+
+
+_DAMAGE_ADVICE = "run `semsearch verify`, then `semsearch recover` or rebuild the index"
+
+
+def _write_failed(path: Path, error: Exception) -> StoreError:
+    """One line for a write that the disk or the file system refused; nothing was changed.
+
+    Not every library says why a write failed (numpy and FAISS report short writes, SQLite
+    "disk is full" for any reason), so a disk found full is named as the reason."""
+    code = getattr(error, "errno", None)
+    try:
+        status = os.statvfs(path)
+        full = status.f_bavail * status.f_frsize < (1 << 20)
+    except OSError:
+        full = False
+    if code == errno.ENOSPC or full:
+        reason = "no space left on the device"
+    elif isinstance(error, OSError) and error.strerror:
+        reason = error.strerror.lower()
+    else:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+    return StoreError(f"{path}: cannot write the index: {reason}; nothing was changed")
 
 
 @contextmanager
@@ -199,12 +431,13 @@ def scratch_table() -> Iterator[DocumentTable]:
 
 
 class GenerationWriter:
-    """The files of a generation being built."""
+    """The files of a generation being built; ``base`` is the snapshot an update starts from."""
 
-    def __init__(self, folder: IndexFolder, path: Path, fresh: bool = True):
+    def __init__(self, folder: IndexFolder, path: Path, base: Snapshot | None = None):
         self.folder = folder
         self.path = path
-        self.documents = (DocumentTable.create if fresh else DocumentTable.open_for_update)(
+        self.base = base
+        self.documents = (DocumentTable.create if base is None else DocumentTable.open_for_update)(
             path / DOCUMENTS)
         self.committed = False
 
@@ -231,12 +464,22 @@ class GenerationWriter:
         for folder in {(self.path / name).parent for name in files}:
             _fsync_dir(folder)
         _record_checked(self.path, files)
-        _write_durably(self.folder.path / "CURRENT", self.path.name + "\n")
+        pointer = self.folder.path / POINTER
+        temporary = pointer.with_name(POINTER + ".tmp")
+        _write_synced(temporary, self.path.name + "\n")
+        os.replace(temporary, pointer)  # the commit point
         self.committed = True
+        try:
+            _fsync_dir(self.folder.path)
+        except OSError as error:
+            raise StoreError(f"{self.folder.path}: the change is committed, but syncing the "
+                             f"folder failed ({error.strerror}); it may not survive a power "
+                             f"failure") from None
         return manifest
 
-    def close(self) -> None:
-        self.documents.close()
+    def discard(self) -> None:
+        """Let go of the files without saving anything (after commit, or after a failure)."""
+        self.documents.discard()
 
 
 class DocumentTable:
@@ -322,7 +565,8 @@ class DocumentTable:
     def open_read_only(cls, path: Path) -> DocumentTable:
         # A committed generation never changes, so SQLite may skip locking entirely.
         try:
-            db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+            db = sqlite3.connect(f"file:{urllib.parse.quote(str(path))}?mode=ro&immutable=1",
+                                 uri=True)
             # Memory-mapped reads (SQLite caps the size, 2 GB in common builds). A page once
             # read stays mapped while the table is open, and a missing page comes in with its
             # neighbours; read() brings in one page and leaves it unmapped, where a kernel that
@@ -340,6 +584,15 @@ class DocumentTable:
         if self._db is not None:
             self._db.commit()
             self._db.close()
+            self._db = None
+
+    def discard(self) -> None:
+        """Close without committing what was not committed (a write that failed)."""
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
             self._db = None
 
     def stage(self, document: Document) -> tuple[str, int]:
@@ -577,16 +830,19 @@ def _dump(metadata: dict[str, Any]) -> str:
     return json.dumps(metadata, ensure_ascii=False, sort_keys=True)
 
 
-def _generation_number(path: Path) -> int:
-    try:
-        return int(path.name.split("-", 1)[1])
-    except (IndexError, ValueError):
-        return 0
+def _generation_number(name: str) -> int:
+    match = _GENERATION.fullmatch(name)
+    return int(match.group(1)) if match else 0
 
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
+    try:
+        handle = path.open("a")
+    except OSError as error:
+        raise StoreError(f"{path}: cannot take the writer lock ({error.strerror}); is the index "
+                         f"folder writable?") from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -597,13 +853,17 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_durably(path: Path, text: str) -> None:
-    """Write to a temporary name, fsync, then rename over ``path``: all or nothing."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w") as handle:
+def _write_synced(path: Path, text: str) -> None:
+    with path.open("w") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Write to a temporary name, fsync, then rename over ``path``: all or nothing."""
+    temporary = path.with_name(path.name + ".tmp")
+    _write_synced(temporary, text)
     os.replace(temporary, path)
     _fsync_dir(path.parent)
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from semsearch import ann
+from semsearch.store import FolderFiles
 from semsearch.errors import StoreError
 
 
@@ -57,7 +58,7 @@ def test_save_and_load_keep_answers_and_parameters(tmp_path, kind):
     vectors = clustered_vectors(2000)
     index, tuning = ann.build_index(kind, np.arange(2000), vectors)
     index.save(tmp_path)
-    loaded = ann.load_index(kind, tmp_path, tuning.params)
+    loaded = ann.load_index(kind, FolderFiles(tmp_path), tuning.params)
     assert loaded.search_params() == index.search_params()
     np.testing.assert_array_equal(loaded.search(vectors[:5], 10)[1], index.search(vectors[:5], 10)[1])
 
@@ -98,7 +99,7 @@ def test_exact_top_matches_a_full_sort():
 def test_damaged_file_is_named(tmp_path):
     (tmp_path / "index.faiss").write_bytes(b"not a faiss index")
     with pytest.raises(StoreError, match="index.faiss: cannot read the vector index"):
-        ann.load_index("exact", tmp_path)
+        ann.load_index("exact", FolderFiles(tmp_path))
 
 
 def test_unknown_index_type():
@@ -111,7 +112,7 @@ def test_reranked_types_find_rows_with_gaps_too(tmp_path):
     rows = np.arange(3000) * 3 + 7  # as after removals: not contiguous
     index, tuning = ann.build_index("ivf", rows, vectors)
     index.save(tmp_path)
-    loaded = ann.load_index("ivf", tmp_path, tuning.params)
+    loaded = ann.load_index("ivf", FolderFiles(tmp_path), tuning.params)
     np.testing.assert_allclose(loaded.vector(7 + 3 * 42), vectors[42])
     assert loaded.search(vectors[42], 1)[1][0, 0] == 7 + 3 * 42
     with pytest.raises(KeyError):
@@ -126,7 +127,7 @@ def test_every_type_adds_and_removes_without_retraining_and_survives_a_reload(ki
     index.remove(gone)
     index.add(np.arange(5001, 6001), vectors[2000:])
     index.save(tmp_path)
-    reloaded = ann.load_index(kind, tmp_path, index.search_params())
+    reloaded = ann.load_index(kind, FolderFiles(tmp_path), index.search_params())
     assert len(reloaded) == 2000 - len(gone) + 1000
     assert reloaded.highest_row() >= 6000
     found = reloaded.search(vectors[:2000], 10)[1]

@@ -68,3 +68,43 @@ def test_sigkill_during_add_or_remove_leaves_the_last_committed_state(kind, tmp_
             assert len(hits) == 10 and {hit.id for hit in hits} <= states[-1]
     assert len(states) > KILLS_PER_TYPE, "the writer hardly ever got to commit"
     assert killed_mid_write >= KILLS_PER_TYPE // 2, "most kills missed the writes"
+
+
+SIGINTS = 20
+
+
+def test_sigint_at_the_commit_never_loses_the_index(tmp_path):
+    """Ctrl-C that lands right as CURRENT is switched (watched for, and signalled at once)
+    leaves the state before or after that write, never a generation that was deleted."""
+    path = tmp_path / "index"
+    docs = [Document(f"d{i}", f"Paper {i} on topic{i % 41}", f"Words about subject{i % 37}.")
+            for i in range(300)]
+    Engine(path, embedder=HashingEmbedder()).build(docs, index_type="exact")
+    states = [{doc.id for doc in docs}]
+    pointer = path / "CURRENT"
+    for attempt in range(SIGINTS):
+        first = len(states) - 1
+        worker = subprocess.Popen([sys.executable, str(WORKER), str(path), str(first)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                  cwd=WORKER.parent)
+        assert worker.stdout.readline().strip() == "ready"
+        before = pointer.read_bytes()
+        deadline = time.monotonic() + 30
+        while pointer.read_bytes() == before and time.monotonic() < deadline:
+            pass
+        worker.send_signal(signal.SIGINT)
+        output = worker.stdout.read().split()
+        worker.wait()
+        committed = [int(n) for word, n in zip(output[::2], output[1::2]) if word == "committed"]
+        for number in committed:
+            states.append(apply(number, states[-1]))
+        in_flight = apply(len(states) - 1, states[-1])
+        live = path / pointer.read_text().strip()
+        assert live.is_dir(), f"attempt {attempt}: CURRENT names a deleted generation"
+        found = stored_ids(path)
+        assert found in (states[-1], in_flight), f"attempt {attempt}: a mix of two states"
+        if found == in_flight:
+            states.append(in_flight)
+        with Engine.open(path, embedder=HashingEmbedder()) as engine:
+            assert engine.verify() == []
+    assert len(states) > SIGINTS // 2

@@ -252,18 +252,18 @@ def test_the_same_id_twice_in_one_add_keeps_the_last_version(engine):
 
 
 def test_an_add_that_changes_nothing_writes_nothing(engine):
-    before = engine.generation
+    before = engine.snapshot.path
     report = engine.add(DOCS)
     assert report.unchanged == len(DOCS) and not report.changed
-    assert Engine.open("plumbing").generation == before
+    assert Engine.open("plumbing").snapshot.path == before
 
 
 def test_remove_of_an_unknown_id_changes_nothing(engine):
-    before = engine.generation
+    before = engine.snapshot.path
     with pytest.raises(QueryError, match="no paper with id 'nope'.*nothing was removed"):
         engine.remove(["g1", "nope"])
     reopened = Engine.open("plumbing", embedder=HashingEmbedder())
-    assert reopened.generation == before and reopened.info().count == len(DOCS)
+    assert reopened.snapshot.path == before and reopened.info().count == len(DOCS)
 
 
 def test_removing_every_paper_is_refused(engine):

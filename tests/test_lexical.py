@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from semsearch.lexical import LexicalIndex, LexicalSettings
+from semsearch.store import FolderFiles
 
 TEXTS = ["Graph neural networks for molecules", "Transformers translate languages",
          "Molecular graphs and chemistry", "The the the and of"]
@@ -32,7 +33,7 @@ def test_save_and_load_keep_settings_and_answers(tmp_path):
     settings = LexicalSettings(k1=1.5, b=0.5)
     index = build(settings)
     index.save(tmp_path / "lexical")
-    loaded = LexicalIndex.load(tmp_path / "lexical")
+    loaded = LexicalIndex.load(FolderFiles(tmp_path / "lexical"))
     assert loaded.settings == settings and len(loaded) == 4
     np.testing.assert_array_equal(loaded.search("graph", 5)[1], index.search("graph", 5)[1])
 

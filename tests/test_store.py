@@ -33,7 +33,8 @@ def test_round_trip_of_documents_and_manifest(tmp_path):
     written = build(folder, [doc])
     assert folder.manifest() == written
     assert written.files["documents.sqlite"]["sha256"]
-    table = folder.open_documents(folder.generation(), folder.manifest())
+    snapshot = store.Snapshot.pin(folder)
+    table = snapshot.documents
     row = table.row_of_id("a")
     assert table.by_rows([row]) == {row: doc}
     assert table.rows_of_title("  TITLE ") == [row]
@@ -68,7 +69,7 @@ def test_a_failed_write_leaves_the_old_generation_live(tmp_path):
             raise RuntimeError("crash in the middle")
     assert folder.generation() == live
     assert [p.name for p in (tmp_path / "idx").glob("gen-*")] == [live.name]
-    assert folder.open_documents(live, folder.manifest()).row_of_id("b") is None
+    assert store.Snapshot.pin(folder).documents.row_of_id("b") is None
 
 
 def test_a_failed_first_write_leaves_no_index(tmp_path):
@@ -83,10 +84,11 @@ def test_new_generation_replaces_and_keeps_one_old_for_open_readers(tmp_path):
     folder = store.IndexFolder(tmp_path / "idx")
     build(folder, [Document("a", "T", "A")])
     first = folder.generation()
-    reader = folder.open_documents(first, folder.manifest())
+    pinned = store.Snapshot.pin(folder)
+    reader = pinned.documents
     build(folder, [Document("b", "T2", "A2")])
     build(folder, [Document("c", "T3", "A3")])
-    assert folder.open_documents(folder.generation(), folder.manifest()).row_of_id("c") is not None
+    assert store.Snapshot.pin(folder).documents.row_of_id("c") is not None
     assert not first.exists()
     assert len(list((tmp_path / "idx").glob("gen-*"))) == 2
     assert reader.row_of_id("a") is not None  # opened before; still readable
@@ -109,7 +111,7 @@ def test_truncated_file_is_named_on_open(tmp_path):
     path = folder.generation() / "documents.sqlite"
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(StoreError, match="documents.sqlite: size 100 bytes"):
-        folder.open_documents(folder.generation(), folder.manifest())
+        store.Snapshot.pin(folder).documents
 
 
 def test_a_file_that_is_no_document_table_is_named_on_open(tmp_path):
@@ -185,19 +187,17 @@ def test_upsert_embeds_only_what_changed(tmp_path):
     assert len(table) == 1
 
 
-def test_an_update_starts_from_the_live_documents_and_refuses_a_stale_base(tmp_path):
+def test_an_update_starts_from_the_live_documents_read_under_the_lock(tmp_path):
     folder = store.IndexFolder(tmp_path / "idx")
     build(folder, [Document("a", "T", "A")])
-    base = folder.generation()
-    with folder.new_generation(update_of=base) as generation:
-        assert generation.documents.row_of_id("a") == 1
-        generation.documents.upsert(Document("b", "T2", "A2"), 2)
-        (generation.vectors_path / "index.faiss").write_bytes(b"vectors")
-        generation.commit(manifest(2))
-    with pytest.raises(StoreError, match="changed while this update"):
-        with folder.new_generation(update_of=base):
-            pass
-    assert len(folder.open_documents(folder.generation(), folder.manifest())) == 2
+    for number, doc_id in ((2, "b"), (3, "c")):
+        with folder.new_generation(update=True) as generation:
+            assert generation.base.name == folder.generation().name
+            assert generation.documents.row_of_id("a") == 1
+            generation.documents.upsert(Document(doc_id, f"T{number}", f"A{number}"), number)
+            (generation.vectors_path / "index.faiss").write_bytes(b"vectors")
+            generation.commit(manifest(number))
+    assert len(store.Snapshot.pin(folder).documents) == 3
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
@@ -213,7 +213,7 @@ def test_opening_a_damaged_file_names_it(tmp_path, damage):
         data = data[:-100]
     path.write_bytes(bytes(data))
     with pytest.raises(StoreError, match=f"{path}: .*damaged"):
-        folder.open_documents(live, folder.manifest())
+        store.Snapshot.pin(folder).documents
     assert any(str(path) in problem for problem in folder.verify())
 
 
@@ -225,8 +225,8 @@ def test_an_intact_file_is_hashed_once_then_trusted_by_its_stamp(tmp_path, monke
     hashed = []
     real = store.file_checksum
     monkeypatch.setattr(store, "file_checksum", lambda path: hashed.append(path) or real(path))
-    folder.open_documents(live, folder.manifest()).close()
+    store.Snapshot.pin(folder).documents.close()
     assert len(hashed) == len(folder.manifest().files)
     hashed.clear()
-    folder.open_documents(live, folder.manifest()).close()
+    store.Snapshot.pin(folder).documents.close()
     assert hashed == []

@@ -1,0 +1,300 @@
+"""The paths by which an index or a paper could be lost, outside kill -9 (tests/test_crash.py):
+an interrupt or an I/O error at the commit, a broken folder that refuses recovery, damage
+copied forward by a write, a rebuild that undoes a concurrent write, a user's folders
+deleted, and readers left holding a generation that was deleted under them.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from semsearch import Engine
+from semsearch.cli import main
+from semsearch.documents import Document
+from semsearch.errors import StoreError
+
+from conftest import HashingEmbedder, write
+
+DOCS = [Document(f"p{i}", f"Paper {i} on topic{i % 7}", f"About subject{i % 5} and method{i}.")
+        for i in range(40)]
+NEW = [Document("n1", "A new paper on topic3", "New words about subject2.")]
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def build(path, docs=DOCS, kind="exact"):
+    Engine(path, embedder=HashingEmbedder()).build(docs, index_type=kind)
+    return path
+
+
+def ids(path) -> set[str]:
+    with Engine.open(path, embedder=HashingEmbedder()) as engine:
+        return {doc.id for batch in engine.documents.batches(1000) for _, doc in batch}
+
+
+def live_generation(path: Path) -> Path:
+    return path / (path / "CURRENT").read_text().strip()
+
+
+# -- 1. an interrupt or an error right after the switch --------------------------------------
+
+@pytest.mark.parametrize("fault", [KeyboardInterrupt, OSError])
+def test_a_fault_after_the_switch_keeps_the_committed_generation(tmp_path, monkeypatch, fault):
+    from semsearch import store
+
+    path = build(tmp_path / "idx")
+    real = store._fsync_dir
+
+    def failing(folder):
+        # the directory sync that follows the rename of CURRENT
+        if Path(folder) == path and (path / "CURRENT").read_text().strip() != "gen-000001":
+            raise fault(5, "I/O error") if fault is OSError else fault()
+        real(folder)
+
+    monkeypatch.setattr(store, "_fsync_dir", failing)
+    engine = Engine.open(path, embedder=HashingEmbedder())
+    with pytest.raises((KeyboardInterrupt, StoreError)) as raised:
+        engine.add(NEW)
+    if fault is OSError:
+        assert "committed" in str(raised.value)
+    monkeypatch.setattr(store, "_fsync_dir", real)
+    assert live_generation(path).is_dir()
+    assert ids(path) == {d.id for d in DOCS} | {"n1"}
+    with Engine.open(path, embedder=HashingEmbedder()) as fresh:
+        assert fresh.verify() == []
+
+
+def test_a_fault_after_the_first_switch_keeps_the_new_index(tmp_path, monkeypatch):
+    from semsearch import store
+
+    path = tmp_path / "first"
+    real = store._fsync_dir
+
+    def interrupted(folder):
+        if Path(folder) == path and (path / "CURRENT").exists():
+            raise KeyboardInterrupt
+        real(folder)
+
+    monkeypatch.setattr(store, "_fsync_dir", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build(path)
+    monkeypatch.setattr(store, "_fsync_dir", real)
+    assert ids(path) == {d.id for d in DOCS}
+
+
+# -- 2. a broken folder can be recovered or rebuilt ------------------------------------------
+
+def breakages():
+    def current_nowhere(path):
+        (path / "CURRENT").write_text("gen-000099\n")
+
+    def manifest_missing(path):
+        (live_generation(path) / "manifest.json").unlink()
+
+    def manifest_garbage(path):
+        (live_generation(path) / "manifest.json").write_bytes(b"\x00garbage{")
+
+    return {"current-nowhere": current_nowhere, "manifest-missing": manifest_missing,
+            "manifest-garbage": manifest_garbage}
+
+
+@pytest.mark.parametrize("breakage", sorted(breakages()))
+def test_a_broken_index_says_how_to_recover_and_recover_restores_the_last_good(tmp_path,
+                                                                               breakage):
+    path = build(tmp_path / "idx")
+    with Engine.open(path, embedder=HashingEmbedder()) as engine:
+        engine.add(NEW)
+    breakages()[breakage](path)
+    result = run("search", "paper", "--index", path)
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert f"semsearch recover --index {path}" in result.output
+    assert "semsearch index" in result.output
+    recovered = run("recover", "--index", path)
+    assert recovered.exit_code == 0, recovered.output
+    if breakage == "current-nowhere":
+        assert ids(path) == {d.id for d in DOCS} | {"n1"}  # the live one was intact
+    else:
+        assert ids(path) == {d.id for d in DOCS}          # the one before it
+    assert run("verify", "--index", path).exit_code == 0
+
+
+@pytest.mark.parametrize("breakage", sorted(breakages()))
+def test_index_rebuilds_over_a_broken_folder(tmp_path, breakage):
+    path = build(tmp_path / "idx")
+    breakages()[breakage](path)
+    source = write(tmp_path / "papers.jsonl",
+                   '{"id": "r1", "title": "Rebuilt paper", "abstract": "A rebuilt index."}\n')
+    engine = Engine(path, embedder=HashingEmbedder())
+    engine.build(__import__("semsearch").read_documents([source]))
+    assert ids(path) == {"r1"}
+
+
+def test_recover_without_any_intact_generation_says_to_rebuild(tmp_path):
+    path = build(tmp_path / "idx")
+    (live_generation(path) / "manifest.json").unlink()
+    result = run("recover", "--index", path)
+    assert result.exit_code == 1 and "semsearch index" in result.output
+
+
+# -- 3. a write never copies damage forward --------------------------------------------------
+
+def damage_vector(path: Path) -> Path:
+    """Zero one stored vector, keeping the file's size and modification time."""
+    live = live_generation(path)
+    target = live / "vectors" / ("vectors.npy" if (live / "vectors" / "vectors.npy").exists()
+                                 else "index.faiss")
+    return overwrite_keeping_stamp(target, lambda data: data[:-512] + bytes(256) + data[-256:])
+
+
+def damage_title(path: Path) -> Path:
+    """Edit a stored title in place (same length), keeping the file's modification time."""
+    target = live_generation(path) / "documents.sqlite"
+    status = target.stat()
+    db = sqlite3.connect(target)
+    db.execute("UPDATE documents SET title = 'Xaper 3 on topic3' WHERE id = 'p3'")
+    db.commit()
+    db.close()
+    os.utime(target, ns=(status.st_atime_ns, status.st_mtime_ns))
+    return target
+
+
+def damage_page(path: Path) -> Path:
+    """A page of garbage in the middle of the document table, stamp kept."""
+    target = live_generation(path) / "documents.sqlite"
+    return overwrite_keeping_stamp(
+        target, lambda data: data[:4096] + os.urandom(4096) + data[8192:])
+
+
+def overwrite_keeping_stamp(target: Path, change) -> Path:
+    status = target.stat()
+    data = target.read_bytes()
+    target.write_bytes(change(data))
+    os.utime(target, ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert target.stat().st_size == status.st_size
+    return target
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+@pytest.mark.parametrize("damage", [damage_vector, damage_title, damage_page])
+@pytest.mark.parametrize("write_kind", ["add", "remove"])
+def test_a_write_refuses_to_build_on_damage(tmp_path, kind, damage, write_kind):
+    path = build(tmp_path / "idx", kind=kind)
+    damaged = damage(path)
+    engine = Engine.open(path, embedder=HashingEmbedder())
+    with pytest.raises(StoreError, match=f"{damaged.name}.*damaged"):
+        engine.add(NEW) if write_kind == "add" else engine.remove(["p1"])
+    problems = Engine.open(path, embedder=HashingEmbedder()).verify()
+    assert any(str(damaged) in problem for problem in problems)
+
+
+# -- 4. a rebuild never undoes a write it did not see ----------------------------------------
+
+ADD_IN_ANOTHER_PROCESS = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import HashingEmbedder
+from semsearch import Engine
+from semsearch.documents import Document
+with Engine.open({path!r}, embedder=HashingEmbedder()) as engine:
+    engine.add([Document("other", "Added by another process", "While a reader was open.")])
+"""
+
+
+def add_in_another_process(path: Path) -> None:
+    code = ADD_IN_ANOTHER_PROCESS.format(tests=str(Path(__file__).parent), path=str(path))
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_rebuild_keeps_a_write_committed_after_the_engine_opened(tmp_path, kind):
+    many = [Document(f"p{i}", f"Paper {i} on topic{i % 7}", f"About subject{i % 5} and method{i}.")
+            for i in range(1200)]
+    path = build(tmp_path / "idx", many, kind)
+    engine = Engine.open(path, embedder=HashingEmbedder())
+    engine.search("paper", k=3)                    # pins the generation it opened
+    add_in_another_process(path)
+    engine.rebuild()
+    assert "other" in ids(path)
+    assert len(ids(path)) == len(many) + 1
+
+
+# -- 5. only the store's own folders are ever deleted ----------------------------------------
+
+def test_index_refuses_a_folder_of_the_users_and_deletes_nothing_in_it(tmp_path):
+    folder = tmp_path / "mine"
+    write(folder / "gen-notes" / "ideas.txt", "keep me")
+    write(folder / "paper.pdf", "pdf")
+    source = write(tmp_path / "p.jsonl", '{"id": "a", "title": "T", "abstract": "A."}\n')
+    result = run("index", source, "--index", folder)
+    assert result.exit_code == 1
+    assert "not a semsearch index" in result.output and "--force" in result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["gen-notes", "paper.pdf"]
+    forced = run("index", source, "--index", folder, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert (folder / "gen-notes" / "ideas.txt").read_text() == "keep me"
+    assert (folder / "paper.pdf").exists()
+
+
+def test_writes_delete_only_generations_the_store_made(tmp_path):
+    path = build(tmp_path / "idx")
+    write(path / "gen-notes" / "ideas.txt", "keep me")
+    write(path / "gen-7.bak" / "x", "keep me too")
+    for number in range(3):
+        with Engine.open(path, embedder=HashingEmbedder()) as engine:
+            engine.add([Document(f"x{number}", f"Extra {number}", "Extra words.")])
+    assert (path / "gen-notes" / "ideas.txt").read_text() == "keep me"
+    assert (path / "gen-7.bak" / "x").exists()
+    assert ids(path) >= {"x0", "x1", "x2"}
+
+
+# -- 6. readers keep their snapshot across writes --------------------------------------------
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+@pytest.mark.parametrize("warm", [False, True])
+def test_a_reader_keeps_answering_from_its_snapshot_across_writes(tmp_path, kind, warm):
+    many = [Document(f"p{i}", f"Paper {i} on topic{i % 7}", f"About subject{i % 5} and method{i}.")
+            for i in range(1200)]
+    path = build(tmp_path / "idx", many, kind)
+    reader = Engine.open(path, embedder=HashingEmbedder())
+    if warm:
+        before = [hit.id for hit in reader.search("subject3 method7", k=5)]
+    for _ in range(3):
+        add_in_another_process(path)
+        with Engine.open(path, embedder=HashingEmbedder()) as writer:
+            writer.remove(["other"])
+    hits = reader.search("subject3 method7", k=5)
+    if warm:
+        assert [hit.id for hit in hits] == before
+    assert reader.more_like_this("p3", k=2)
+    assert reader.get("p5").title == "Paper 5 on topic5"
+    assert len(reader.search("paper", k=2000, mode="lexical")) == len(many)
+    # it sees the new state once it moves to it
+    add_in_another_process(path)
+    assert reader.refresh()
+    assert "other" in {hit.id for hit in reader.search("added by another process", k=3,
+                                                      mode="lexical")}
+
+
+def test_a_stale_engine_can_still_write(tmp_path):
+    path = build(tmp_path / "idx")
+    stale = Engine.open(path, embedder=HashingEmbedder())
+    stale.search("paper", k=1)
+    add_in_another_process(path)
+    add_in_another_process(path)   # a second write deletes the generation it opened
+    report = stale.add(NEW)
+    assert report.new == 1
+    assert ids(path) == {d.id for d in DOCS} | {"n1", "other"}
+    stale.remove(["n1"])
+    assert ids(path) == {d.id for d in DOCS} | {"other"}
+    assert np.isfinite(stale.search("paper", k=1)[0].score)
