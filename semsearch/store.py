@@ -38,13 +38,12 @@ from typing import Any
 
 import numpy as np
 
+from semsearch import config
 from semsearch.documents import Document, normalise_text
 from semsearch.errors import StoreError
 from semsearch.filters import Filter, facets_of
 
 FORMAT_VERSION = 1
-ROOT_VARIABLE = "SEMSEARCH_INDEX_ROOT"
-DEFAULT_NAME = "default"
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.sqlite"
 VECTORS = "vectors"
@@ -93,17 +92,13 @@ class Manifest:
         return manifest
 
 
-def index_root() -> Path:
-    """Where index names live: $SEMSEARCH_INDEX_ROOT, else ./indexes."""
-    return Path(os.environ.get(ROOT_VARIABLE) or "indexes")
-
-
 def resolve(name_or_path: str | os.PathLike | None) -> Path:
-    """A bare name is a folder under the index root; anything with a slash or dot is a path."""
-    text = str(name_or_path or DEFAULT_NAME)
+    """A bare name is a folder under the index root; anything with a slash or dot is a path.
+    None is the default index ($SEMSEARCH_INDEX, else "default")."""
+    text = str(name_or_path or config.default_index())
     if os.sep in text or "/" in text or text.startswith("."):
         return Path(text).expanduser()
-    return index_root() / text
+    return config.index_root() / text
 
 
 #: the only names the store ever creates or deletes in an index folder
@@ -482,6 +477,9 @@ class GenerationWriter:
         self.documents.discard()
 
 
+_PLURALS = {"category": "categories", "author": "authors", "tag": "tags"}
+
+
 class DocumentTable:
     """Documents by row; the row is the vector's id in the vector index."""
 
@@ -501,7 +499,8 @@ class DocumentTable:
         CREATE TABLE IF NOT EXISTS facets (
             kind TEXT NOT NULL,
             value TEXT NOT NULL,
-            row INTEGER NOT NULL
+            row INTEGER NOT NULL,
+            shown TEXT NOT NULL
         );
         CREATE INDEX IF NOT EXISTS facets_lookup ON facets (kind, value);
         CREATE INDEX IF NOT EXISTS facets_row ON facets (row);
@@ -532,34 +531,107 @@ class DocumentTable:
         db = sqlite3.connect(path)
         db.executescript(cls.WRITING)
         table = cls(db, path)
-        if not table.has_facets():  # written before filters existed: add them now
-            db.executescript(cls.FACETS)
-            for batch in table.batches(10_000):
-                for row, document in batch:
-                    table._set_facets(row, document.metadata)
+        if not table.has_current_facets():  # written by an older semsearch: derive them again
+            table.refresh_facets()
         return table
 
-    def has_facets(self) -> bool:
-        return self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'facets'").fetchone() \
-            is not None
+    def has_current_facets(self) -> bool:
+        """Whether the facet table is there, with the keys this version of filters expects."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(facets)")}
+        return "shown" in columns
+
+    def refresh_facets(self) -> None:
+        """Derive every document's facets again from its metadata."""
+        self._db.executescript("DROP TABLE IF EXISTS facets;" + self.FACETS)
+        for batch in self.batches(10_000):
+            for row, document in batch:
+                self._set_facets(row, document.metadata)
 
     def _set_facets(self, row: int, metadata: dict[str, Any], replace: bool = False) -> None:
         if replace:
             self._db.execute("DELETE FROM facets WHERE row = ?", (row,))
-        self._db.executemany("INSERT INTO facets (kind, value, row) VALUES (?, ?, ?)",
-                             [(kind, value, row) for kind, value in facets_of(metadata)])
+        self._db.executemany("INSERT INTO facets (kind, value, row, shown) VALUES (?, ?, ?, ?)",
+                             [(kind, key, row, shown) for kind, key, shown in facets_of(metadata)])
 
     def rows_matching(self, where: Filter) -> np.ndarray:
         """Sorted rows of the documents that pass the filter."""
-        if not self.has_facets():
-            raise StoreError(f"{self.path} was built before filters existed; run "
-                             f"`semsearch reindex` once to filter it")
-        parts, values = [], []
-        for kind, comparison, arguments in where.conditions():
-            parts.append(f"SELECT row FROM facets WHERE kind = ? AND {comparison}")
-            values += [kind, *arguments]
-        query = " INTERSECT ".join(parts) + " ORDER BY row"
+        self._require_facets()
+        queries, values = [], []
+        if where.years:
+            first, last = where.years
+            queries.append("SELECT row FROM facets WHERE kind = 'year' AND value BETWEEN ? AND ?")
+            values += [f"{first or 0:04d}", f"{last or 9999:04d}"]
+        for group in where.parts():
+            alternatives = [self._part_query(part) for part in group]
+            queries.append(" UNION ".join(query for query, _ in alternatives))
+            values += [value for _, part_values in alternatives for value in part_values]
+        query = " INTERSECT ".join(f"SELECT * FROM ({q})" for q in queries) + " ORDER BY row"
         return np.array([row for (row,) in self._db.execute(query, values)], dtype=np.int64)
+
+    def why_nothing_matches(self, where: Filter) -> str:
+        """What to tell a user whose filter lets no paper through: which part matches nothing,
+        with the closest values there are, or that the parts only fail together."""
+        self._require_facets()
+        if where.years and not len(self.rows_matching(Filter(years=where.years))):
+            first, last = where.years
+            known = [int(y) for (y,) in self._db.execute(
+                "SELECT DISTINCT value FROM facets WHERE kind = 'year' ORDER BY value")]
+            span = f"; the papers' years run from {known[0]} to {known[-1]}" if known else \
+                "; no paper has a year"
+            asked = str(first) if first == last else f"{first or ''}..{last or ''}"
+            return f"matches --year {asked}{span}"
+        for group in where.parts():
+            for part in group:
+                query, values = self._part_query(part)
+                if self._db.execute(query + " LIMIT 1", values).fetchone() is None:
+                    closest = self._closest_shown(part)
+                    hint = f"; closest {_PLURALS[part.kind]}: " + ", ".join(
+                        repr(c) for c in closest) if closest else ""
+                    return f"matches {part.flag}{hint}"
+        return "matches all of these filters together (each part matches some papers)"
+
+    @staticmethod
+    def _part_query(part) -> tuple[str, list[str]]:
+        conditions, values = [], [part.kind]
+        for pattern in part.patterns:
+            conditions.append("value = ?")
+            values.append(pattern.key)
+            if pattern.prefix:
+                conditions.append("(value >= ? AND value < ?)")
+                values += [pattern.key + ".", pattern.key + "/"]  # "/" sorts right after "."
+        return (f"SELECT row FROM facets WHERE kind = ? AND ({' OR '.join(conditions)})",
+                values)
+
+    def _closest_shown(self, part, limit: int = 3) -> list[str]:
+        """Values of the part's kind spelled most like what was typed, as the source wrote
+        them: among keys sharing the typed key's first letters (an indexed range), so the
+        cost stays small however many authors the collection has."""
+        import difflib
+
+        typed = part.patterns[0].key if part.patterns else ""
+        if part.kind == "author":
+            typed = typed.split()[-1] if typed else ""
+        for width in (3, 1, 0):
+            start = typed[:width]
+            found = self._db.execute(
+                "SELECT value, shown FROM facets WHERE kind = ? AND value >= ? AND value < ? "
+                "LIMIT 5000", (part.kind, start, start + "\uffff")).fetchall()
+            if found:
+                break
+        by_key: dict[str, str] = {}
+        for key, shown in found:
+            by_key.setdefault(key, shown)
+        ranked = difflib.get_close_matches(typed, list(by_key), n=limit * 3, cutoff=0.5)
+        shown: list[str] = []
+        for key in ranked:
+            if by_key[key] not in shown:
+                shown.append(by_key[key])
+        return shown[:limit]
+
+    def _require_facets(self) -> None:
+        if not self.has_current_facets():
+            raise StoreError(f"{self.path} was built by an older semsearch, whose filters "
+                             f"worked otherwise; run `semsearch reindex` once to filter it")
 
     @classmethod
     def open_read_only(cls, path: Path) -> DocumentTable:

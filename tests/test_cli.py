@@ -226,7 +226,8 @@ def test_filters_on_the_command_line(tmp_path):
                  "turing", "--index", tmp_path / "bib", "--json", "-k", "20")
     years = [json.loads(line)["year"] for line in result.output.splitlines()]
     assert sorted(years) == [2019] * 3 + [2020] * 3
-    none = run("search", "graph", "--author", "Nobody", "--index", tmp_path / "bib")
-    assert "No results." in none.output
+    none = run("search", "graph", "--author", "Turin", "--index", tmp_path / "bib", ok=False)
+    assert none.exit_code == 1
+    assert "matches --author 'Turin'; closest authors: 'Alan Turing'" in none.output
     bad = run("search", "graph", "--year", "soon", "--index", tmp_path / "bib", ok=False)
     assert bad.exit_code == 1 and "--year takes a year or a range" in bad.output

@@ -141,14 +141,15 @@ def test_real_model_finds_rag_papers(sample_engine):
 def test_fp32_and_bf16_queries_rank_alike(sample_engine):
     from semsearch.bf16_queries import bf16_available
 
-    fp32 = Engine.open(sample_engine.folder.path, bf16_queries=False)
-    assert fp32.query_embedder.query_runtime == "onnxruntime-fp32"
-    assert sample_engine.query_embedder.query_runtime == \
+    fp32 = sample_engine
+    assert fp32.query_embedder.query_runtime == "onnxruntime-fp32"   # the default
+    bf16 = Engine.open(sample_engine.folder.path, bf16_queries=True)
+    assert bf16.query_embedder.query_runtime == \
         ("openvino-bf16" if bf16_available() else "onnxruntime-fp32")
     for query in ("retrieval augmented generation with knowledge graphs",
                   "vision language models for robot manipulation", "speech recognition"):
         exact = {hit.id: hit.score for hit in fp32.search(query, k=5, mode="dense")}
-        queried = {hit.id: hit.score for hit in sample_engine.search(query, k=5, mode="dense")}
+        queried = {hit.id: hit.score for hit in bf16.search(query, k=5, mode="dense")}
         # The same papers with scores a rounding apart; a near tie (the first query's top two
         # differ by 0.00003) may swap places.
         assert queried.keys() == exact.keys()
@@ -308,7 +309,8 @@ def test_filters_keep_only_matching_papers_in_every_mode(mode):
                 if 2015 + i % 10 in (2018, 2019) and i % 4 == 1 and i % 3 == 2}
     assert hits and {hit.id for hit in hits} <= expected
     assert len(hits) == min(50, len(expected)) if mode != "lexical" else len(hits) <= 50
-    assert engine.search("graphs", k=5, where=Filter.parse("1990")) == []
+    with pytest.raises(QueryError, match="matches --year 1990; the papers' years run from 2015"):
+        engine.search("graphs", k=5, where=Filter.parse("1990"))
 
 
 def test_filter_words_are_parsed_and_checked():
@@ -332,7 +334,8 @@ def test_filters_follow_add_and_remove():
     engine.add([Document("late", "Graphs late", "Graph methods.", {"year": 2031})])
     assert [hit.id for hit in engine.search("graph", where=Filter.parse("2031"))] == ["late"]
     engine.remove(["late"])
-    assert engine.search("graph", where=Filter.parse("2031")) == []
+    with pytest.raises(QueryError, match="matches --year 2031"):
+        engine.search("graph", where=Filter.parse("2031"))
 
 
 def test_explain_gives_the_closest_sentence_and_matched_words(engine):

@@ -1,0 +1,45 @@
+"""Every environment variable semsearch reads or sets, in one place.
+
+Nothing else in the package looks at ``os.environ``: a reader of this file knows every way the
+environment changes what semsearch does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: where index names live (default ./indexes)
+INDEX_ROOT_VARIABLE = "SEMSEARCH_INDEX_ROOT"
+#: the index used when none is named (default "default")
+INDEX_VARIABLE = "SEMSEARCH_INDEX"
+#: where exported models are kept (default $XDG_CACHE_HOME/semsearch or ~/.cache/semsearch)
+CACHE_VARIABLE = "SEMSEARCH_CACHE"
+DEFAULT_INDEX = "default"
+
+#: Set before a library that could reach the network is loaded: semsearch never downloads a
+#: model and never reports usage (Hugging Face hub, transformers).
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+           "HF_DATASETS_OFFLINE": "1"}
+
+
+def index_root() -> Path:
+    return Path(os.environ.get(INDEX_ROOT_VARIABLE) or "indexes")
+
+
+def default_index() -> str:
+    return os.environ.get(INDEX_VARIABLE) or DEFAULT_INDEX
+
+
+def cache_root() -> Path:
+    configured = os.environ.get(CACHE_VARIABLE)
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "semsearch"
+
+
+def stay_offline() -> None:
+    """Tell the libraries loaded next never to go online (a user's own setting wins)."""
+    for name, value in OFFLINE.items():
+        os.environ.setdefault(name, value)
