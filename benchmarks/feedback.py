@@ -17,7 +17,9 @@ import statistics
 import time
 from pathlib import Path
 
-from semsearch.evaluation import cached_engine, load_collection, relevance_feedback
+from semsearch.evaluation import load_collection, relevance_feedback
+
+from _common import eval_engine  # noqa: E402  (beside this file)
 
 HERE = Path(__file__).resolve().parent
 CRANFIELD = HERE.parents[1] / "shared" / "eval" / "cranfield"
@@ -28,7 +30,7 @@ SEEDS = (0, 1, 2, 3)
 
 def main() -> None:
     collection = load_collection(CRANFIELD, "test")
-    engine = cached_engine(collection)
+    engine = eval_engine(collection)
     started = time.perf_counter()
     runs = {seed: relevance_feedback(engine, collection, seed=seed) for seed in SEEDS}
     seconds = time.perf_counter() - started

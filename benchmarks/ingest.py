@@ -19,7 +19,9 @@ import numpy as np
 
 from semsearch import Engine, read_documents
 from semsearch.embedding import OnnxEmbedder, SentenceTransformerEmbedder
-from semsearch.evaluation import cached_engine, evaluate, load_collection
+from semsearch.evaluation import evaluate, load_collection
+
+from _common import SCRATCH, eval_engine  # noqa: E402  (beside this file)
 
 HERE = Path(__file__).resolve().parent
 SCIFACT = HERE.parents[1] / "shared" / "eval" / "scifact"
@@ -45,8 +47,8 @@ def main() -> None:
 
     collection = load_collection(SCIFACT, "test")
     # Queries in fp32 for both, so the difference is the documents' model alone.
-    fp32 = cached_engine(collection, bf16_queries=False)
-    int8 = Engine(HERE / "results" / ".int8-scifact", quantized=True, bf16_queries=False)
+    fp32 = eval_engine(collection)
+    int8 = Engine(SCRATCH / "int8-scifact", quantized=True)
     started = time.perf_counter()
     int8.build(read_documents([SCIFACT / "corpus.jsonl"]))
     build_seconds = time.perf_counter() - started

@@ -20,7 +20,9 @@ import numpy as np
 
 from semsearch.embedding import bundled_model_path
 from semsearch.engine import EMBED_BATCH
-from semsearch.evaluation import cached_engine, load_collection, score_rankings
+from semsearch.evaluation import load_collection, score_rankings
+
+from _common import eval_engine  # noqa: E402  (beside this file)
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "eval"
@@ -38,7 +40,7 @@ def measure(name: str, split: str) -> dict:
     from tokenizers import Tokenizer
 
     collection = load_collection(SHARED / name, split)
-    engine = cached_engine(collection)
+    engine = eval_engine(collection)
     tokenizer = Tokenizer.from_file(str(bundled_model_path() / "tokenizer.json"))
     tokenizer.no_truncation()
     ids, first, owner, extra_texts = [], [], [], []

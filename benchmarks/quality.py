@@ -16,9 +16,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from semsearch.evaluation import cached_engine, evaluate, load_collection
+from semsearch.evaluation import evaluate, load_collection
 from semsearch.fusion import FusionSettings
 from semsearch.lexical import LexicalSettings
+
+from _common import eval_engine  # noqa: E402  (beside this file)
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "eval"
@@ -35,7 +37,7 @@ def main() -> None:
     rows = []
     for name in ("scifact", "cranfield"):
         collection = load_collection(SHARED / name, "test")
-        engine = cached_engine(collection)
+        engine = eval_engine(collection)
         for mode in MODES:
             started = time.perf_counter()
             result = evaluate(engine, collection, mode)

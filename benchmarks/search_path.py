@@ -42,7 +42,10 @@ import numpy as np
 from semsearch import ann
 from semsearch.documents import Document
 from semsearch.engine import EMBED_BATCH, Engine
-from semsearch.evaluation import cached_engine, load_collection
+from semsearch.store import FolderFiles
+from semsearch.evaluation import load_collection
+
+from _common import eval_engine, require  # noqa: E402  (beside this file)
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "eval"
@@ -66,7 +69,7 @@ def machine_reference_ms(seconds: float = 1.0) -> float:
 def real_vectors() -> tuple[np.ndarray, np.ndarray]:
     """SciFact documents (from the evaluation cache) and SciFact claims, both embedded."""
     collection = load_collection(SHARED / "scifact", "test")
-    engine = cached_engine(collection)
+    engine = eval_engine(collection)
     documents = np.stack([engine.vectors.vector(row) for batch in
                           engine.documents.batches(EMBED_BATCH) for row, _ in batch])
     queries = engine.query_embedder.embed_queries(claim_texts())
@@ -144,7 +147,7 @@ def bench_size(n: int, documents: np.ndarray, queries: np.ndarray, kinds: list[s
         folder.mkdir(parents=True, exist_ok=True)
         index.save(folder)
         files = folder_bytes(folder)
-        index = ann.load_index(kind, folder, tuning.params)
+        index = ann.load_index(kind, FolderFiles(folder), tuning.params)
         in_memory = files.get(ann.INDEX_FILE, 0)
         single = queries if kind != "exact" or n <= 100_000 else queries[:200]
         settings = [measure_setting(index, params, queries, truth, single)
@@ -173,7 +176,7 @@ def engine_latency(n: int, documents: np.ndarray, claims: list[str], work: Path,
     started = time.perf_counter()
     build_synthetic_engine(location, documents[:n])
     build_seconds = time.perf_counter() - started
-    engine = Engine.open(location)
+    engine = Engine.open(location, bf16_queries=True)  # the fastest query path there is
     result = {"n": n, "machine_reference_ms": machine_reference_ms(),
               "index_type": engine.info().index_type,
               "query_runtime": engine.query_embedder.query_runtime,
@@ -291,6 +294,7 @@ def main() -> None:
     parser.add_argument("--hnsw-max", type=int, default=1_000_000,
                         help="largest size to build HNSW at (its build is slow on 2 cores)")
     args = parser.parse_args()
+    require("matplotlib")
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else \
         ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
     grids = {"hnsw": [{"efSearch": e} for e in ((16, 64, 256) if args.quick else

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.evaluation import cached_engine, load_collection, score_rankings
+from semsearch.evaluation import load_collection, score_rankings
 from semsearch.fusion import FusionSettings, fuse
 from semsearch.engine import EMBED_BATCH
 from semsearch.lexical import LexicalIndex, LexicalSettings
+
+from _common import eval_engine  # noqa: E402  (beside this file)
 
 HERE = Path(__file__).resolve().parent
 DEPTH = 1000
@@ -32,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     train = load_collection(args.collection, "train")
-    engine = cached_engine(train)
+    engine = eval_engine(train)
     ids = {row: doc.id for batch in engine.documents.batches(EMBED_BATCH) for row, doc in batch}
 
     def ndcg(rankings: dict[str, np.ndarray]) -> float:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 import click
 
 from semsearch.errors import SemsearchError
+from semsearch.readers import FORMATS
 
 EXAMPLES = """
 \b
@@ -71,8 +72,7 @@ def main() -> None:
 def input_options(function: Callable) -> Callable:
     """How to read input files: shared by `index` and `add`."""
     for option in reversed([
-        click.option("--format", "format_name", metavar="FORMAT",
-                     type=click.Choice(["feed", "jsonl", "csv", "beir", "arxiv", "bibtex"]),
+        click.option("--format", "format_name", type=click.Choice(list(FORMATS)),
                      help="Read every PATH as this format instead of detecting it per file."),
         click.option("--id-field", metavar="NAME", help="JSONL/CSV field holding the paper id."),
         click.option("--title-field", metavar="NAME", help="JSONL/CSV field holding the title."),
@@ -81,9 +81,10 @@ def input_options(function: Callable) -> Callable:
         click.option("--skip-bad", is_flag=True,
                      help="Pass over unreadable records (counted in the report) instead of "
                           "stopping."),
-        click.option("--quantized", is_flag=True,
-                     help="Embed with an int8 model: about twice as fast, slightly less exact "
-                          "(see benchmarks/README.md for the cost in search quality)."),
+        click.option("--quantized/--fp32", "quantized", default=None,
+                     help="Embed with the int8 model (about twice as fast, slightly less exact: "
+                          "see benchmarks/README.md) or the fp32 one. Default: fp32 for `index`, "
+                          "as the index was built for `add`."),
     ]):
         function = option(function)
     return function
@@ -110,11 +111,20 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
           skip_bad, quantized, index_type, target_recall, dry_run, force, as_json) -> None:
     """Build an index from PATHS (replacing what the index held).
 
-    Formats are detected per file: a saved feed page (title line, abstract line), JSONL or CSV
-    with id/title/abstract fields, a BEIR corpus.jsonl, or the arXiv metadata snapshot. The
-    same paper read twice (same id, or same title and abstract) is stored once; of two
-    different versions under one id, the last one read is kept (with a warning).
-    To add papers to an index without rebuilding it, use `semsearch add`.
+    \b
+    Formats, detected per file (--format to say which):
+      feed    a saved page of a daily paper feed (title lines, abstract paragraphs)
+      jsonl   one JSON object a line: id, title, abstract (or summary, text...) fields
+      csv     a header row naming the same fields; a Zotero CSV export reads as it is
+      beir    a BEIR corpus.jsonl (_id, title, text)
+      arxiv   the arXiv metadata snapshot (JSON lines; year, categories, authors kept)
+      bibtex  a .bib file from a reference manager (year, authors, keywords as tags)
+    Any of them may be gzip-compressed (.jsonl.gz).
+
+    A paper without an abstract is searched by its title. The same paper read twice (same id,
+    or same title and abstract) is stored once; of two different versions under one id, the
+    last one read is kept (with a warning). To add papers to an index without rebuilding it,
+    use `semsearch add`.
     """
     from semsearch.data import sample_paths
     from semsearch.engine import Engine
@@ -125,7 +135,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
         raise click.UsageError("give at least one PATH, or --sample for the bundled pages")
     options = ReadOptions(id_field=id_field, title_field=title_field,
                           abstract_field=abstract_field, skip_bad=skip_bad)
-    engine = Engine(index, model=model, quantized=quantized)
+    engine = Engine(index, model=model, quantized=bool(quantized))
     documents = read_documents(sources, format_name, options)
     with _ProgressBars() as progress:
         report = Engine.dry_run(documents, progress) if dry_run else engine.build(
@@ -138,6 +148,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
                                "duplicates": report.duplicates, "replaced": report.replaced,
                                "repeated_ids": list(report.repeated_ids),
                                "skipped_bad": skipped, "indexed": report.indexed,
+                               "without_abstract": report.without_abstract,
                                "seconds": round(report.seconds, 3)}))
         _warn_repeated(report.replaced, report.repeated_ids)
         return
@@ -149,6 +160,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
                    f"in {report.seconds:.1f} s")
     click.echo(f"  read {report.read}, duplicates dropped {report.duplicates}, "
                f"replaced by a later version {report.replaced}, bad records skipped {skipped}")
+    _say_without_abstract(report.without_abstract)
     _warn_repeated(report.replaced, report.repeated_ids)
     _list_skipped(options.skipped)
 
@@ -184,6 +196,7 @@ def add(paths, index, format_name, id_field, title_field, abstract_field, skip_b
                    f"other papers; {report.count} papers in the index ({report.seconds:.1f} s)")
         if options.skipped:
             click.echo(f"  bad records skipped {len(options.skipped)}")
+        _say_without_abstract(report.without_abstract)
     _warn_repeated(report.repeated, report.repeated_ids)
     _list_skipped(options.skipped)
 
@@ -217,6 +230,12 @@ def _update_json(report) -> dict:
     return details
 
 
+def _say_without_abstract(count: int) -> None:
+    if count:
+        click.echo(f"  {count} papers without an abstract, searched by title (if your files "
+                   f"name their abstracts otherwise, say which field with --abstract-field)")
+
+
 def _warn_repeated(count: int, ids: tuple[str, ...]) -> None:
     if count:
         shown = ", ".join(ids) + (", ..." if count > len(ids) else "")
@@ -229,6 +248,13 @@ def _list_skipped(skipped: list) -> None:
         click.echo(f"  skipped {problem}", err=True)
     if len(skipped) > 5:
         click.echo(f"  ... and {len(skipped) - 5} more", err=True)
+
+
+def explain_option(function: Callable) -> Callable:
+    return click.option("--explain", is_flag=True,
+                        help="Show under each result its sentence closest to the query (for "
+                             "`like`: to the papers given) and the query's words it "
+                             "contains.")(function)
 
 
 def mode_option(function: Callable) -> Callable:
@@ -340,9 +366,7 @@ def filter_options(function: Callable) -> Callable:
 @k_option
 @mode_option
 @filter_options
-@click.option("--explain", is_flag=True,
-              help="Show for each result its sentence closest to the query and the query's "
-                   "words it contains.")
+@explain_option
 @index_option
 @model_option
 @json_option
@@ -378,9 +402,10 @@ def search(query, query_file, k, mode, where, explain, index, model, as_json) ->
 @k_option
 @mode_option
 @filter_options
+@explain_option
 @index_option
 @json_option
-def like(papers, unlike, method, k, mode, where, index, as_json) -> None:
+def like(papers, unlike, method, k, mode, where, explain, index, as_json) -> None:
     """Papers like PAPERS (ids or titles already in the index), and unlike --not ones.
 
     None of the given papers is returned. Titles match ignoring case and punctuation; an
@@ -394,7 +419,7 @@ def like(papers, unlike, method, k, mode, where, index, as_json) -> None:
 
     with Engine.open(index) as engine:
         hits = engine.more_like_these(papers, unlike, k=k, method=method, mode=mode,
-                                      where=where)
+                                      where=where, explain=explain)
         _print_hits(hits, as_json)
 
 
@@ -408,13 +433,66 @@ def info(index, as_json) -> None:
     from semsearch.engine import Engine
 
     with Engine.open(index) as engine:
-        details = dataclasses.asdict(engine.info())
+        details = engine.info()
     if as_json:
-        click.echo(json.dumps(details))
+        click.echo(json.dumps(dataclasses.asdict(details)))
         return
-    width = max(len(key) for key in details)
-    for key, value in details.items():
-        click.echo(f"{key.replace('_', ' '):<{width}}  {value}")
+    changed = details.changed_since_build
+    params = ", ".join(f"{k} {v}" for k, v in details.index_params.items()) or "none (exact)"
+    recall = (f"recall@10 {details.tuned_recall_at_10:.3f} against exact search, measured on "
+              f"{details.tuning_probes} probes" if details.tuned_recall_at_10 is not None
+              else "exact: every query sees every paper")
+    rows = [("index", details.path), ("papers", f"{details.count:,}"),
+            ("model", f"{details.model} ({details.dimension} dimensions, {details.metric})"),
+            ("embedded", "int8 (--quantized)" if details.quantized else "fp32"),
+            ("vector index", f"{details.index_type}; {params}"), ("tuned", recall),
+            ("since trained", f"{changed['added']:,} added, {changed['removed']:,} removed "
+                              "(`semsearch reindex` re-trains)"),
+            ("built", details.created), ("on disk", _size(details.bytes_on_disk)),
+            ("format", str(details.format_version))]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        click.echo(f"{label:<{width}}  {value}")
+
+
+def _size(count: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:,.0f} {unit}" if unit == "bytes" else f"{count:,.1f} {unit}"
+        count /= 1000
+    return ""
+
+
+@main.command()
+@click.argument("paper")
+@index_option
+@json_option
+def show(paper, index, as_json) -> None:
+    """Print one paper whole: title, authors, year, categories, id, link and abstract.
+
+    PAPER is an id, a title, or the start of one (a short name such as "MM-Embed").
+    """
+    from semsearch.engine import Engine
+
+    with Engine.open(index) as engine:
+        document = engine.get(paper)
+    if as_json:
+        click.echo(json.dumps(document.to_json(), ensure_ascii=False))
+        return
+    width = min(shutil.get_terminal_size((100, 24)).columns, 100) - 1
+    metadata = document.metadata
+    click.echo(click.style(document.title or "(no title)", bold=True))
+    rows = [("id", document.id), ("authors", ", ".join(metadata.get("authors") or [])),
+            ("year", str(metadata.get("year") or "")),
+            ("categories", ", ".join(metadata.get("categories") or [])),
+            ("tags", ", ".join(metadata.get("tags") or [])), ("link", document.link or "")]
+    for label, value in rows:
+        if value:
+            click.echo(f"{label + ':':<12}{value}")
+    click.echo()
+    click.echo(textwrap.fill(document.abstract, width, break_on_hyphens=False)
+               if document.abstract
+               else "(no abstract: this paper is searched by its title)")
 
 
 @main.command(name="eval")
@@ -470,32 +548,44 @@ def _print_hits(hits: Iterable, as_json: bool) -> None:
     if not hits:
         click.echo("No results.")
         return
-    width = shutil.get_terminal_size((100, 24)).columns
-    click.echo(format_table(hits, width))
-    if any(hit.explanation for hit in hits):
-        click.echo()
-        for hit in hits:
-            if hit.explanation:
-                words = ", ".join(hit.explanation.matched_terms) or "none"
-                click.echo(f"{hit.rank:>4}  {hit.id}")
-                click.echo(textwrap.fill(f"\u201c{hit.explanation.sentence}\u201d "
-                                         f"({hit.explanation.sentence_score:.2f})", width - 1,
-                                         initial_indent="      ", subsequent_indent="      "))
-                click.echo(f"      words matched: {words}")
+    click.echo(format_table(hits, shutil.get_terminal_size((100, 24)).columns))
+
+
+#: where a result's title, details and explanation start
+_INDENT = 4 + 2 + 6 + 2
 
 
 def format_table(hits: list, width: int) -> str:
-    """Rank, score, id and title, the title wrapped to the terminal's width."""
-    id_width = min(max(len("id"), *(len(hit.id) for hit in hits)), 24)
-    fixed = 4 + 2 + 6 + 2 + id_width + 2
-    title_width = max(20, width - fixed - 1)
-    lines = [f"{'rank':>4}  {'score':>6}  {'id':<{id_width}}  title"]
+    """Rank, score and title, wrapped to the terminal's width; under each title its id (never
+    cut: it is what `show`, `like` and `remove` take), year and first author, and its
+    explanation when there is one."""
+    text_width = max(20, width - _INDENT - 1)
+    indent = " " * _INDENT
+    lines = [f"{'rank':>4}  {'score':>6}  title"]
     for hit in hits:
-        wrapped = textwrap.wrap(hit.title, title_width) or [""]
-        shown_id = hit.id if len(hit.id) <= id_width else hit.id[: id_width - 1] + "…"
-        lines.append(f"{hit.rank:>4}  {hit.score:>6.3f}  {shown_id:<{id_width}}  {wrapped[0]}")
-        lines.extend(" " * fixed + line for line in wrapped[1:])
+        wrapped = textwrap.wrap(hit.title or "(no title)", text_width) or [""]
+        lines.append(f"{hit.rank:>4}  {hit.score:>6.3f}  {wrapped[0]}")
+        lines.extend(indent + line for line in wrapped[1:])
+        lines.append(indent + " · ".join(_details(hit)))
+        if hit.explanation:
+            quoted = f"\u201c{hit.explanation.sentence}\u201d ({hit.explanation.sentence_score:.2f})"
+            lines.extend(textwrap.wrap(quoted, text_width + _INDENT, initial_indent=indent,
+                                       subsequent_indent=indent))
+            words = ", ".join(hit.explanation.matched_terms) or "none"
+            lines.append(f"{indent}words matched: {words}")
     return "\n".join(lines)
+
+
+def _details(hit) -> list[str]:
+    """The id, then the year and first author where the source gave them."""
+    details = [hit.id]
+    if year := hit.metadata.get("year"):
+        details.append(str(year))
+    if authors := hit.metadata.get("authors") or []:
+        first = str(authors[0])
+        last = first.split(",")[0].strip() if "," in first else first.split()[-1]
+        details.append(last + (" et al." if len(authors) > 1 else ""))
+    return details
 
 
 class _ProgressBars:

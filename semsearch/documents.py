@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _WORD_RUN = re.compile(r"[^\W_]+")
+_ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z][a-z.-]*(\.[A-Z]{2})?/\d{7})(v\d+)?$")
+_DOI = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:)?(10\.\d{4,9}/\S+)$", re.IGNORECASE)
 _ASCII_PUNCTUATION_TO_SPACE = str.maketrans(
     {chr(c): " " for c in range(128) if not chr(c).isalnum()})
 
@@ -34,6 +36,17 @@ class Document:
     def text(self) -> str:
         """What the model reads: title and abstract as one text, as BEIR/MTEB evaluate it."""
         return f"{self.title} {self.abstract}".strip()
+
+    @property
+    def link(self) -> str | None:
+        """Where to read the paper: arXiv for an arXiv id, doi.org for a DOI (the id or a
+        ``doi`` field), else a ``url`` the source gave."""
+        return link_for(self.id, self.metadata)
+
+    def to_json(self) -> dict[str, Any]:
+        """Flat JSON object: id, title, what is known about the paper, its link, its abstract."""
+        return {"id": self.id, "title": self.title, **self.metadata, "link": self.link,
+                "abstract": self.abstract}
 
     @property
     def content_key(self) -> str:
@@ -67,7 +80,15 @@ class Explanation:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result."""
+    """One search result.
+
+    ``score`` is the cosine similarity of the query and the paper by the model (in ``dense``
+    and ``hybrid`` search, and for ``like``: to the liked papers' mean), comparable across
+    queries; in ``lexical`` search, the BM25 score. ``ranking_score`` is what the results were
+    ordered by where that is something else: in hybrid search the dense and BM25 scores, each
+    scaled to 0..1 over its candidates, averaged; for ``like``, the similarity to the direction
+    learned from the papers given (liked and not).
+    """
 
     rank: int
     id: str
@@ -76,16 +97,37 @@ class Hit:
     abstract: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     explanation: Explanation | None = None
+    ranking_score: float | None = None
+
+    @property
+    def link(self) -> str | None:
+        return link_for(self.id, self.metadata)
 
     def to_json(self) -> dict[str, Any]:
-        """Flat JSON object: rank, id, title, score, then what is known about the paper."""
+        """Flat JSON object: rank, id, title, score, what is known about the paper, its link
+        and its abstract."""
         record: dict[str, Any] = {"rank": self.rank, "id": self.id, "title": self.title,
                                   "score": round(self.score, 6)}
+        if self.ranking_score is not None:
+            record["ranking_score"] = round(self.ranking_score, 6)
         for key, value in self.metadata.items():
             record.setdefault(key, value)
+        record["link"] = self.link
+        record["abstract"] = self.abstract
         if self.explanation is not None:
             record["explain"] = self.explanation.to_json()
         return record
+
+
+def link_for(doc_id: str, metadata: dict[str, Any]) -> str | None:
+    """A web address for a paper from its id or metadata, or None."""
+    if _ARXIV_ID.match(doc_id):
+        return f"https://arxiv.org/abs/{doc_id}"
+    for candidate in (doc_id, str(metadata.get("doi") or "")):
+        if match := _DOI.match(candidate.strip()):
+            return f"https://doi.org/{match.group(1)}"
+    url = str(metadata.get("url") or "").strip()
+    return url if url.startswith(("http://", "https://")) else None
 
 
 def normalise_text(text: str) -> str:

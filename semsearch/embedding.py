@@ -72,6 +72,24 @@ def model_folder(model: str | None) -> Path:
     return path
 
 
+def model_dimension(model: str | None) -> int | None:
+    """The dimension of a local sentence-transformers model's vectors, read from its
+    configuration without loading it; None where it cannot be told."""
+    try:
+        path = model_folder(model)
+    except SemsearchError:
+        return None
+    for config_file, key in sorted(((p, "out_features") for p in path.glob("*_Dense/config.json")),
+                                   reverse=True) + [(path / "1_Pooling" / "config.json",
+                                                     "word_embedding_dimension"),
+                                                    (path / "config.json", "hidden_size")]:
+        try:
+            return int(json.loads(config_file.read_text())[key])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
 class SentenceTransformerEmbedder:
     """A local sentence-transformers model, run on the CPU, loaded once on first use."""
 

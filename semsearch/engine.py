@@ -20,7 +20,7 @@ import numpy as np
 from semsearch import ann, store
 from semsearch.documents import Document, Explanation, Hit
 from semsearch.embedding import (Embedder, OnnxEmbedder, SentenceTransformerEmbedder,
-                                 model_name_for)
+                                 model_dimension, model_name_for)
 from semsearch.errors import InputError, QueryError, StoreError
 from semsearch.filters import Filter
 from semsearch.fusion import FusionSettings, Ranking, fuse
@@ -30,6 +30,8 @@ from semsearch.lexical import LexicalIndex, LexicalSettings
 Progress = Callable[[str, int, "int | None"], None]
 
 MAX_K = 10_000
+#: up to this many papers, an unknown title is compared with every title for suggestions
+SUGGEST_FROM_ALL_UP_TO = 20_000
 EMBED_BATCH = 256
 #: search modes; hybrid fuses the other two and scores best on SciFact and Cranfield
 MODES = ("hybrid", "dense", "lexical")
@@ -51,6 +53,8 @@ class BuildReport:
     seconds: float
     #: ids read more than once with different texts (the last version was kept), the first few
     repeated_ids: tuple[str, ...] = ()
+    #: papers indexed without an abstract: the model and BM25 read their titles only
+    without_abstract: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class UpdateReport:
     repeated_ids: tuple[str, ...]  # the first few
     count: int
     seconds: float
+    #: new and updated papers without an abstract, searched by their titles
+    without_abstract: int = 0
 
     @property
     def changed(self) -> bool:
@@ -90,6 +96,10 @@ class IndexInfo:
     created: str
     format_version: int
     bytes_on_disk: int
+    #: whether the documents were embedded by the int8 model (`index --quantized`)
+    quantized: bool = False
+    #: query probes the tuned recall was measured on
+    tuning_probes: int = 0
 
 
 class Engine:
@@ -103,13 +113,14 @@ class Engine:
     computes bf16 natively: faster for a process that runs many queries, after compiling at
     each query length's first use (see ``semsearch.bf16_queries`` and benchmarks/README.md).
     Builds embed with sentence-transformers, or with an int8 ONNX model when ``quantized=True``
-    (about twice as fast, slightly less exact).
+    (about twice as fast, slightly less exact); ``add`` embeds as the index was built unless
+    ``quantized`` says otherwise.
     ``embedder`` replaces the model for both (for tests, or your own embedding function).
     ``fusion`` says how hybrid search combines the dense and BM25 rankings.
     """
 
     def __init__(self, location: str | Path | None = None, *, model: str | None = None,
-                 embedder: Embedder | None = None, quantized: bool = False,
+                 embedder: Embedder | None = None, quantized: bool | None = None,
                  bf16_queries: bool = False, fusion: FusionSettings = FusionSettings()):
         self.folder = store.IndexFolder(store.resolve(location))
         self.fusion = fusion
@@ -166,6 +177,13 @@ class Engine:
         """
         embedder = None if vectors is not None else self.document_embedder
         model = embedder.model_name if embedder else model_name_for(self._model)
+        if vectors is not None:
+            expected = model_dimension(self._model)
+            given = np.shape(vectors)[-1] if np.ndim(vectors) == 2 else None
+            if expected is not None and given != expected:
+                raise InputError("vectors", None, f"vectors of dimension {given}, but the model "
+                                                  f"{model} makes {expected}: give model= the "
+                                                  f"model that made them")
         report = self._build(documents, vectors, model, embedder, progress, index_type,
                              target_recall, lexical, force)
         if embedder is not None and isinstance(self.query_embedder, OnnxEmbedder):
@@ -199,7 +217,7 @@ class Engine:
             lexical = lexical or LexicalSettings(**manifest.lexical)
             self._index_and_commit(generation, np.concatenate(rows), np.concatenate(matrices),
                                    index_type or manifest.index_type, target_recall, lexical,
-                                   manifest.model, progress)
+                                   manifest.model, progress, quantized=manifest.quantized)
         return BuildReport(read=count, duplicates=0, replaced=0, indexed=count,
                            seconds=time.perf_counter() - started)
 
@@ -228,7 +246,7 @@ class Engine:
         with store.scratch_table() as table:
             for _ in _staged(table, documents, progress, tally):
                 pass
-            return tally.report(len(table), started)
+            return tally.report(table, started)
 
     def _build(self, documents: Iterable[Document], vectors: np.ndarray | None, model: str,
                embedder: Embedder | None, progress: Progress | None, index_type: str,
@@ -263,13 +281,16 @@ class Engine:
                 done += len(batch)
                 progress("embedding", done, count)
             given.clear()
+            report = tally.report(table, started)
             self._index_and_commit(generation, np.concatenate(all_rows), np.concatenate(matrices),
-                                   index_type, target_recall, lexical, model, progress)
-        return tally.report(count, started)
+                                   index_type, target_recall, lexical, model, progress,
+                                   quantized=embedder is not None and self._embeds_quantized())
+        return dataclasses.replace(report, seconds=time.perf_counter() - started)
 
     def _index_and_commit(self, generation: store.GenerationWriter, rows: np.ndarray,
                           matrix: np.ndarray, index_type: str, target_recall: float,
-                          lexical: LexicalSettings, model: str, progress: Progress) -> None:
+                          lexical: LexicalSettings, model: str, progress: Progress,
+                          quantized: bool = False) -> None:
         """Build the vector index and BM25 over a generation's documents, and commit it."""
         progress("indexing", 0, 1)
         index, tuning = ann.build_index(index_type, rows, matrix, target_recall)
@@ -280,7 +301,8 @@ class Engine:
         self.close()
         generation.commit(store.Manifest(
             model=model, dimension=index.dimension, count=count, index_type=index.kind,
-            lexical=dataclasses.asdict(lexical), tuning=dataclasses.asdict(tuning)))
+            lexical=dataclasses.asdict(lexical), tuning=dataclasses.asdict(tuning),
+            quantized=quantized))
 
     def _update(self, documents: Iterable[Document], remove_ids: list[str],
                 progress: Progress | None, documents_given: bool = False) -> UpdateReport:
@@ -298,12 +320,15 @@ class Engine:
                                      manifest.tuning.get("params"), for_update=True)
             next_row = 1 + max(table.highest_row(), vectors.highest_row())
             fresh: set[int] = set()    # rows to embed
+            untitled: set[int] = set()  # of those, the ones with no abstract (title only)
             dropped: list[int] = []    # rows to take out of the vector index
             for position, document in enumerate(documents):
                 outcome, old_row = table.upsert(document, next_row)
                 outcomes[outcome] += 1
                 if outcome in ("new", "updated"):
                     fresh.add(next_row)
+                    if not document.abstract:
+                        untitled.add(next_row)
                     next_row += 1
                 if old_row in fresh:  # the same id twice in this update: the last one wins
                     fresh.discard(old_row)
@@ -334,8 +359,8 @@ class Engine:
                 + len(repeated), new=outcomes["new"], updated=outcomes["updated"],
                 unchanged=outcomes["unchanged"], duplicates=outcomes["duplicate"],
                 removed=len(dropped) - outcomes["updated"], repeated=len(repeated),
-                repeated_ids=tuple(repeated[:5]),
-                count=count, seconds=0.0)
+                repeated_ids=tuple(repeated[:5]), count=count, seconds=0.0,
+                without_abstract=len(untitled & fresh))
             if count == 0:
                 raise InputError(str(self.folder.path), None,
                                  "this would leave the index empty; nothing was changed "
@@ -380,10 +405,9 @@ class Engine:
         depth = self._depth(k, mode)
         dense = self._dense(vector, depth, allowed=allowed) if mode != "lexical" else None
         lexical = self.lexical.search(text, depth, allowed) if mode != "dense" else None
-        ranked = self._combined(dense, lexical, k)
-        hits = self._hits(ranked)
-        return self._explained(text, vector, [row for row, _ in ranked], hits) if explain \
-            else hits
+        hits = self._hits(self._combined(dense, lexical, k),
+                          vector if mode != "lexical" else None, ranked_otherwise=mode == "hybrid")
+        return self._explained(text, vector, hits) if explain else hits
 
     def search_vector(self, vector: np.ndarray, k: int = 10,
                       exclude: frozenset[int] = frozenset(),
@@ -405,7 +429,8 @@ class Engine:
 
     def more_like_these(self, positives: Iterable[str], negatives: Iterable[str] = (),
                         k: int = 10, method: str = DEFAULT_LIKE_METHOD,
-                        mode: str = DEFAULT_MODE, where: Filter | None = None) -> list[Hit]:
+                        mode: str = DEFAULT_MODE, where: Filter | None = None,
+                        explain: bool = False) -> list[Hit]:
         """Papers like all of ``positives`` and unlike ``negatives`` (ids or titles); none of
         them is returned.
 
@@ -415,11 +440,18 @@ class Engine:
         quarter of the negatives' mean. In "hybrid" mode (the default) the positives' texts
         also go to BM25 as one query, fused as in search. Measured with relevance feedback on
         Cranfield: see benchmarks/README.md.
+
+        Each hit's score is its cosine similarity to the liked papers' mean vector; ``explain``
+        adds its sentence closest to that mean and the liked papers' title words it contains.
         """
         positive_rows = [self._row_of(p) for p in positives]
         negative_rows = [self._row_of(n) for n in negatives]
         if not positive_rows:
             raise QueryError("give at least one paper to find papers like")
+        if both := set(positive_rows) & set(negative_rows):
+            shown = self.documents.by_rows(both)
+            raise QueryError("a paper cannot be both liked and not liked: " + "; ".join(
+                repr(shown[row].title or shown[row].id) for row in sorted(both)))
         if method not in LIKE_METHODS:
             raise QueryError(f"unknown method {method!r}; choose one of {', '.join(LIKE_METHODS)}")
         _check_mode(mode)
@@ -428,8 +460,9 @@ class Engine:
         allowed = self._allowed(where)
         depth = self._depth(k, mode)
         dense = lexical = None
+        liked = np.stack([self.vectors.vector(row) for row in positive_rows])
+        centre = _normalised(liked.mean(axis=0, keepdims=True))[0]
         if mode != "lexical":
-            liked = np.stack([self.vectors.vector(row) for row in positive_rows])
             disliked = np.stack([self.vectors.vector(row) for row in negative_rows]) \
                 if negative_rows else np.zeros((0, liked.shape[1]), np.float32)
             if method == "rocchio" or (len(liked) == 1 and not len(disliked)):
@@ -438,13 +471,18 @@ class Engine:
             else:
                 query = self._classifier_direction(liked, disliked, set(exclude))
             dense = self._dense(_normalised(query.reshape(1, -1))[0], depth, exclude, allowed)
+        found = self.documents.by_rows(positive_rows)
         if mode != "dense":
-            found = self.documents.by_rows(positive_rows)
             text = " ".join(found[row].text for row in positive_rows)
             scores, rows = self.lexical.search(text, depth + len(exclude), allowed)
             keep = ~np.isin(rows, list(exclude))
             lexical = (scores[keep][:depth], rows[keep][:depth])
-        return self._hits(self._combined(dense, lexical, k))
+        hits = self._hits(self._combined(dense, lexical, k),
+                          centre if mode != "lexical" else None, ranked_otherwise=True)
+        if not explain:
+            return hits
+        titles = " ".join(found[row].title or found[row].text for row in positive_rows)
+        return self._explained(titles, centre, hits)
 
     def _classifier_direction(self, liked: np.ndarray, disliked: np.ndarray,
                               known: set[int]) -> np.ndarray:
@@ -488,7 +526,9 @@ class Engine:
                          tuned_recall_at_10=manifest.tuning.get("recall_at_10"),
                          changed_since_build=dict(manifest.changed_since_build),
                          created=manifest.created, format_version=manifest.format_version,
-                         bytes_on_disk=sum(f.get("bytes", 0) for f in manifest.files.values()))
+                         bytes_on_disk=sum(f.get("bytes", 0) for f in manifest.files.values()),
+                         quantized=manifest.quantized,
+                         tuning_probes=manifest.tuning.get("sample_queries", 0))
 
     # -- lazily opened parts ----------------------------------------------------------------
 
@@ -533,17 +573,30 @@ class Engine:
 
     @property
     def document_embedder(self) -> Embedder:
-        """The model for building: sentence-transformers, or int8 ONNX when quantized."""
+        """The model for building: sentence-transformers, or int8 ONNX when quantized (by
+        default, as the index was built; a new index in fp32)."""
         if self._document_embedder is None:
             model = self._model_for_use()
-            self._document_embedder = OnnxEmbedder(model, quantized=True) if self._quantized \
-                else SentenceTransformerEmbedder(model)
+            self._document_embedder = OnnxEmbedder(model, quantized=True) \
+                if self._embeds_quantized() else SentenceTransformerEmbedder(model)
         return self._document_embedder
 
+    def _embeds_quantized(self) -> bool:
+        if self._quantized is not None:
+            return self._quantized
+        try:
+            return self.folder.exists() and self.folder.manifest().quantized
+        except StoreError:
+            return False
+
     def _model_for_use(self) -> str | None:
-        """The model asked for; else the existing index's own; else the bundled one."""
+        """The model asked for; else the existing index's own; else the bundled one (also when
+        the index cannot be read: a build may be replacing a broken one)."""
         if self._model is None and self.folder.exists():
-            return self.manifest.model
+            try:
+                return self.folder.manifest().model
+            except StoreError:
+                return None
         return self._model
 
     # -- ranking ----------------------------------------------------------------------------
@@ -586,15 +639,15 @@ class Engine:
                              f"{self.documents.why_nothing_matches(where)}")
         return rows
 
-    def _explained(self, text: str, vector: np.ndarray, rows: list[int],
-                   hits: list[Hit]) -> list[Hit]:
+    def _explained(self, text: str, vector: np.ndarray, hits: list[Hit]) -> list[Hit]:
         """Each hit with its sentence closest to the query (by the same model) and the
-        query's words it contains (by BM25's tokenisation and stemming)."""
+        query's words it contains (by BM25's tokenisation and stemming, stopwords left out)."""
         sentences = [_sentences(hit.abstract) or [hit.title] for hit in hits]
         flat = [sentence for group in sentences for sentence in group]
         if not flat:
             return hits
         similarity = self.query_embedder.embed_queries(flat) @ vector
+        rows = [self.documents.row_of_id(hit.id) for hit in hits]
         explained, start = [], 0
         for hit, row, group in zip(hits, rows, sentences):
             scores = similarity[start:start + len(group)]
@@ -605,29 +658,61 @@ class Engine:
                 matched_terms=self.lexical.matched_terms(text, row))))
         return explained
 
-    def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
+    def _hits(self, ranked: list[tuple[int, float]], vector: np.ndarray | None = None,
+              ranked_otherwise: bool = False) -> list[Hit]:
+        """Hits for ranked (row, score) pairs. Given the query ``vector``, each hit's score is
+        its cosine similarity to it; ``ranked_otherwise`` keeps the ranking's own score too."""
         found = self.documents.by_rows(row for row, _ in ranked)
-        return [Hit(rank=rank, id=found[row].id, title=found[row].title, score=score,
-                    abstract=found[row].abstract, metadata=found[row].metadata)
-                for rank, (row, score) in enumerate(ranked, start=1)]
+        hits = []
+        for rank, (row, score) in enumerate(ranked, start=1):
+            cosine = float(self.vectors.vector(row) @ vector) if vector is not None else score
+            hits.append(Hit(rank=rank, id=found[row].id, title=found[row].title, score=cosine,
+                            abstract=found[row].abstract, metadata=found[row].metadata,
+                            ranking_score=score if vector is not None and ranked_otherwise
+                            else None))
+        return hits
 
     # -- checks -----------------------------------------------------------------------------
 
     def _row_of(self, id_or_title: str) -> int:
+        """A paper named by its id, its title, or the start of its title (a short name such
+        as "MM-Embed", the part before the colon), ignoring case and punctuation."""
         key = id_or_title.strip()
         if not key:
             raise QueryError("give a paper id or title")
         row = self.documents.row_of_id(key)
         if row is not None:
             return row
-        rows = self.documents.rows_of_title(key)
-        if rows:
+        rows = self.documents.rows_of_title(key) or self.documents.rows_of_title_start(key)
+        if len(set(rows)) == 1 or (rows and self.documents.rows_of_title(key)):
             return rows[0]
-        suggestions = difflib.get_close_matches(key, list(self.documents.titles()), n=3,
-                                                cutoff=0.4)
+        if rows:
+            titles = [doc.title for doc in self.documents.by_rows(rows[:5]).values()]
+            raise QueryError(f"{key!r} begins {len(rows)} titles in {self.folder.path}: "
+                             + "; ".join(repr(t) for t in titles)
+                             + ("; ..." if len(rows) > 5 else "") + "; give more of it, or the id")
+        suggestions = self._closest_titles(key)
         hint = ("; closest titles: " + "; ".join(repr(t) for t in suggestions)) if suggestions \
             else ""
         raise QueryError(f"no paper with id or title {key!r} in {self.folder.path}{hint}")
+
+    def _closest_titles(self, key: str, count: int = 3) -> list[str]:
+        """Titles spelled most like ``key``, whole or up to their colon: among the papers BM25
+        finds for its words (and every paper, in a small collection), so a typo costs a search
+        however large the index."""
+        candidates = {row: None for row in self.lexical.search(key, 50)[1].tolist()}
+        titles = [doc.title for doc in self.documents.by_rows(candidates).values()]
+        if len(self.documents) <= SUGGEST_FROM_ALL_UP_TO:
+            titles += [title for title in self.documents.titles() if title not in titles]
+        wanted = key.casefold()
+
+        def likeness(title: str) -> float:
+            short = title.split(":", 1)[0]
+            return max(difflib.SequenceMatcher(None, wanted, form.casefold()).ratio()
+                       for form in (title, short))
+
+        ranked = sorted(((likeness(t), t) for t in titles), reverse=True)
+        return [title for score, title in ranked[:count] if score >= 0.4]
 
     def _check_model(self, manifest: store.Manifest) -> None:
         asked = self._embedder.model_name if self._embedder else (
@@ -654,12 +739,13 @@ class _Tally:
         if outcome == "replaced" and len(self.repeated) < 5:
             self.repeated.append(document.id)
 
-    def report(self, count: int, started: float) -> BuildReport:
+    def report(self, table: store.DocumentTable, started: float) -> BuildReport:
         return BuildReport(read=sum(self.outcomes.values()),
                            duplicates=self.outcomes["duplicate"],
-                           replaced=self.outcomes["replaced"], indexed=count,
+                           replaced=self.outcomes["replaced"], indexed=len(table),
                            seconds=time.perf_counter() - started,
-                           repeated_ids=tuple(self.repeated))
+                           repeated_ids=tuple(self.repeated),
+                           without_abstract=table.count_without_abstract())
 
 
 def _staged(table: store.DocumentTable, documents: Iterable[Document],

@@ -92,14 +92,16 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
 
 def cached_engine(collection: Collection, model: str | None = None,
                   lexical: LexicalSettings = LexicalSettings(),
-                  progress: Progress | None = None, **engine_options) -> Engine:
+                  progress: Progress | None = None, root: Path | None = None,
+                  **engine_options) -> Engine:
     """The collection's index: embedded once per corpus content and model; rebuilt from its
-    stored vectors when only the BM25 settings changed."""
+    stored vectors when only the BM25 settings changed. It lives under ``root`` (by default
+    the index root, as other indexes)."""
     embedder = engine_options.get("embedder")
     model_name = embedder.model_name if embedder else model_name_for(model)
     key = json.dumps([store.file_checksum(collection.corpus)["sha256"], model_name])
     name = f"eval-{collection.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    engine = Engine(store.resolve(name), model=model, **engine_options)
+    engine = Engine(root / name if root else store.resolve(name), model=model, **engine_options)
     if not engine.folder.exists():
         # A BEIR corpus may hold empty documents (Cranfield has two); they cannot be found
         # by any method, so they are passed over rather than stopping the evaluation.

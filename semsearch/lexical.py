@@ -30,6 +30,17 @@ SETTINGS_FILE = "settings.json"
 #: bm25s's own names for its saved arrays and vocabulary
 SCORES_FILE, TERMS_FILE, OFFSETS_FILE, VOCABULARY_FILE = (
     "data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json")
+#: English function words, left out of explanations (search itself keeps them: BM25 was tuned
+#: without a stopword list)
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further
+had has have having he her here hers herself him himself his how i if in into is it its itself
+just me more most my myself no nor not now of off on once only or other our ours ourselves out
+over own same she should so some such than that the their theirs them themselves then there
+these they this those through to too under until up very was we were what when where which
+while who whom why will with would you your yours yourself yourselves via using use used
+""".split())
 #: bm25s's default token pattern: runs of two or more word characters
 TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
@@ -113,14 +124,15 @@ class LexicalIndex:
         return totals
 
     def matched_terms(self, text: str, row: int) -> list[str]:
-        """The words of ``text`` whose index terms occur in the document at ``row``."""
+        """The words of ``text`` whose index terms occur in the document at ``row``; common
+        function words ("the", "of") are left out, as telling nothing."""
         position = self._positions(np.array([row]))
         if not len(position):
             return []
         matched = []
         for word, term in self._words_and_terms(text):
             column = self._vocabulary.get(term)
-            if column is None or word in matched:
+            if column is None or word in matched or word in STOPWORDS:
                 continue
             start, stop = self._offsets[column], self._offsets[column + 1]
             if position[0] in self._terms[start:stop]:

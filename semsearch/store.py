@@ -67,6 +67,8 @@ class Manifest:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: documents added and removed by `add`/`remove` since the vector index was last trained
     changed_since_build: dict[str, int] = field(default_factory=dict)
+    #: whether the documents were embedded by the int8 model (`index --quantized`)
+    quantized: bool = False
 
     def __post_init__(self) -> None:
         # Both counts always present, whether the manifest predates them or not.
@@ -801,6 +803,22 @@ class DocumentTable:
         found = self._db.execute("SELECT row FROM documents WHERE title_key = ? ORDER BY row",
                                  (normalise_text(title),)).fetchall()
         return [row[0] for row in found]
+
+    def rows_of_title_start(self, start: str) -> list[int]:
+        """Rows whose title begins with ``start`` and then a word break, ignoring case and
+        punctuation (a short name: "MM-Embed" for "MM-Embed: Universal ...")."""
+        key = normalise_text(start)
+        if not key:
+            return []
+        # " " sorts just below "!": the range is every key that starts with key and a space
+        found = self._db.execute("SELECT row FROM documents WHERE title_key >= ? AND "
+                                 "title_key < ? ORDER BY row LIMIT 100",
+                                 (key + " ", key + "!")).fetchall()
+        return [row[0] for row in found]
+
+    def count_without_abstract(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM documents WHERE abstract = ''")
+                   .fetchone()[0])
 
     def titles(self) -> Iterator[str]:
         for (title,) in self._db.execute("SELECT title FROM documents"):

@@ -40,21 +40,21 @@ LIBRARY = r"""
 def test_entries_become_documents_with_accents_decoded_and_braces_gone(tmp_path):
     path = write(tmp_path / "refs.bib", LIBRARY)
     options = ReadOptions(skip_bad=True)
-    first, second = read_documents([path], options=options)
+    first, untitled, second = read_documents([path], options=options)
     assert first.id == "10.1000/XYZ.123"                       # the DOI when there is one
     assert first.title == "BERT for Café Reviews: An Über-Study"
     assert first.abstract == "We fine-tune BERT on café reviews. Accuracy improves."
     assert first.metadata["authors"] == ["Jörg Müller", "John Smith", "The LIGO Collaboration"]
     assert first.metadata["year"] == 2021
-    assert first.metadata["keywords"] == ["sentiment analysis", "transfer learning"]
+    assert first.metadata["tags"] == ["sentiment analysis", "transfer learning"]
+    assert (untitled.id, untitled.abstract) == ("no_abstract_2019", "")   # searched by title
     assert second.id == "keyed2020" and second.metadata["year"] == 2020   # else the key
-    assert [str(e) for e in options.skipped] == [
-        f"{path}:16: entry no_abstract_2019: no abstract"]
+    assert options.skipped == []
 
 
-def test_a_missing_abstract_stops_the_read_naming_the_line(tmp_path):
-    path = write(tmp_path / "refs.bib", LIBRARY)
-    with pytest.raises(InputError, match=r"refs.bib:16: entry no_abstract_2019: no abstract"):
+def test_an_entry_with_no_title_and_no_abstract_stops_the_read_naming_the_line(tmp_path):
+    path = write(tmp_path / "refs.bib", LIBRARY + '\n@misc{empty2018, author = "Doe, Jane"}\n')
+    with pytest.raises(InputError, match=r"refs.bib:29: entry empty2018: no title and no abstract"):
         list(read_documents([path]))
 
 

@@ -32,7 +32,7 @@ def test_search_prints_a_table_of_relevant_papers(sample_index):
     result = run("search", "retrieval augmented generation with knowledge graphs",
                  "--index", sample_index, "-k", "5")
     lines = result.output.splitlines()
-    assert lines[0].split() == ["rank", "score", "id", "title"]
+    assert lines[0].split() == ["rank", "score", "title"]
     assert lines[1].split()[0] == "1"
     assert "Retrieval-Augmented Generation" in result.output
 
@@ -54,7 +54,8 @@ def test_like_by_title_leaves_the_paper_out(sample_index):
 
 
 def test_like_unknown_title_suggests_and_fails(sample_index):
-    result = run("like", "MM Embed universal multimodal retrieval", "--index", sample_index, ok=False)
+    result = run("like", "MM Embed universal multimodel retreival", "--index", sample_index,
+                 ok=False)
     assert result.exit_code == 1
     assert "closest titles: 'MM-Embed: Universal Multimodal Retrieval with Multimodal LLMs'" \
         in result.output
@@ -64,7 +65,7 @@ def test_info_describes_the_index(sample_index):
     details = json.loads(run("info", "--index", sample_index, "--json").output)
     assert details["count"] == 148 and details["model"] == "all-MiniLM-L6-v2"
     assert details["dimension"] == 384 and details["index_type"] == "exact"
-    assert "count" in run("info", "--index", sample_index).output
+    assert "papers         148" in run("info", "--index", sample_index).output
 
 
 def test_search_without_an_index_explains(tmp_path):
@@ -231,3 +232,157 @@ def test_filters_on_the_command_line(tmp_path):
     assert "matches --author 'Turin'; closest authors: 'Alan Turing'" in none.output
     bad = run("search", "graph", "--year", "soon", "--index", tmp_path / "bib", ok=False)
     assert bad.exit_code == 1 and "--year takes a year or a range" in bad.output
+
+
+# -- reading results ------------------------------------------------------------------------
+
+LIGHTRAG = "LightRAG: Simple and Fast Retrieval-Augmented Generation"
+
+
+def test_show_prints_a_whole_paper_by_id_or_title(sample_index):
+    found = json.loads(run("search", "LightRAG graph retrieval", "--index", sample_index,
+                           "--json", "-k", "1").output)
+    by_id = run("show", found["id"], "--index", sample_index).output
+    assert LIGHTRAG in by_id and found["id"] in by_id
+    assert found["abstract"][-80:] in by_id.replace("\n", " ")      # the whole abstract
+    as_json = json.loads(run("show", "lightrag", "--index", sample_index, "--json").output)
+    assert as_json["id"] == found["id"] and as_json["abstract"] == found["abstract"]
+    missing = run("show", "no-such-paper", "--index", sample_index, ok=False)
+    assert missing.exit_code == 1 and "no paper with id or title" in missing.output
+
+
+def test_show_gives_the_metadata_and_a_link(tmp_path):
+    path = write(tmp_path / "p.jsonl", json.dumps({
+        "id": "2401.01234", "title": "A paper", "abstract": "Its abstract.", "year": 2024,
+        "authors": ["Ada Lovelace", "Alan Turing"], "categories": "cs.CL cs.IR"}) + "\n" +
+        json.dumps({"doi": "10.1145/3397271.3401075", "title": "Another", "abstract": "B."}))
+    run("index", path, "--index", tmp_path / "idx")
+    shown = json.loads(run("show", "2401.01234", "--index", tmp_path / "idx", "--json").output)
+    assert shown["link"] == "https://arxiv.org/abs/2401.01234"
+    assert shown["authors"] == ["Ada Lovelace", "Alan Turing"] and shown["year"] == 2024
+    assert shown["categories"] == ["cs.CL", "cs.IR"]
+    text = run("show", "10.1145/3397271.3401075", "--index", tmp_path / "idx").output
+    assert "https://doi.org/10.1145/3397271.3401075" in text
+
+
+def test_json_rows_carry_the_abstract_and_the_link(sample_index):
+    rows = [json.loads(line) for line in run("search", "multimodal benchmark", "--index",
+                                             sample_index, "--json", "-k", "3").output.splitlines()]
+    assert all(len(row["abstract"]) > 500 and "link" in row for row in rows)
+
+
+def test_the_table_never_cuts_an_id_and_shows_year_and_first_author(tmp_path):
+    long_id = "10.1016/j.some-journal.2023.123456.supplementary-material-part-two"
+    path = write(tmp_path / "p.jsonl", json.dumps({
+        "doi": long_id, "title": "Graph networks", "abstract": "Graph neural networks.",
+        "year": 2023, "authors": ["Ada Lovelace", "Alan Turing"]}) + "\n")
+    run("index", path, "--index", tmp_path / "idx")
+    output = run("search", "graph neural networks", "--index", tmp_path / "idx").output
+    assert long_id in output and "2023" in output and "Lovelace et al." in output
+
+
+def test_like_takes_a_papers_short_name(sample_index):
+    rows = run("like", "MM-Embed", "--index", sample_index, "--json", "-k", "3").output
+    assert len(rows.splitlines()) == 3 and "MM-Embed" not in rows
+    typo = run("like", "MM-Embd", "--index", sample_index, ok=False)
+    assert typo.exit_code == 1
+    assert "closest titles: 'MM-Embed: Universal Multimodal Retrieval" in typo.output
+
+
+def test_a_paper_cannot_be_liked_and_not_liked(sample_index):
+    result = run("like", LIGHTRAG, "--not", "lightrag", "--index", sample_index, ok=False)
+    assert result.exit_code == 1 and "both" in result.output
+
+
+def test_index_help_lists_every_format():
+    from semsearch.readers import FORMATS
+
+    text = run("index", "--help").output
+    assert all(name in text for name in FORMATS) and "bibtex" in text.lower()
+
+
+# -- scores and explanations ----------------------------------------------------------------
+
+def test_hybrid_scores_read_the_same_across_queries(sample_index):
+    def top(query, *options):
+        return json.loads(run("search", query, "--index", sample_index, "--json", "-k", "1",
+                              *options).output.splitlines()[0])
+
+    nonsense = top("medieval french troubadour poetry")
+    relevant = top("retrieval augmented generation with knowledge graphs")
+    assert nonsense["score"] < 0.3 < 0.6 < relevant["score"]
+    assert 0 < nonsense["ranking_score"] <= 1 and "ranking_score" in relevant
+
+
+def test_a_filter_that_leaves_one_paper_still_scores_it(tmp_path):
+    path = write(tmp_path / "p.jsonl", "".join(json.dumps({
+        "id": f"p{i}", "title": title, "abstract": f"We study {title.lower()} in depth.",
+        "year": 2020 + i}) + "\n" for i, title in enumerate(
+        ["Graph neural networks for molecules", "Protein structure prediction",
+         "Speech recognition with transformers"])))
+    run("index", path, "--index", tmp_path / "idx")
+    [only] = [json.loads(line) for line in run(
+        "search", "Protein structure prediction", "--year", "2021", "--index", tmp_path / "idx",
+        "--json").output.splitlines()]
+    assert only["id"] == "p1" and only["score"] > 0.7
+
+
+def test_explanations_sit_under_their_result_without_stopwords(sample_index):
+    output = run("search", "a graph for the retrieval of knowledge", "-k", "2", "--explain",
+                 "--index", sample_index).output
+    lines = output.splitlines()
+    second = next(i for i, line in enumerate(lines) if line.strip().startswith("2 "))
+    assert any("words matched:" in line for line in lines[:second])   # under result 1
+    matched = [line for line in lines if "words matched:" in line]
+    assert len(matched) == 2
+    assert not {"a", "for", "the", "of"} & set(matched[0].split(":")[1].replace(",", " ").split())
+
+
+def test_like_explains_too(sample_index):
+    rows = [json.loads(line) for line in run("like", "LightRAG", "--explain", "-k", "2",
+                                             "--index", sample_index, "--json")
+            .output.splitlines()]
+    assert all(row["explain"]["sentence"] for row in rows)
+
+
+# -- info -----------------------------------------------------------------------------------
+
+def test_info_is_written_for_people(tmp_path):
+    run("index", DATA / "scifact-first-60.jsonl", "--index", tmp_path / "q", "--quantized")
+    text = run("info", "--index", tmp_path / "q").output
+    assert "None" not in text and "{" not in text and "int8" in text
+    assert json.loads(run("info", "--index", tmp_path / "q", "--json").output)["quantized"]
+
+
+def test_info_on_an_index_without_its_document_table_fails_like_search(tmp_path):
+    run("index", DATA / "scifact-first-60.jsonl", "--index", tmp_path / "i")
+    live = tmp_path / "i" / (tmp_path / "i" / "CURRENT").read_text().strip()
+    (live / "documents.sqlite").unlink()
+    info = run("info", "--index", tmp_path / "i", ok=False)
+    search = run("search", "x", "--index", tmp_path / "i", ok=False)
+    assert info.exit_code == search.exit_code == 1 and info.output == search.output
+
+
+# -- papers without abstracts, and real exports ----------------------------------------------
+
+def test_papers_without_an_abstract_are_indexed_by_title_and_counted(tmp_path):
+    path = write(tmp_path / "scholar.bib", "".join(
+        f"@article{{k{i}, title={{Protein folding with deep networks, part {i}}}, "
+        f"author={{Jumper, John}}, year={{2021}}}}\n" for i in range(3)))
+    result = run("index", path, "--index", tmp_path / "bib")
+    assert "3 papers without an abstract, searched by title" in result.output
+    hits = run("search", "protein structure prediction", "--index", tmp_path / "bib", "--json")
+    assert len(hits.output.splitlines()) == 3
+
+
+def test_a_zotero_export_is_searchable_by_tag_with_no_flags(tmp_path):
+    from test_readers import zotero_csv
+
+    path = zotero_csv(tmp_path / "My Library.csv")
+    run("index", path, "--index", tmp_path / "z")
+    rows = run("search", "transformers", "--tag", "must read", "--index", tmp_path / "z",
+               "--json").output.splitlines()
+    assert [json.loads(row)["id"] for row in rows] == ["10.5555/3295222.3295349"]
+    by_author = run("search", "language models", "--author", "Jacob Devlin", "--index",
+                    tmp_path / "z", "--json").output.splitlines()
+    assert [json.loads(row)["id"] for row in by_author] == ["EFGH5678"]

@@ -27,4 +27,4 @@ def test_normalise_text_folds_unicode_forms():
 def test_hit_json_puts_metadata_after_the_core_fields():
     hit = Hit(1, "x", "T", 0.51234567, metadata={"year": 2023, "authors": ["A B"]})
     assert hit.to_json() == {"rank": 1, "id": "x", "title": "T", "score": 0.512346,
-                             "year": 2023, "authors": ["A B"]}
+                             "year": 2023, "authors": ["A B"], "link": None, "abstract": ""}

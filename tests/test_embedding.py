@@ -65,7 +65,7 @@ def test_bf16_queries_of_every_length_match_fp32():
 
     if not bf16_available():
         pytest.skip("this CPU has no native bfloat16: queries run in fp32, tested above")
-    embedder = OnnxEmbedder()
+    embedder = OnnxEmbedder(bf16_queries=True)
     # 4 to 256 word pieces: every padded length, and texts too long for bf16 (run in fp32).
     texts = [" ".join(["protein folding"] * words) for words in (1, 3, 6, 10, 14, 20, 30, 45,
                                                                   70, 100, 200)]

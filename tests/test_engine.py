@@ -80,7 +80,13 @@ def test_precomputed_vectors_skip_the_model(tmp_path):
 
 def test_vectors_must_match_the_documents():
     with pytest.raises(InputError, match=r"fewer vectors \(4\) than documents"):
-        Engine("bad").build(DOCS, vectors=np.ones((4, 8), dtype=np.float32))
+        Engine("bad").build(DOCS, vectors=np.ones((4, 384), dtype=np.float32))
+
+
+def test_vectors_of_another_dimension_than_the_model_are_refused_at_build(index_root):
+    with pytest.raises(InputError, match="dimension 8.*all-MiniLM-L6-v2 makes 384"):
+        Engine("bad").build(DOCS, vectors=np.ones((5, 8), dtype=np.float32))
+    assert not (index_root / "bad").exists()
 
 
 def test_empty_corpus_writes_no_index(index_root, hashing_embedder):
@@ -342,13 +348,13 @@ def test_explain_gives_the_closest_sentence_and_matched_words(engine):
     [hit] = engine.search("attention for machine translation", k=1, explain=True)
     assert hit.id == "t1"
     assert hit.explanation.sentence == "Self attention for machine translation of text."
-    assert set(hit.explanation.matched_terms) == {"attention", "for", "machine", "translation"}
+    assert set(hit.explanation.matched_terms) == {"attention", "machine", "translation"}
     assert hit.to_json()["explain"]["matched_terms"]
 
 
 def test_more_like_these_with_a_negative_moves_away_from_it(engine):
     def scores(negatives, method):
-        return {hit.id: hit.score for hit in engine.more_like_these(
+        return {hit.id: hit.ranking_score for hit in engine.more_like_these(
             ["g1", "g2"], negatives, k=5, method=method, mode="dense")}
 
     assert scores(["t1"], "rocchio")["t2"] < scores([], "rocchio")["t2"]  # t2 is like t1

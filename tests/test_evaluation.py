@@ -35,7 +35,7 @@ def tiny_collection(root):
     docs = [("d1", "Aircraft wings", "Lift and drag of swept wings at high speed."),
             ("d2", "Heat in slabs", "Heat conduction in composite slabs."),
             ("d3", "Boundary layers", "Laminar boundary layer transition on flat plates."),
-            ("d4", "Empty", "")]
+            ("d4", "", "")]
     write(root / "corpus.jsonl", "\n".join(json.dumps({"_id": i, "title": t, "text": x})
                                            for i, t, x in docs))
     write(root / "queries.jsonl", "\n".join(json.dumps({"_id": q, "text": t}) for q, t in [

@@ -29,10 +29,8 @@ def to_document(record: dict[str, Any]) -> Document | str:
         return "no id field"
     title = " ".join(str(record.get("title") or "").split())
     abstract = " ".join(str(record.get("abstract") or "").split())
-    if "title" not in record or "abstract" not in record:
-        return f"paper {doc_id}: no {'title' if 'title' not in record else 'abstract'} field"
-    if not abstract:
-        return f"paper {doc_id}: empty abstract"
+    if not title and not abstract:
+        return f"paper {doc_id}: no title and no abstract"
     metadata: dict[str, Any] = {}
     if year := first_year(record):
         metadata["year"] = year

@@ -24,12 +24,10 @@ def read(path: Path, options: ReadOptions) -> Iterator[Document]:
         if not doc_id:
             options.bad(InputError(str(path), number, "no _id field"))
             continue
-        if "text" not in record:
-            options.bad(InputError(str(path), number, f"document {doc_id}: no text field"))
-            continue
         title = " ".join(str(record.get("title") or "").split())
-        text = " ".join(str(record["text"] or "").split())
-        if not text:
-            options.bad(InputError(str(path), number, f"document {doc_id}: empty text"))
+        text = " ".join(str(record.get("text") or "").split())
+        if not text and not title:
+            options.bad(InputError(str(path), number,
+                                   f"document {doc_id}: no title and no abstract (text)"))
             continue
         yield Document(id=doc_id, title=title, abstract=text)

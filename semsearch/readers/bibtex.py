@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 
 from semsearch.documents import Document
 from semsearch.errors import InputError
-from semsearch.readers.text import open_input, parse_year
+from semsearch.readers.text import open_input, parse_tags, parse_year
 
 if TYPE_CHECKING:
     from semsearch.readers import ReadOptions
 
 _BRACES = re.compile(r"[{}]")
-_KEYWORD_SEPARATOR = re.compile(r"[,;]")
 
 
 def read(path: Path, options: ReadOptions) -> Iterator[Document]:
@@ -53,11 +52,8 @@ def read(path: Path, options: ReadOptions) -> Iterator[Document]:
         line = entry.start_line + 1
         title = _clean(fields.get("title"))
         abstract = _clean(fields.get("abstract"))
-        if not title:
-            problems.append((line, f"entry {entry.key}: no title"))
-            continue
-        if not abstract:
-            problems.append((line, f"entry {entry.key}: no abstract"))
+        if not title and not abstract:
+            problems.append((line, f"entry {entry.key}: no title and no abstract"))
             continue
         metadata = {"bibtex_key": entry.key, "type": entry.entry_type}
         if year := parse_year(fields.get("year") or fields.get("date")):
@@ -66,9 +62,8 @@ def read(path: Path, options: ReadOptions) -> Iterator[Document]:
         if authors:
             names = [_clean(name) for name in (authors if isinstance(authors, list) else [authors])]
             metadata["authors"] = [name for name in names if name]
-        keywords = [word.strip() for word in _KEYWORD_SEPARATOR.split(_clean(fields.get("keywords")))]
-        if keywords := [word for word in keywords if word]:
-            metadata["keywords"] = keywords
+        if tags := parse_tags(_clean(fields.get("keywords"))):
+            metadata["tags"] = tags
         doi = _clean(fields.get("doi"))
         documents.append(Document(id=doi or entry.key, title=title, abstract=abstract,
                                   metadata=metadata))

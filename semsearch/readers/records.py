@@ -13,17 +13,24 @@ from typing import TYPE_CHECKING, Any
 from semsearch.documents import Document, title_id
 from semsearch.errors import InputError
 from semsearch.readers.text import (input_suffix, json_records, numbered_lines, parse_labels,
-                                    parse_names, parse_year)
+                                    parse_names, parse_tags, parse_year)
 
 if TYPE_CHECKING:
     from semsearch.readers import ReadOptions
 
+#: Field names recognised without flags, in order of preference (compared in any case).
+#: The DOI comes before Zotero's item key, which is only unique within one library.
 ID_NAMES = ("id", "_id", "doc_id", "docid", "paper_id", "paperid", "arxiv_id", "doi", "key")
 TITLE_NAMES = ("title", "paper_title", "name")
-ABSTRACT_NAMES = ("abstract", "summary", "text", "body", "description", "paperabstract")
-YEAR_NAMES = ("year", "published", "publication_date", "date", "update_date")
+ABSTRACT_NAMES = ("abstract", "abstract note", "summary", "text", "body", "description",
+                  "paperabstract")
+YEAR_NAMES = ("year", "publication year", "published", "publication_date", "date",
+              "update_date")
 AUTHOR_NAMES = ("authors", "author", "creators")
-CATEGORY_NAMES = ("categories", "category", "keywords", "tags", "subjects")
+CATEGORY_NAMES = ("categories", "category", "subjects")
+URL_NAMES = ("url", "link", "pdf_url")
+#: every one of these that a record has adds to its tags (Zotero has two)
+TAG_NAMES = ("tags", "keywords", "manual tags", "automatic tags")
 
 
 def read_jsonl(path: Path, options: ReadOptions) -> Iterator[Document]:
@@ -87,27 +94,36 @@ def _next_row(rows, path: Path, first_line: int) -> list[str] | None:
 
 def to_document(record: Mapping[str, Any], path: Path, line: int,
                 options: ReadOptions) -> Document | None:
-    """A Document from one record, or None after reporting why it is unusable."""
+    """A Document from one record, or None after reporting why it is unusable.
+
+    A record needs a title or an abstract: one without an abstract is searched by its title.
+    """
     keys = {key.lower(): key for key in record}
-    title_key = _pick(keys, options.title_field, TITLE_NAMES)
-    abstract_key = _pick(keys, options.abstract_field, ABSTRACT_NAMES)
-    for role, key, names, flag in (("title", title_key, TITLE_NAMES, "--title-field"),
-                                   ("abstract", abstract_key, ABSTRACT_NAMES, "--abstract-field")):
-        if key is None:
-            looked = options_field(options, role) or ", ".join(names)
-            options.bad(InputError(str(path), line,
-                                   f"no {role} field (looked for {looked}; name yours with {flag})"))
+    found: dict[str, str] = {}
+    for role, names, flag in (("title", TITLE_NAMES, "--title-field"),
+                              ("abstract", ABSTRACT_NAMES, "--abstract-field")):
+        wanted = options_field(options, role)
+        key = _pick(keys, wanted, names)
+        if wanted and key is None:
+            options.bad(InputError(str(path), line, f"no {role} field {wanted!r} ({flag})"))
             return None
-    title = _text(record[title_key])
-    abstract = _text(record[abstract_key])
-    if not abstract:
-        options.bad(InputError(str(path), line, f"empty abstract (field {abstract_key!r})"))
+        found[role] = _text(record[key]) if key is not None else ""
+    title, abstract = found["title"], found["abstract"]
+    if not title and not abstract:
+        options.bad(InputError(str(path), line, "no title and no abstract (looked for "
+                                                f"{', '.join(TITLE_NAMES + ABSTRACT_NAMES)}; "
+                                                "name yours with --title-field and "
+                                                "--abstract-field)"))
         return None
-    id_key = _pick(keys, options.id_field, ID_NAMES)
-    if options.id_field and id_key is None:
-        options.bad(InputError(str(path), line, f"no id field {options.id_field!r}"))
-        return None
-    doc_id = _text(record[id_key]) if id_key else ""
+    if options.id_field:
+        id_key = _pick(keys, options.id_field, ID_NAMES)
+        if id_key is None:
+            options.bad(InputError(str(path), line, f"no id field {options.id_field!r}"))
+            return None
+        doc_id = _text(record[id_key])
+    else:  # the first id field with a value: a Zotero item without a DOI has its key
+        doc_id = next((text for name in ID_NAMES if name in keys
+                       and (text := _text(record[keys[name]]))), "")
     if not doc_id and not title:
         options.bad(InputError(str(path), line, "no id and no title: nothing to name the "
                                                 "paper by"))
@@ -123,12 +139,16 @@ def options_field(options: ReadOptions, role: str) -> str | None:
 def _require_columns(header: list[str], path: Path, options: ReadOptions) -> None:
     """Fail once, naming the header line, rather than once per row."""
     keys = {name.lower(): name for name in header}
-    for role, names, flag in (("title", TITLE_NAMES, "--title-field"),
-                              ("abstract", ABSTRACT_NAMES, "--abstract-field")):
-        if _pick(keys, options_field(options, role), names) is None:
-            looked = options_field(options, role) or ", ".join(names)
-            raise InputError(str(path), 1, f"no {role} column in the header {header} "
-                                           f"(looked for {looked}; name yours with {flag})")
+    for role, flag in (("title", "--title-field"), ("abstract", "--abstract-field")):
+        wanted = options_field(options, role)
+        if wanted and wanted.lower() not in keys:
+            raise InputError(str(path), 1, f"no {role} column {wanted!r} ({flag}) in the header "
+                                           f"{header}")
+    if _pick(keys, options.title_field, TITLE_NAMES) is None and \
+            _pick(keys, options.abstract_field, ABSTRACT_NAMES) is None:
+        raise InputError(str(path), 1, f"no title or abstract column in the header {header} "
+                                       f"(looked for {', '.join(TITLE_NAMES + ABSTRACT_NAMES)}; "
+                                       f"name yours with --title-field or --abstract-field)")
 
 
 def _pick(keys: dict[str, str], wanted: str | None, names: tuple[str, ...]) -> str | None:
@@ -147,9 +167,17 @@ def _metadata(record: Mapping[str, Any], keys: dict[str, str]) -> dict[str, Any]
     if year_key and (year := parse_year(record[year_key])):
         metadata["year"] = year
     author_key = _pick(keys, None, AUTHOR_NAMES)
-    if author_key and (authors := parse_names(record[author_key])):
+    zotero = "item type" in keys  # its Author column is "Last, First; Last, First"
+    if author_key and (authors := parse_names(record[author_key], semicolons=zotero)):
         metadata["authors"] = authors
     category_key = _pick(keys, None, CATEGORY_NAMES)
     if category_key and (categories := parse_labels(record[category_key])):
         metadata["categories"] = categories
+    for field_name, names in (("doi", ("doi",)), ("url", URL_NAMES)):
+        key = _pick(keys, None, names)
+        if key and (value := _text(record[key])):
+            metadata[field_name] = value
+    tags = [tag for name in TAG_NAMES if name in keys for tag in parse_tags(record[keys[name]])]
+    if tags:
+        metadata["tags"] = list(dict.fromkeys(tags))
     return metadata

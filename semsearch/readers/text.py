@@ -114,15 +114,27 @@ def parse_year(value: Any) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def parse_names(value: Any) -> list[str]:
-    """Authors from a list, or from "A, B and C" as most exports write them."""
+def parse_names(value: Any, semicolons: bool = False) -> list[str]:
+    """Authors from a list, from "A, B and C" as most exports write them, or from
+    "Last, First; Last, First" as Zotero does (``semicolons``, or any semicolon: then commas
+    are inside names)."""
     if isinstance(value, list):
         return [str(name).strip() for name in value if str(name).strip()]
     if not value:
         return []
     text = re.sub(r"\s+", " ", str(value))
-    parts = re.split(r",\s*|;\s*|\s+and\s+", text)
-    return [part.strip() for part in parts if part.strip()]
+    separator = r";\s*" if semicolons or ";" in text else r",\s*|\s+and\s+"
+    return [part.strip() for part in re.split(separator, text) if part.strip()]
+
+
+def parse_tags(value: Any) -> list[str]:
+    """Tags from a list, or a string of them separated by semicolons (Zotero) or commas
+    (BibTeX keywords); a tag may hold spaces ("deep learning")."""
+    if isinstance(value, list):
+        return [str(tag).strip() for tag in value if str(tag).strip()]
+    text = " ".join(str(value or "").split())
+    separator = ";" if ";" in text else ","
+    return [tag.strip() for tag in text.split(separator) if tag.strip()]
 
 
 def parse_labels(value: Any) -> list[str]:
