@@ -50,6 +50,9 @@ from _common import eval_engine, require  # noqa: E402  (beside this file)
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "eval"
 DIMENSION = 384
+IVF_GRID = [{"nprobe": p, "rerank_factor": r} for p, r in
+            ((4, 10), (8, 10), (16, 10), (32, 10), (32, 20), (64, 10), (64, 20), (128, 10),
+             (128, 20), (192, 20), (256, 20), (512, 20))]
 SEED_COSINE = 0.7
 
 
@@ -299,7 +302,7 @@ def main() -> None:
         ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
     grids = {"hnsw": [{"efSearch": e} for e in ((16, 64, 256) if args.quick else
                                                   (16, 32, 48, 64, 96, 128, 256))],
-             "ivf": ann.IvfIndex.GRID[2::3] if args.quick else ann.IvfIndex.GRID}
+             "ivf": IVF_GRID[2::3] if args.quick else IVF_GRID}
     started = time.perf_counter()
     reference_at_start = machine_reference_ms()
     real, queries = real_vectors()

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,11 +40,6 @@ ROWS_FILE = "rows.npy"
 DELETED_FILE = "deleted.npy"
 #: below this many vectors, exact search costs under about a millisecond and needs no tuning
 EXACT_UP_TO = 20_000
-#: above this, IVF with PQ reached a given recall faster than the HNSW graph in our benchmark
-#: (at 1M: recall@10 0.957 at 0.33 ms against the graph's 0.93 at 0.59 ms)
-HNSW_UP_TO = 300_000
-HNSW_BYTES_PER_VECTOR = 700  # 384 SQ8 codes + 2*M graph links + ids (floats stay on disk)
-DEFAULT_MEMORY_BUDGET = 1 << 30
 DEFAULT_TARGET_RECALL = 0.95
 #: a filter matching at most this many rows is answered by exact search over just those rows
 #: (a few milliseconds); graph and list searches lose recall when few of the rows they visit pass
@@ -55,11 +51,18 @@ SINGLE_QUERY_BELOW = 4
 
 @dataclass(frozen=True)
 class Tuning:
-    """What the build measured: the search parameters chosen and the recall they reached."""
+    """What the build measured: the search parameters chosen, and the recall@10 they reach on
+    probes held out from the tuning (``sample_queries`` of them, of the kind ``probes``)."""
 
     params: dict[str, Any] = field(default_factory=dict)
     recall_at_10: float | None = None
     sample_queries: int = 0
+    #: what the probes were: "given" (query vectors passed to the build), "titles" (short
+    #: fragments of sampled titles, embedded as queries), or "documents" (document vectors
+    #: moved away from themselves, where nothing else was there)
+    probes: str = ""
+    #: probes the parameters were chosen on (others than the ones measured)
+    tuned_on: int = 0
 
 
 class VectorIndex(Protocol):
@@ -77,6 +80,9 @@ class VectorIndex(Protocol):
 
     def vector(self, row: int) -> np.ndarray:
         """The stored vector of one document, for more-like-this without re-embedding."""
+
+    def vectors(self, rows: Sequence[int]) -> np.ndarray:
+        """The stored vectors of several documents, as a matrix in the order given."""
 
     def search_params(self) -> dict[str, Any]: ...
 
@@ -133,6 +139,9 @@ class ExactIndex:
     def vector(self, row: int) -> np.ndarray:
         return self._index.reconstruct(int(row))
 
+    def vectors(self, rows: Sequence[int]) -> np.ndarray:
+        return np.stack([self._index.reconstruct(int(row)) for row in rows])
+
     def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
         self._index.add_with_ids(_as_matrix(vectors), np.asarray(rows, dtype=np.int64))
 
@@ -155,6 +164,17 @@ class ExactIndex:
         _write_faiss(self._index, folder / INDEX_FILE)
 
 
+def _fine_steps(low: int, high: int, ratio: float = 1.12) -> tuple[int, ...]:
+    """Whole numbers from ``low`` to ``high``, each about 12% above the last: fine enough that
+    tuning stops near its target instead of overshooting it by a coarse step."""
+    steps, value = [], float(low)
+    while value < high:
+        if not steps or round(value) > steps[-1]:
+            steps.append(round(value))
+        value *= ratio
+    return tuple(steps + [high])
+
+
 class _RerankedIndex:
     """An approximate FAISS index over compressed codes, whose candidates are re-ranked exactly.
 
@@ -165,8 +185,11 @@ class _RerankedIndex:
     kind = ""
     #: candidates fetched per result wanted, before exact re-ranking
     RERANK_FACTOR = 2
-    #: search settings from cheapest to most thorough; tuning stops at the first good enough
-    GRID: list[dict[str, Any]] = []
+    #: the search knob tuned to a recall target, its values from cheapest to most thorough,
+    #: and the other settings each value is tried with (the fastest that reaches it wins)
+    KNOB = ""
+    KNOB_VALUES: tuple[int, ...] = ()
+    WITH: tuple[dict[str, Any], ...] = ({},)
     #: whether faiss may memory-map the index file without slowing its search down
     MMAP = False
 
@@ -256,10 +279,12 @@ class _RerankedIndex:
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         for i, found in enumerate(candidates):
-            found = found[found >= 0]
-            exact = self._floats[self._positions(found)] @ queries[i]
+            if found[-1] < 0:  # faiss fills the end with -1 when it found fewer
+                found = found[found >= 0]
+            exact = np.dot(self._floats.take(self._positions(found, held=True), axis=0),
+                           queries[i])
             if len(exact) > k:
-                best = np.argpartition(-exact, k)[:k]
+                best = np.argpartition(exact, len(exact) - k)[-k:]
                 best = best[np.argsort(-exact[best], kind="stable")]
             else:
                 best = np.argsort(-exact, kind="stable")
@@ -272,9 +297,15 @@ class _RerankedIndex:
             raise KeyError(row)
         return np.array(self._floats[position])
 
-    def _positions(self, rows: np.ndarray) -> np.ndarray:
+    def vectors(self, rows: Sequence[int]) -> np.ndarray:
+        return np.array(self._floats[self._positions(np.asarray(rows, dtype=np.int64))])
+
+    def _positions(self, rows: np.ndarray, held: bool = False) -> np.ndarray:
+        """Where rows sit in the float vectors; ``held``: rows the index answered with, known
+        to be there, so the bounds need no checking."""
         if self._first_row is not None:
-            return np.clip(rows - self._first_row, 0, len(self._rows) - 1)
+            positions = rows - self._first_row
+            return positions if held else np.clip(positions, 0, len(self._rows) - 1)
         return np.minimum(np.searchsorted(self._rows, rows), len(self._rows) - 1)
 
     def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
@@ -314,7 +345,9 @@ class HnswIndex(_RerankedIndex):
     kind = "hnsw"
     M = 32
     EF_CONSTRUCTION = 40
-    GRID = [{"efSearch": ef} for ef in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)]
+    KNOB = "efSearch"
+    KNOB_VALUES = _fine_steps(10, 4096)
+    WITH = ({"rerank_factor": 2}, {"rerank_factor": 4})
     MMAP = True
     CAN_DELETE = False  # FAISS's HNSW cannot unlink a node from its graph
 
@@ -342,6 +375,8 @@ class HnswIndex(_RerankedIndex):
     def set_search_params(self, params: dict[str, Any]) -> None:
         if "efSearch" in params:
             self._graph().hnsw.efSearch = int(params["efSearch"])
+        if "rerank_factor" in params:
+            self.rerank_factor = int(params["rerank_factor"])
 
     def _faiss_params(self, selector, selectivity: float = 1.0):
         import faiss
@@ -367,9 +402,9 @@ class IvfIndex(_RerankedIndex):
 
     kind = "ivf"
     RERANK_FACTOR = 10
-    GRID = [{"nprobe": p, "rerank_factor": r} for p, r in
-            ((4, 10), (8, 10), (16, 10), (32, 10), (32, 20), (64, 10), (64, 20), (128, 10),
-             (128, 20), (192, 20), (256, 20), (512, 20))]
+    KNOB = "nprobe"
+    KNOB_VALUES = _fine_steps(1, 2048)
+    WITH = ({"rerank_factor": 10}, {"rerank_factor": 20})
 
     @staticmethod
     def codes_for(dimension: int) -> str:
@@ -463,52 +498,92 @@ def _training_sample(vectors: np.ndarray, size: int) -> np.ndarray:
 INDEX_TYPES: dict[str, type] = {"exact": ExactIndex, "hnsw": HnswIndex, "ivf": IvfIndex}
 
 
-def choose_kind(count: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> str:
-    """Exact while it is cheap; HNSW for mid-sized collections whose graph fits the memory
-    budget; IVF-PQ above that, and wherever memory is tight."""
-    if count <= EXACT_UP_TO:
-        return "exact"
-    if count <= HNSW_UP_TO and count * HNSW_BYTES_PER_VECTOR <= memory_budget:
-        return "hnsw"
-    return "ivf"
+def choose_kind(count: int) -> str:
+    """Exact while it is cheap; IVF-PQ above that. (HNSW stays for those who ask for it: on
+    short queries, which sit far from every document, it needs a far larger search for the
+    same recall; see benchmarks/README.md.)"""
+    return "exact" if count <= EXACT_UP_TO else "ivf"
+
+
+#: probes held out to measure the recall reported, and as many again to tune on
+PROBES = 1000
+#: tuning aims this far above the target, so that the recall on other queries still reaches it
+TUNING_MARGIN = 0.005
 
 
 def build_index(kind: str, rows: np.ndarray, vectors: np.ndarray,
-                target_recall: float = DEFAULT_TARGET_RECALL) -> tuple[VectorIndex, Tuning]:
-    """Build an index of ``kind`` (or "auto") and tune its search to ``target_recall``."""
+                target_recall: float = DEFAULT_TARGET_RECALL, probes: np.ndarray | None = None,
+                probe_kind: str = "given") -> tuple[VectorIndex, Tuning]:
+    """Build an index of ``kind`` (or "auto") and tune its search to ``target_recall``.
+
+    ``probes``: query vectors like the ones users will search with (see ``tune``); without
+    them, document vectors moved away from themselves stand in.
+    """
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if kind == "auto":
         kind = choose_kind(len(rows))
     index = _index_type(kind).build(rows, vectors)
-    grid = getattr(type(index), "GRID", None)
-    if not grid:
+    if not getattr(type(index), "KNOB", ""):
         return index, Tuning()
-    return index, tune(index, rows, vectors, grid, target_recall)
+    if probes is None or len(probes) < 2 * MIN_PROBES:
+        probes, probe_kind = query_like(vectors, 2 * PROBES), "documents"
+    return index, tune(index, rows, vectors, probes, target_recall, probe_kind)
 
 
-def tune(index: VectorIndex, rows: np.ndarray, vectors: np.ndarray, grid: list[dict[str, Any]],
-         target_recall: float, sample: int = 300) -> Tuning:
-    """The cheapest setting in ``grid`` whose recall@10 on query-like vectors reaches the target.
+#: fewer probes than this measure recall too loosely to tune on
+MIN_PROBES = 100
 
-    Query-like: real short queries sit farther from every document than documents do from
-    each other, so recall measured with document vectors is optimistic. Sample documents are
-    moved away along noise shaped like the collection (its own spread, per dimension), to a
-    cosine of about 0.6 from where they started, as SciFact's claims are from their best match.
+
+def tune(index: VectorIndex, rows: np.ndarray, vectors: np.ndarray, probes: np.ndarray,
+         target_recall: float, probe_kind: str = "given") -> Tuning:
+    """Set the index's search to the fastest setting whose recall@10 against exact search
+    reaches the target on half of ``probes``, and measure the recall on the other half.
+
+    Probes should be what users type: short texts sit farther from every document than
+    documents do from each other, and need a more thorough search for the same recall. The
+    engine passes fragments of sampled titles embedded as queries, or the query vectors a user
+    gives with their own document vectors.
     """
-    queries = query_like(vectors, sample)
-    truth = exact_top(vectors, rows, queries, 10)
-    chosen, recall = grid[-1], 0.0
-    for params in grid:
-        index.set_search_params(params)
-        found = index.search(queries, 10)[1]
-        recall = recall_at(found, truth)
-        if recall >= target_recall:
-            chosen = params
-            break
-    index.set_search_params(chosen)
+    probes = np.ascontiguousarray(probes, dtype=np.float32)
+    tune_on, held_out = probes[0::2], probes[1::2]
+    truth = exact_top(vectors, rows, tune_on, 10)
+    goal = min(target_recall + TUNING_MARGIN, 1.0)
+    candidates = []
+    for fixed in type(index).WITH:
+        value = _least_value_reaching(index, fixed, tune_on, truth, goal)
+        candidates.append({**fixed, type(index).KNOB: value})
+    index.set_search_params(min(candidates, key=lambda p: _seconds_per_query(index, p, tune_on)))
+    recall = recall_at(index.search(held_out, 10)[1], exact_top(vectors, rows, held_out, 10))
     return Tuning(params=index.search_params(), recall_at_10=round(recall, 4),
-                  sample_queries=len(queries))
+                  sample_queries=len(held_out), probes=probe_kind, tuned_on=len(tune_on))
+
+
+def _least_value_reaching(index, fixed: dict[str, Any], queries: np.ndarray, truth: np.ndarray,
+                          goal: float) -> int:
+    """The smallest value of the index's knob (with ``fixed`` settings) whose recall reaches
+    ``goal``, by bisection (recall grows with it); the largest if none does."""
+    values = type(index).KNOB_VALUES
+    low, high = 0, len(values) - 1
+    while low < high:
+        middle = (low + high) // 2
+        index.set_search_params({**fixed, type(index).KNOB: values[middle]})
+        if recall_at(index.search(queries, 10)[1], truth) >= goal:
+            high = middle
+        else:
+            low = middle + 1
+    return values[low]
+
+
+def _seconds_per_query(index, params: dict[str, Any], queries: np.ndarray) -> float:
+    """Median time of a single query with ``params`` (one at a time, as users search)."""
+    index.set_search_params(params)
+    times = []
+    for query in queries[:200]:
+        started = time.perf_counter()
+        index.search(query, 10)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
 
 
 def query_like(vectors: np.ndarray, count: int, cosine: float = 0.6, seed: int = 0) -> np.ndarray:

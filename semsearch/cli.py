@@ -439,9 +439,13 @@ def info(index, as_json) -> None:
         return
     changed = details.changed_since_build
     params = ", ".join(f"{k} {v}" for k, v in details.index_params.items()) or "none (exact)"
-    recall = (f"recall@10 {details.tuned_recall_at_10:.3f} against exact search, measured on "
-              f"{details.tuning_probes} probes" if details.tuned_recall_at_10 is not None
-              else "exact: every query sees every paper")
+    probe_kinds = {"titles": "fragments of titles embedded as queries",
+                   "given": "the query vectors given to the build",
+                   "documents": "document vectors moved away from themselves"}
+    recall = (f"recall@10 {details.tuned_recall_at_10:.3f} against exact search, on "
+              f"{details.recall_probes:,} held-out probes "
+              f"({probe_kinds.get(details.recall_probe_kind, 'of an earlier kind')})"
+              if details.tuned_recall_at_10 is not None else "exact: every query sees every paper")
     rows = [("index", details.path), ("papers", f"{details.count:,}"),
             ("model", f"{details.model} ({details.dimension} dimensions, {details.metric})"),
             ("embedded", "int8 (--quantized)" if details.quantized else "fp32"),

@@ -11,7 +11,7 @@ import difflib
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from semsearch import ann, store
 from semsearch.documents import Document, Explanation, Hit
 from semsearch.embedding import (Embedder, OnnxEmbedder, SentenceTransformerEmbedder,
                                  model_dimension, model_name_for)
-from semsearch.errors import InputError, QueryError, StoreError
+from semsearch.errors import InputError, QueryError, SemsearchError, StoreError
 from semsearch.filters import Filter
 from semsearch.fusion import FusionSettings, Ranking, fuse
 from semsearch.lexical import LexicalIndex, LexicalSettings
@@ -98,8 +98,11 @@ class IndexInfo:
     bytes_on_disk: int
     #: whether the documents were embedded by the int8 model (`index --quantized`)
     quantized: bool = False
-    #: query probes the tuned recall was measured on
-    tuning_probes: int = 0
+    #: how many query probes, held out from tuning, ``tuned_recall_at_10`` was measured on,
+    #: and what they were ("titles": fragments of sampled titles embedded as queries; "given":
+    #: the query vectors passed to the build; "documents": document vectors moved away)
+    recall_probes: int = 0
+    recall_probe_kind: str = ""
 
 
 class Engine:
@@ -166,12 +169,15 @@ class Engine:
     def build(self, documents: Iterable[Document], vectors: np.ndarray | None = None,
               progress: Progress | None = None, index_type: str = "auto",
               target_recall: float = ann.DEFAULT_TARGET_RECALL,
-              lexical: LexicalSettings = LexicalSettings(), force: bool = False) -> BuildReport:
+              lexical: LexicalSettings = LexicalSettings(), force: bool = False,
+              query_vectors: np.ndarray | None = None) -> BuildReport:
         """Replace the index's contents with ``documents``, deduplicated.
 
         ``vectors`` (one row per document, in order) skips the model: for users who bring
         their own embeddings. ``index_type`` is "auto" (chosen by size, see ``ann.choose_kind``)
-        or one of ``ann.INDEX_TYPES``; approximate types are tuned to ``target_recall``.
+        or one of ``ann.INDEX_TYPES``; approximate types are tuned to ``target_recall`` on
+        probes like real queries: ``query_vectors`` (queries of your own, with your own
+        vectors), else short fragments of sampled titles embedded by the model.
         The old contents stay live until the new ones are complete. ``force`` builds in a
         folder that holds other things (they are left alone).
         """
@@ -185,7 +191,7 @@ class Engine:
                                                   f"{model} makes {expected}: give model= the "
                                                   f"model that made them")
         report = self._build(documents, vectors, model, embedder, progress, index_type,
-                             target_recall, lexical, force)
+                             target_recall, lexical, force, query_vectors)
         if embedder is not None and isinstance(self.query_embedder, OnnxEmbedder):
             self.query_embedder.prepare()  # export (and convert) now: no query waits for it
         return report
@@ -250,7 +256,8 @@ class Engine:
 
     def _build(self, documents: Iterable[Document], vectors: np.ndarray | None, model: str,
                embedder: Embedder | None, progress: Progress | None, index_type: str,
-               target_recall: float, lexical: LexicalSettings, force: bool) -> BuildReport:
+               target_recall: float, lexical: LexicalSettings, force: bool,
+               query_vectors: np.ndarray | None = None) -> BuildReport:
         started = time.perf_counter()
         progress = progress or _no_progress
         tally = _Tally()
@@ -284,16 +291,24 @@ class Engine:
             report = tally.report(table, started)
             self._index_and_commit(generation, np.concatenate(all_rows), np.concatenate(matrices),
                                    index_type, target_recall, lexical, model, progress,
-                                   quantized=embedder is not None and self._embeds_quantized())
+                                   quantized=embedder is not None and self._embeds_quantized(),
+                                   query_vectors=query_vectors)
         return dataclasses.replace(report, seconds=time.perf_counter() - started)
 
     def _index_and_commit(self, generation: store.GenerationWriter, rows: np.ndarray,
                           matrix: np.ndarray, index_type: str, target_recall: float,
                           lexical: LexicalSettings, model: str, progress: Progress,
-                          quantized: bool = False) -> None:
+                          quantized: bool = False,
+                          query_vectors: np.ndarray | None = None) -> None:
         """Build the vector index and BM25 over a generation's documents, and commit it."""
+        kind = ann.choose_kind(len(rows)) if index_type == "auto" else index_type
+        probes, probe_kind = (None, "")
+        if kind != "exact":
+            progress("probes", 0, 1)
+            probes, probe_kind = self._tuning_probes(generation.documents, matrix.shape[1],
+                                                     query_vectors)
         progress("indexing", 0, 1)
-        index, tuning = ann.build_index(index_type, rows, matrix, target_recall)
+        index, tuning = ann.build_index(kind, rows, matrix, target_recall, probes, probe_kind)
         index.save(generation.vectors_path)
         progress("indexing", 1, 1)
         _build_lexical(generation.documents, lexical, generation.lexical_path)
@@ -303,6 +318,22 @@ class Engine:
             model=model, dimension=index.dimension, count=count, index_type=index.kind,
             lexical=dataclasses.asdict(lexical), tuning=dataclasses.asdict(tuning),
             quantized=quantized))
+
+    def _tuning_probes(self, table: store.DocumentTable, dimension: int,
+                       given: np.ndarray | None) -> tuple[np.ndarray | None, str]:
+        """Query vectors to tune an approximate index on: the ones given, else short fragments
+        of sampled titles (3 to 8 words, as people type) embedded as queries by the index's
+        model; none where there is no model to embed them (vectors of your own without it)."""
+        if given is not None:
+            return _normalised(np.asarray(given, dtype=np.float32)), "given"
+        rng = np.random.default_rng(0)
+        rows = table.random_rows(2 * ann.PROBES, rng)
+        texts = [_fragment(document, rng) for document in table.by_rows(rows).values()]
+        try:
+            probes = self.query_embedder.embed_queries([t for t in texts if t])
+        except SemsearchError:
+            return None, ""
+        return (probes, "titles") if probes.shape[-1] == dimension else (None, "")
 
     def _update(self, documents: Iterable[Document], remove_ids: list[str],
                 progress: Progress | None, documents_given: bool = False) -> UpdateReport:
@@ -395,29 +426,52 @@ class Engine:
         ``where`` keeps only papers that pass a filter (the true top k among them);
         ``explain`` adds to each hit its sentence closest to the query and the words matched.
         """
-        if not text or not text.strip():
-            raise QueryError("the query is empty")
+        [hits] = self.search_many([text], k, mode, where, explain)
+        return hits
+
+    def search_many(self, texts: Sequence[str], k: int = 10, mode: str = DEFAULT_MODE,
+                    where: Filter | None = None, explain: bool = False) -> list[list[Hit]]:
+        """``search`` for many queries in one call, each answered as ``search`` would: the
+        queries are embedded in batches and the vector index searches them together, on every
+        core. For evaluations and scripts with many queries."""
+        texts = [_query_text(text) for text in texts]
         _check_k(k)
         _check_mode(mode)
-        text = text.strip()
         allowed = self._allowed(where)
-        vector = self._query_vector(text) if mode != "lexical" or explain else None
+        vectors = self._query_vectors(texts) if texts and (mode != "lexical" or explain) \
+            else None
         depth = self._depth(k, mode)
-        dense = self._dense(vector, depth, allowed=allowed) if mode != "lexical" else None
-        lexical = self.lexical.search(text, depth, allowed) if mode != "dense" else None
-        hits = self._hits(self._combined(dense, lexical, k),
-                          vector if mode != "lexical" else None, ranked_otherwise=mode == "hybrid")
-        return self._explained(text, vector, hits) if explain else hits
+        dense = self._dense_many(vectors, depth, allowed=allowed) if mode != "lexical" \
+            else [None] * len(texts)
+        answers = []
+        for position, text in enumerate(texts):
+            lexical = self.lexical.search(text, depth, allowed) if mode != "dense" else None
+            answers.append(self._combined(dense[position], lexical, k))
+        cosine_to = vectors if mode == "hybrid" else None
+        hits = self._hits_many(answers, cosine_to)
+        if explain:
+            hits = [self._explained(text, vector, found)
+                    for text, vector, found in zip(texts, vectors, hits)]
+        return hits
 
     def search_vector(self, vector: np.ndarray, k: int = 10,
                       exclude: frozenset[int] = frozenset(),
                       where: Filter | None = None) -> list[Hit]:
         """The k documents closest to a vector of your own (normalised to unit length)."""
+        [hits] = self.search_vectors(np.asarray(vector, dtype=np.float32).reshape(1, -1), k,
+                                     exclude, where)
+        return hits
+
+    def search_vectors(self, vectors: np.ndarray, k: int = 10,
+                       exclude: frozenset[int] = frozenset(),
+                       where: Filter | None = None) -> list[list[Hit]]:
+        """``search_vector`` for each row of ``vectors``, searched together on every core."""
         _check_k(k)
-        vector = _normalised(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
-        self._check_dimension(vector)
+        vectors = _normalised(np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1))
+        self._check_dimension(vectors)
         allowed = self._allowed(where)
-        return self._hits(_pairs(self._dense(vector, k, exclude, allowed)))
+        rankings = self._dense_many(vectors, k, exclude, allowed)
+        return self._hits_many([_pairs(ranking) for ranking in rankings])
 
     def more_like_this(self, id_or_title: str, k: int = 10,
                        where: Filter | None = None) -> list[Hit]:
@@ -478,7 +532,7 @@ class Engine:
             keep = ~np.isin(rows, list(exclude))
             lexical = (scores[keep][:depth], rows[keep][:depth])
         hits = self._hits(self._combined(dense, lexical, k),
-                          centre if mode != "lexical" else None, ranked_otherwise=True)
+                          centre if mode != "lexical" else None)
         if not explain:
             return hits
         titles = " ".join(found[row].title or found[row].text for row in positive_rows)
@@ -528,7 +582,8 @@ class Engine:
                          created=manifest.created, format_version=manifest.format_version,
                          bytes_on_disk=sum(f.get("bytes", 0) for f in manifest.files.values()),
                          quantized=manifest.quantized,
-                         tuning_probes=manifest.tuning.get("sample_queries", 0))
+                         recall_probes=manifest.tuning.get("sample_queries", 0),
+                         recall_probe_kind=manifest.tuning.get("probes", ""))
 
     # -- lazily opened parts ----------------------------------------------------------------
 
@@ -602,18 +657,31 @@ class Engine:
     # -- ranking ----------------------------------------------------------------------------
 
     def _query_vector(self, text: str) -> np.ndarray:
+        return self._query_vectors([text])[0]
+
+    def _query_vectors(self, texts: list[str]) -> np.ndarray:
         self._check_model(self.manifest)
-        vector = self.query_embedder.embed_queries([text])[0]
-        self._check_dimension(vector)
-        return vector
+        vectors = self.query_embedder.embed_queries(texts)
+        self._check_dimension(vectors)
+        return vectors
 
     def _dense(self, vector: np.ndarray, k: int, exclude: frozenset[int] = frozenset(),
                allowed: np.ndarray | None = None) -> Ranking:
         """(scores, rows) of the nearest vectors, best first, without the excluded rows."""
+        return self._dense_many(vector.reshape(1, -1), k, exclude, allowed)[0]
+
+    def _dense_many(self, vectors: np.ndarray, k: int, exclude: frozenset[int] = frozenset(),
+                    allowed: np.ndarray | None = None) -> list[Ranking]:
+        """``_dense`` for each row of ``vectors``, in one search of the vector index."""
         depth = min(k + len(exclude), len(self.vectors) if allowed is None else len(allowed))
-        scores, rows = self.vectors.search(vector.reshape(1, -1), depth, allowed=allowed)
-        keep = (rows[0] >= 0) & ~np.isin(rows[0], list(exclude))
-        return scores[0][keep][:k], rows[0][keep][:k]
+        scores, rows = self.vectors.search(vectors, depth, allowed=allowed)
+        rankings = []
+        for found_scores, found_rows in zip(scores, rows):
+            keep = found_rows >= 0
+            if exclude:
+                keep &= ~np.isin(found_rows, list(exclude))
+            rankings.append((found_scores[keep][:k], found_rows[keep][:k]))
+        return rankings
 
     def _depth(self, k: int, mode: str) -> int:
         """How many candidates each side searches for: fusion wants a deeper pool."""
@@ -658,18 +726,26 @@ class Engine:
                 matched_terms=self.lexical.matched_terms(text, row))))
         return explained
 
-    def _hits(self, ranked: list[tuple[int, float]], vector: np.ndarray | None = None,
-              ranked_otherwise: bool = False) -> list[Hit]:
-        """Hits for ranked (row, score) pairs. Given the query ``vector``, each hit's score is
-        its cosine similarity to it; ``ranked_otherwise`` keeps the ranking's own score too."""
-        found = self.documents.by_rows(row for row, _ in ranked)
+    def _hits(self, ranked: list[tuple[int, float]],
+              cosine_to: np.ndarray | None = None) -> list[Hit]:
+        return self._hits_many([ranked], None if cosine_to is None else cosine_to[None])[0]
+
+    def _hits_many(self, answers: list[list[tuple[int, float]]],
+                   cosine_to: np.ndarray | None = None) -> list[list[Hit]]:
+        """Hits for each answer's ranked (row, score) pairs, their papers fetched in one go.
+        Given query vectors (``cosine_to``, one an answer), each hit's score is its cosine
+        similarity to its query, and what it was ranked by is kept as its ranking score."""
+        found = self.documents.by_rows({row for ranked in answers for row, _ in ranked})
         hits = []
-        for rank, (row, score) in enumerate(ranked, start=1):
-            cosine = float(self.vectors.vector(row) @ vector) if vector is not None else score
-            hits.append(Hit(rank=rank, id=found[row].id, title=found[row].title, score=cosine,
-                            abstract=found[row].abstract, metadata=found[row].metadata,
-                            ranking_score=score if vector is not None and ranked_otherwise
-                            else None))
+        for position, ranked in enumerate(answers):
+            cosines = None
+            if cosine_to is not None and ranked:
+                cosines = self.vectors.vectors([row for row, _ in ranked]) @ cosine_to[position]
+            hits.append([Hit(rank=rank, id=found[row].id, title=found[row].title,
+                             score=score if cosines is None else float(cosines[rank - 1]),
+                             abstract=found[row].abstract, metadata=found[row].metadata,
+                             ranking_score=None if cosines is None else score)
+                         for rank, (row, score) in enumerate(ranked, start=1)])
         return hits
 
     # -- checks -----------------------------------------------------------------------------
@@ -765,6 +841,16 @@ def _build_lexical(table: store.DocumentTable, settings: LexicalSettings, path: 
                         for batch in table.batches(EMBED_BATCH)), settings).save(path)
 
 
+def _fragment(document: Document, rng: np.random.Generator) -> str:
+    """A run of 3 to 8 words of a paper's title (or of its abstract, if it has none)."""
+    words = (document.title or document.abstract).split()
+    if len(words) <= 3:
+        return " ".join(words)
+    length = int(rng.integers(3, min(8, len(words)) + 1))
+    start = int(rng.integers(0, len(words) - length + 1))
+    return " ".join(words[start:start + length])
+
+
 def _sentences(text: str) -> list[str]:
     """An abstract's sentences: split after . ! or ? where a capital, digit or bracket follows."""
     return [part.strip() for part in _SENTENCE_END.split(text) if part.strip()]
@@ -773,6 +859,12 @@ def _sentences(text: str) -> list[str]:
 def _pairs(ranking: Ranking) -> list[tuple[int, float]]:
     scores, rows = ranking
     return [(int(row), float(score)) for score, row in zip(scores, rows)]
+
+
+def _query_text(text: str) -> str:
+    if not text or not text.strip():
+        raise QueryError("the query is empty")
+    return text.strip()
 
 
 def _check_mode(mode: str) -> None:

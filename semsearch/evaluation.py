@@ -116,9 +116,9 @@ def evaluate(engine: Engine, collection: Collection, mode: str) -> Evaluation:
     """Run every judged query through ``engine`` and score the rankings."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
-    run = {query_id: [hit.id for hit in engine.search(collection.queries[query_id],
-                                                      k=RUN_DEPTH, mode=mode)]
-           for query_id in collection.qrels}
+    judged = list(collection.qrels)
+    answers = engine.search_many([collection.queries[q] for q in judged], k=RUN_DEPTH, mode=mode)
+    run = {query_id: [hit.id for hit in hits] for query_id, hits in zip(judged, answers)}
     return Evaluation(collection=collection.name, split=collection.split, mode=mode,
                       queries=len(run), metrics=score_rankings(run, collection.qrels))
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from semsearch import config
 from semsearch.documents import Document, normalise_text
@@ -783,10 +784,13 @@ class DocumentTable:
         wanted = [int(row) for row in rows]
         if not wanted:
             return {}
-        marks = ",".join("?" * len(wanted))
+        # Padded to a power of two, so the few statement texts a search uses stay compiled in
+        # the connection's statement cache instead of being parsed again for each k.
+        size = 1 << (len(wanted) - 1).bit_length()
+        marks = ",".join("?" * size)
         found = self._db.execute(
             f"SELECT row, id, title, abstract, metadata FROM documents WHERE row IN ({marks})",
-            wanted).fetchall()
+            wanted + [-1] * (size - len(wanted))).fetchall()
         return {row[0]: _document(row[1:]) for row in found}
 
     def random_rows(self, count: int, rng: np.random.Generator) -> list[int]:
@@ -913,7 +917,7 @@ def _record_checked(generation: Path, names, already: dict | None = None) -> Non
 
 def _document(columns: tuple) -> Document:
     doc_id, title, abstract, metadata = columns
-    return Document(id=doc_id, title=title, abstract=abstract, metadata=json.loads(metadata))
+    return Document(id=doc_id, title=title, abstract=abstract, metadata=orjson.loads(metadata))
 
 
 def _dump(metadata: dict[str, Any]) -> str:

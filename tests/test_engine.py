@@ -362,3 +362,14 @@ def test_more_like_these_with_a_negative_moves_away_from_it(engine):
         assert set(scores(["t1"], method)) == {"t2", "v1"}  # none of the given papers
     with pytest.raises(QueryError, match="unknown method"):
         engine.more_like_these(["g1"], method="magic")
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_many_queries_at_once_answer_as_one_at_a_time(engine, mode):
+    queries = ["graph neural networks", "machine translation", "image classification"]
+    together = engine.search_many(queries, k=3, mode=mode)
+    assert [[hit.id for hit in hits] for hits in together] == \
+        [[hit.id for hit in engine.search(query, k=3, mode=mode)] for query in queries]
+    vectors = engine.query_embedder.embed_queries(queries)
+    assert [[hit.id for hit in hits] for hits in engine.search_vectors(vectors, k=2)] == \
+        [[hit.id for hit in engine.search_vector(vector, k=2)] for vector in vectors]
