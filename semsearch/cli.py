@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 import click
 
 from semsearch.errors import SemsearchError
+from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, DEFAULT_TARGET_RECALL,
+                              INDEX_TYPES, LIKE_METHODS, MODES)
 from semsearch.readers import FORMATS
 
 EXAMPLES = """
@@ -96,11 +98,12 @@ def input_options(function: Callable) -> Callable:
 @model_option
 @click.option("--sample", is_flag=True, help="Index the two feed pages that ship with semsearch.")
 @input_options
-@click.option("--index-type", type=click.Choice(["auto", "exact", "hnsw", "ivf"]), default="auto",
+@click.option("--index-type", type=click.Choice(INDEX_TYPES), default="auto",
               show_default=True,
               help="Vector index: auto picks exact for small collections, then HNSW, or IVF "
                    "when HNSW would not fit in 1 GiB.")
-@click.option("--target-recall", type=click.FloatRange(0.5, 1.0), default=0.95, show_default=True,
+@click.option("--target-recall", type=click.FloatRange(0.5, 1.0), default=DEFAULT_TARGET_RECALL,
+              show_default=True,
               help="Recall@10 against exact search that approximate indexes are tuned to.")
 @click.option("--dry-run", is_flag=True,
               help="Read, validate and deduplicate only: no embedding, no index written.")
@@ -143,7 +146,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
             force=force)
     skipped = len(options.skipped)
     if as_json:
-        click.echo(json.dumps({"index": None if dry_run else str(engine.folder.path),
+        click.echo(json.dumps({"index": None if dry_run else str(engine.path),
                                "dry_run": dry_run, "read": report.read,
                                "duplicates": report.duplicates, "replaced": report.replaced,
                                "repeated_ids": list(report.repeated_ids),
@@ -156,7 +159,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
         click.echo(f"Checked: {report.indexed} papers would be indexed "
                    f"({report.read / max(report.seconds, 1e-9):,.0f} records/s; nothing written)")
     else:
-        click.echo(f"Indexed {report.indexed} papers into {engine.folder.path} "
+        click.echo(f"Indexed {report.indexed} papers into {engine.path} "
                    f"in {report.seconds:.1f} s")
     click.echo(f"  read {report.read}, duplicates dropped {report.duplicates}, "
                f"replaced by a later version {report.replaced}, bad records skipped {skipped}")
@@ -186,7 +189,7 @@ def add(paths, index, format_name, id_field, title_field, abstract_field, skip_b
                           abstract_field=abstract_field, skip_bad=skip_bad)
     with Engine.open(index, quantized=quantized) as engine, _ProgressBars() as progress:
         report = engine.add(read_documents(list(paths), format_name, options), progress)
-        path = engine.folder.path
+        path = engine.path
     if as_json:
         click.echo(json.dumps({"index": str(path), **_update_json(report),
                                "skipped_bad": len(options.skipped)}))
@@ -214,7 +217,7 @@ def remove(ids, index, as_json) -> None:
 
     with Engine.open(index) as engine:
         report = engine.remove(ids)
-        path = engine.folder.path
+        path = engine.path
     if as_json:
         click.echo(json.dumps({"index": str(path), **_update_json(report)}))
     else:
@@ -259,7 +262,7 @@ def explain_option(function: Callable) -> Callable:
 
 def mode_option(function: Callable) -> Callable:
     return click.option(
-        "--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid",
+        "--mode", type=click.Choice(MODES), default=DEFAULT_MODE,
         show_default=True,
         help="dense: by meaning (the model); lexical: by words (BM25); hybrid: both, fused.")(
         function)
@@ -277,7 +280,7 @@ def verify(index, as_json) -> None:
 
     engine = Engine(index)   # not opened: opening would stop at the first damaged file
     problems = engine.verify()
-    path = engine.folder.path
+    path = engine.path
     if as_json:
         click.echo(json.dumps({"index": str(path), "ok": not problems, "problems": problems}))
     elif problems:
@@ -310,15 +313,18 @@ def recover(index) -> None:
 
 @main.command()
 @index_option
-@click.option("--index-type", type=click.Choice(["auto", "exact", "hnsw", "ivf"]), default=None,
+@click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
               help="Change the vector index type (default: keep it).")
-@click.option("--target-recall", type=click.FloatRange(0.5, 1.0), default=0.95, show_default=True,
+@click.option("--target-recall", type=click.FloatRange(0.5, 1.0), default=DEFAULT_TARGET_RECALL,
+              show_default=True,
               help="Recall@10 against exact search to tune for.")
 def reindex(index, index_type, target_recall) -> None:
-    """Rebuild the vector and BM25 indexes from the stored vectors, without re-embedding.
+    """Re-train the vector index and merge everything into one segment, from the stored
+    vectors and texts: nothing is embedded again.
 
-    For a new index type or recall target, or to re-train an approximate index after the
-    collection has grown or changed a lot.
+    For a new index type or recall target, or after the collection has grown or changed a
+    lot since the vector index was trained (`semsearch info` says how much). Other writes
+    wait until it is done (minutes at a million papers).
     """
     from semsearch.engine import Engine
 
@@ -326,8 +332,26 @@ def reindex(index, index_type, target_recall) -> None:
         report = engine.rebuild(index_type=index_type, target_recall=target_recall,
                                 progress=progress)
         info = engine.info()
+    recall = f"; recall@10 on held-out probes {info.tuned_recall_at_10}" \
+        if info.tuned_recall_at_10 is not None else ""
     click.echo(f"Rebuilt {report.indexed} papers as an index of type {info.index_type} in "
-               f"{report.seconds:.1f} s; recall@10 at build: {info.tuned_recall_at_10}")
+               f"{report.seconds:.1f} s{recall}")
+
+
+@main.command()
+@index_option
+def upgrade(index) -> None:
+    """Convert an index written by an older semsearch to this version's format.
+
+    Reads its stored vectors and texts (checked against their checksums) and writes them as
+    a new generation: nothing is embedded again. Minutes at a million papers.
+    """
+    from semsearch.engine import Engine
+
+    engine = Engine(index)
+    with _ProgressBars() as progress:
+        report = engine.upgrade(progress)
+    click.echo(f"{engine.path}: upgraded, {report.indexed} papers in {report.seconds:.1f} s")
 
 
 def filter_options(function: Callable) -> Callable:
@@ -395,7 +419,7 @@ def search(query, query_file, k, mode, where, explain, index, model, as_json) ->
 @click.argument("papers", nargs=-1, required=True)
 @click.option("--not", "unlike", multiple=True, metavar="PAPER",
               help="A paper the results should be unlike; repeat for several.")
-@click.option("--method", type=click.Choice(["classifier", "rocchio"]), default="classifier",
+@click.option("--method", type=click.Choice(LIKE_METHODS), default=DEFAULT_LIKE_METHOD,
               show_default=True,
               help="classifier: a linear model trained on these papers against the --not ones "
                    "and random papers; rocchio: the mean of their vectors.")
@@ -450,6 +474,8 @@ def info(index, as_json) -> None:
             ("model", f"{details.model} ({details.dimension} dimensions, {details.metric})"),
             ("embedded", "int8 (--quantized)" if details.quantized else "fp32"),
             ("vector index", f"{details.index_type}; {params}"), ("tuned", recall),
+            ("segments", f"{details.segments} ({details.segments_in_vector_index} in the vector "
+                         f"index, the rest searched exactly)"),
             ("since trained", f"{changed['added']:,} added, {changed['removed']:,} removed "
                               "(`semsearch reindex` re-trains)"),
             ("built", details.created), ("on disk", _size(details.bytes_on_disk)),
@@ -501,7 +527,7 @@ def show(paper, index, as_json) -> None:
 
 @main.command(name="eval")
 @click.argument("collection", type=click.Path(file_okay=False, exists=True))
-@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical", "all"]), default="hybrid",
+@click.option("--mode", type=click.Choice(MODES + ("all",)), default=DEFAULT_MODE,
               show_default=True, help="Search mode to measure; 'all' measures each in turn.")
 @click.option("--split", default="test", show_default=True,
               help="Which qrels/<split>.tsv to score against (tune on train, report test).")

@@ -13,11 +13,13 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from semsearch import store
+from semsearch import _fs
 from semsearch.embedding import model_name_for
-from semsearch.engine import LIKE_METHODS, MODES, Engine, Progress
+from semsearch.engine import LIKE_METHODS, MODES, Engine
 from semsearch.errors import InputError
-from semsearch.lexical import LexicalSettings
+from semsearch.index.lexical import LexicalSettings
+from semsearch.indexing import Progress
+from semsearch.store import resolve
 from semsearch.readers import ReadOptions, read_documents
 from semsearch.readers.text import json_records
 
@@ -99,15 +101,17 @@ def cached_engine(collection: Collection, model: str | None = None,
     the index root, as other indexes)."""
     embedder = engine_options.get("embedder")
     model_name = embedder.model_name if embedder else model_name_for(model)
-    key = json.dumps([store.file_checksum(collection.corpus)["sha256"], model_name])
+    key = json.dumps([_fs.file_checksum(collection.corpus)["sha256"], model_name])
     name = f"eval-{collection.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    engine = Engine(root / name if root else store.resolve(name), model=model, **engine_options)
+    engine = Engine(root / name if root else resolve(name), model=model, **engine_options)
+    if engine.folder.exists() and engine.needs_upgrade():
+        engine.upgrade(progress)  # cached by an older semsearch: its vectors are still good
     if not engine.folder.exists():
         # A BEIR corpus may hold empty documents (Cranfield has two); they cannot be found
         # by any method, so they are passed over rather than stopping the evaluation.
         documents = read_documents([collection.corpus], "beir", ReadOptions(skip_bad=True))
         engine.build(documents, progress=progress, lexical=lexical)
-    elif engine.manifest.lexical != asdict(lexical):
+    elif engine.info().lexical != asdict(lexical):
         engine.rebuild(lexical=lexical, progress=progress)
     return engine
 

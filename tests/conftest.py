@@ -73,3 +73,27 @@ def write(path: Path, text: str | bytes) -> Path:
     else:
         path.write_text(text, encoding="utf-8")
     return path
+
+
+def index_contents(folder: Path) -> dict[str, str]:
+    """Every file of an index folder and a hash of its contents, to tell whether anything
+    changed: the document database by what it holds (SQLite's log and shared-memory files are
+    its working files, not contents), the rest byte for byte; open-check stamps and the lock
+    are housekeeping."""
+    import sqlite3
+
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.name.startswith((".checked", ".lock")) or \
+                path.name.endswith(("-wal", "-shm")):
+            continue
+        if path.name == "documents.sqlite":
+            database = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                text = "\n".join(map(repr, database.iterdump()))
+            finally:
+                database.close()
+            found[str(path.relative_to(folder))] = hashlib.sha256(text.encode()).hexdigest()
+        else:
+            found[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found

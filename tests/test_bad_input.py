@@ -18,18 +18,13 @@ from click.testing import CliRunner
 from semsearch import Engine
 from semsearch.cli import main
 
-from conftest import DATA, write
+from conftest import DATA, index_contents, write
 
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every file of an index folder and its hash; only the open-check stamps may change."""
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and not path.name.startswith((".checked", ".lock"))}
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +60,12 @@ BAD_FILES = {
 def test_bad_file_fails_naming_file_and_line_and_changes_nothing(index, tmp_path, name, command):
     content, message = BAD_FILES[name]
     path = write(tmp_path / name, content)
-    before = snapshot(index)
+    before = index_contents(index)
     result = run(command, path, "--index", index)
     assert result.exit_code == 1
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1     # one line, no traceback
-    assert snapshot(index) == before
+    assert index_contents(index) == before
 
 
 def test_bad_file_into_a_new_index_creates_nothing(tmp_path, index_root):
@@ -136,11 +131,11 @@ def test_a_folder_that_is_not_an_index_is_named_and_left_alone(tmp_path):
 
 
 def test_another_model_is_refused_for_queries_and_additions(index, tmp_path):
-    before = snapshot(index)
+    before = index_contents(index)
     result = run("search", "a query", "--index", index, "--model", tmp_path / "other-model")
     assert result.exit_code == 1
     assert "was built with the model 'all-MiniLM-L6-v2'" in result.output
-    assert snapshot(index) == before
+    assert index_contents(index) == before
 
 
 def test_an_index_of_another_dimension_is_refused(index):
@@ -148,31 +143,31 @@ def test_an_index_of_another_dimension_is_refused(index):
 
     from semsearch.errors import StoreError
 
-    before = snapshot(index)
+    before = index_contents(index)
     with Engine.open(index) as engine, pytest.raises(StoreError, match="dimension 384"):
         engine.search_vector(np.ones(64, dtype=np.float32))
-    assert snapshot(index) == before
+    assert index_contents(index) == before
 
 
 @pytest.mark.parametrize("k, message", [("0", "0 is not in the range x>=1"),
                                         ("-3", "-3 is not in the range x>=1"),
                                         ("100000000", "k must be a whole number from 1 to 10000")])
 def test_k_out_of_range_is_refused(index, k, message):
-    before = snapshot(index)
+    before = index_contents(index)
     result = run("search", "a query", "-k", k, "--index", index)
     assert result.exit_code != 0 and message in result.output
-    assert snapshot(index) == before
+    assert index_contents(index) == before
 
 
 def test_an_empty_query_is_refused(index):
-    before = snapshot(index)
+    before = index_contents(index)
     result = run("search", "   ", "--index", index)
     assert result.exit_code == 1 and "the query is empty" in result.output
-    assert snapshot(index) == before
+    assert index_contents(index) == before
 
 
 def test_remove_of_an_unknown_id_is_refused_and_changes_nothing(index):
-    before = snapshot(index)
+    before = index_contents(index)
     result = run("remove", "no-such-paper", "--index", index)
     assert result.exit_code == 1 and "no paper with id 'no-such-paper'" in result.output
-    assert snapshot(index) == before
+    assert index_contents(index) == before

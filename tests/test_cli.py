@@ -168,12 +168,14 @@ def test_verify_passes_then_names_the_damaged_file(tmp_path):
     run("index", corpus, "--index", path)
     assert "all files match" in run("verify", "--index", path).output
     live = path / (path / "CURRENT").read_text().strip()
-    target = live / "lexical" / "vocab.index.json"
-    target.write_text(target.read_text().replace("a", "b", 1))
+    target = live / "segments" / "seg-000001" / "terms.npy"
+    data = bytearray(target.read_bytes())
+    data[-3] ^= 0xFF
+    target.write_bytes(bytes(data))
     result = run("verify", "--index", path, "--json", ok=False)
     assert result.exit_code == 1
     report = json.loads(result.output.splitlines()[0])
-    assert report["ok"] is False and "vocab.index.json" in report["problems"][0]
+    assert report["ok"] is False and "terms.npy" in report["problems"][0]
 
 
 def test_dry_run_reports_without_writing_an_index(index_root):

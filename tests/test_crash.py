@@ -1,17 +1,20 @@
-"""Crash safety: a writer killed with SIGKILL at random moments never leaves a broken index.
+"""Crash safety: a writer killed with SIGKILL, or interrupted with SIGINT right at its commit,
+never leaves a broken index.
 
 After every kill the index must open, pass `verify`, hold exactly the documents of the last
 committed operation (the one in flight may or may not have landed, nothing in between), and
-answer searches. Runs on every index type.
+answer searches. Adds, removes, the merges that follow adds, and re-trainings are killed.
 """
 
 from __future__ import annotations
 
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,91 +23,163 @@ from semsearch import Engine
 from semsearch.documents import Document
 
 from conftest import HashingEmbedder
-from crash_worker import apply
+from crash_worker import apply, kind_of
 
 WORKER = Path(__file__).with_name("crash_worker.py")
-KILLS_PER_TYPE = 8
 
 
 def stored_ids(path: Path) -> set[str]:
     with Engine.open(path, embedder=HashingEmbedder()) as engine:
-        return {doc.id for batch in engine.documents.batches(1000) for _, doc in batch}
+        return set(engine.ids())
 
 
-@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
-def test_sigkill_during_add_or_remove_leaves_the_last_committed_state(kind, tmp_path):
-    path = tmp_path / kind
+def start_index(path: Path, kind: str, count: int = 1500) -> list[set[str]]:
     docs = [Document(f"d{i}", f"Paper {i} on topic{i % 41}",
                      f"Words about subject{i % 37}, method{i % 13} and result{i}.")
-            for i in range(1500)]
+            for i in range(count)]
     Engine(path, embedder=HashingEmbedder()).build(docs, index_type=kind)
-    states = [{doc.id for doc in docs}]      # states[n]: the ids after operation n - 1
+    return [{doc.id for doc in docs}]     # states[n]: the ids after operation n - 1
+
+
+def check_after(path: Path, states: list[set[str]], committed: list[int], attempt: int) -> None:
+    """The index holds the last committed state or the one in flight; it verifies and
+    answers."""
+    for number in committed:
+        states.append(apply(number, states[-1]))
+    in_flight = apply(len(states) - 1, states[-1])
+    found = stored_ids(path)
+    assert found in (states[-1], in_flight), f"attempt {attempt}: a mix of two states"
+    if found == in_flight and found != states[-1]:  # committed, killed before it could say so
+        states.append(in_flight)
+    with Engine.open(path, embedder=HashingEmbedder()) as engine:
+        assert engine.verify() == [], f"attempt {attempt}"
+        assert engine.info().count == len(found)
+        hits = engine.search("subject3 method4", k=10)
+        assert len(hits) == 10 and {hit.id for hit in hits} <= found
+
+
+def run_worker(path: Path, first: int, merge_at=None, fold_at=None):
+    extra = [str(merge_at), str(fold_at)] if merge_at else []
+    worker = subprocess.Popen([sys.executable, str(WORKER), str(path), str(first), *extra],
+                              stdout=subprocess.PIPE, text=True, cwd=WORKER.parent)
+    assert worker.stdout.readline().strip() == "ready"
+    return worker
+
+
+def said(worker) -> tuple[list[int], str]:
+    """What a killed worker had said: the operations it committed, and what was in flight."""
+    lines = worker.stdout.read().splitlines()
+    worker.wait()
+    committed = [int(line.split()[1]) for line in lines if line.startswith("committed")]
+    doing = ""
+    for line in lines:
+        words = line.split()
+        if words[0] == "begin":
+            doing = words[2]
+        elif words[0] == "merging":
+            doing = "merge"
+        elif words[0] == "committed":
+            doing = ""
+    return committed, doing
+
+
+KILLS = {"add": 10, "remove": 10, "merge": 10, "reindex": 10}
+
+
+def test_sigkill_at_random_moments_of_every_kind_of_write(tmp_path):
+    """At least 10 kills inside each of add, remove, merge and reindex (merges made frequent:
+    every third segment, folding at 100 rows), on an IVF index."""
+    path = tmp_path / "ivf"
+    states = start_index(path, "ivf")
+    rng = random.Random(7)
+    killed: Counter[str] = Counter()
+    for attempt in range(300):
+        if all(killed[kind] >= need for kind, need in KILLS.items()):
+            break
+        worker = run_worker(path, len(states) - 1, merge_at=2, fold_at=100)
+        # a re-training takes seconds: once it has been killed often enough, let it finish
+        enough = killed["reindex"] >= KILLS["reindex"] and kind_of(len(states) - 1) == "reindex"
+        time.sleep(rng.uniform(6.0, 8.0) if enough else rng.uniform(0.0, 2.0))
+        worker.send_signal(signal.SIGKILL)
+        committed, doing = said(worker)
+        killed[doing or "between"] += 1
+        check_after(path, states, committed, attempt)
+    assert all(killed[kind] >= need for kind, need in KILLS.items()), killed
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_sigkill_during_writes_on_other_index_types(kind, tmp_path):
+    path = tmp_path / kind
+    states = start_index(path, kind)
     rng = random.Random(kind)
-    killed_mid_write = 0
-    for kill in range(KILLS_PER_TYPE):
-        first = len(states) - 1
-        worker = subprocess.Popen([sys.executable, str(WORKER), str(path), str(first)],
-                                  stdout=subprocess.PIPE, text=True, cwd=WORKER.parent)
-        assert worker.stdout.readline().strip() == "ready"
+    for attempt in range(6):
+        worker = run_worker(path, len(states) - 1)
         time.sleep(rng.uniform(0.0, 1.5))
         worker.send_signal(signal.SIGKILL)
-        output = worker.stdout.read().split()
-        worker.wait()
-        committed = [int(n) for word, n in zip(output[::2], output[1::2]) if word == "committed"]
-        for number in committed:
-            states.append(apply(number, states[-1]))
-        in_flight = apply(len(states) - 1, states[-1])
-
-        # a generation folder without a manifest: the kill landed inside a write
-        killed_mid_write += any(not (gen / "manifest.json").exists() for gen in path.glob("gen-*"))
-        found = stored_ids(path)
-        assert found in (states[-1], in_flight), f"kill {kill}: a mix of two states"
-        if found == in_flight:             # committed, killed before it could say so
-            states.append(in_flight)
-        with Engine.open(path, embedder=HashingEmbedder()) as engine:
-            assert engine.verify() == []
-            assert engine.info().count == len(states[-1])
-            hits = engine.search("subject3 method4", k=10)
-            assert len(hits) == 10 and {hit.id for hit in hits} <= states[-1]
-    assert len(states) > KILLS_PER_TYPE, "the writer hardly ever got to commit"
-    assert killed_mid_write >= KILLS_PER_TYPE // 2, "most kills missed the writes"
+        committed, _ = said(worker)
+        check_after(path, states, committed, attempt)
+    assert len(states) > 6, "the writer hardly ever got to commit"
 
 
 SIGINTS = 20
 
 
-def test_sigint_at_the_commit_never_loses_the_index(tmp_path):
-    """Ctrl-C that lands right as CURRENT is switched (watched for, and signalled at once)
-    leaves the state before or after that write, never a generation that was deleted."""
+def latest_commit(database: sqlite3.Connection) -> int:
+    return database.execute("SELECT max(number) FROM commits").fetchone()[0]
+
+
+def test_sigint_right_at_the_commit_never_loses_a_write(tmp_path):
+    """Ctrl-C that lands the moment a write's commit record appears (watched for in the
+    database, and signalled at once) leaves the state before or after that write."""
     path = tmp_path / "index"
-    docs = [Document(f"d{i}", f"Paper {i} on topic{i % 41}", f"Words about subject{i % 37}.")
-            for i in range(300)]
-    Engine(path, embedder=HashingEmbedder()).build(docs, index_type="exact")
-    states = [{doc.id for doc in docs}]
+    states = start_index(path, "exact", count=300)
+    for attempt in range(SIGINTS):
+        generation = path / (path / "CURRENT").read_text().strip()
+        database = sqlite3.connect(f"file:{generation / 'documents.sqlite'}?mode=ro", uri=True,
+                                   isolation_level=None)
+        before = latest_commit(database)
+        worker = run_worker(path, len(states) - 1)
+        deadline = time.monotonic() + 30
+        while latest_commit(database) == before and time.monotonic() < deadline:
+            pass
+        worker.send_signal(signal.SIGINT)
+        database.close()
+        committed, _ = said(worker)
+        check_after(path, states, committed, attempt)
+    assert len(states) > SIGINTS // 2
+
+
+BUILDER = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import HashingEmbedder
+from semsearch import Engine
+from semsearch.documents import Document
+print("ready", flush=True)
+for number in range(10_000):
+    Engine({path!r}, embedder=HashingEmbedder()).build(
+        [Document(f"b{{number}}-{{i}}", f"Built {{number}} paper {{i}}", "Words.")
+         for i in range(50)])
+    print(f"committed {{number}}", flush=True)
+"""
+
+
+def test_sigint_right_as_a_build_switches_never_loses_the_index(tmp_path):
+    """A build's commit is the rename of CURRENT: watched for, and signalled at once."""
+    path = tmp_path / "built"
+    Engine(path, embedder=HashingEmbedder()).build([Document("x", "First", "Words.")])
     pointer = path / "CURRENT"
     for attempt in range(SIGINTS):
-        first = len(states) - 1
-        worker = subprocess.Popen([sys.executable, str(WORKER), str(path), str(first)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                  cwd=WORKER.parent)
+        code = BUILDER.format(tests=str(WORKER.parent), path=str(path))
+        worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         assert worker.stdout.readline().strip() == "ready"
         before = pointer.read_bytes()
         deadline = time.monotonic() + 30
         while pointer.read_bytes() == before and time.monotonic() < deadline:
             pass
         worker.send_signal(signal.SIGINT)
-        output = worker.stdout.read().split()
-        worker.wait()
-        committed = [int(n) for word, n in zip(output[::2], output[1::2]) if word == "committed"]
-        for number in committed:
-            states.append(apply(number, states[-1]))
-        in_flight = apply(len(states) - 1, states[-1])
+        worker.communicate()
         live = path / pointer.read_text().strip()
         assert live.is_dir(), f"attempt {attempt}: CURRENT names a deleted generation"
-        found = stored_ids(path)
-        assert found in (states[-1], in_flight), f"attempt {attempt}: a mix of two states"
-        if found == in_flight:
-            states.append(in_flight)
         with Engine.open(path, embedder=HashingEmbedder()) as engine:
-            assert engine.verify() == []
-    assert len(states) > SIGINTS // 2
+            assert engine.verify() == [] and engine.info().count in (1, 50)

@@ -148,9 +148,9 @@ def test_fp32_and_bf16_queries_rank_alike(sample_engine):
     from semsearch.bf16_queries import bf16_available
 
     fp32 = sample_engine
-    assert fp32.query_embedder.query_runtime == "onnxruntime-fp32"   # the default
+    assert fp32.query_runtime == "onnxruntime-fp32"   # the default
     bf16 = Engine.open(sample_engine.folder.path, bf16_queries=True)
-    assert bf16.query_embedder.query_runtime == \
+    assert bf16.query_runtime == \
         ("openvino-bf16" if bf16_available() else "onnxruntime-fp32")
     for query in ("retrieval augmented generation with knowledge graphs",
                   "vision language models for robot manipulation", "speech recognition"):
@@ -172,14 +172,14 @@ def test_real_model_more_like_mm_embed_is_retrieval_and_embedding(sample_engine)
 
 
 def test_rebuild_changes_settings_without_re_embedding(engine, hashing_embedder):
-    from semsearch.lexical import LexicalSettings
+    from semsearch.engine import LexicalSettings
 
     before = engine.search("graph neural networks with message passing for molecules", k=3,
                            mode="dense")
     calls = hashing_embedder.calls
     engine.rebuild(lexical=LexicalSettings(k1=2.0, b=0.9))
     assert hashing_embedder.calls == calls
-    assert engine.manifest.lexical["k1"] == 2.0 and engine.manifest.model == "test-hashing-embedder"
+    assert engine.info().lexical["k1"] == 2.0 and engine.info().model == "test-hashing-embedder"
     after = engine.search("graph neural networks with message passing for molecules", k=3,
                           mode="dense")
     assert [(h.id, round(h.score, 5)) for h in after] == [(h.id, round(h.score, 5)) for h in before]
@@ -259,18 +259,19 @@ def test_the_same_id_twice_in_one_add_keeps_the_last_version(engine):
 
 
 def test_an_add_that_changes_nothing_writes_nothing(engine):
-    before = engine.snapshot.path
+    before = engine.info()
     report = engine.add(DOCS)
     assert report.unchanged == len(DOCS) and not report.changed
-    assert Engine.open("plumbing").snapshot.path == before
+    after = Engine.open("plumbing").info()
+    assert (after.generation, after.version) == (before.generation, before.version)
 
 
 def test_remove_of_an_unknown_id_changes_nothing(engine):
-    before = engine.snapshot.path
+    before = engine.info()
     with pytest.raises(QueryError, match="no paper with id 'nope'.*nothing was removed"):
         engine.remove(["g1", "nope"])
-    reopened = Engine.open("plumbing", embedder=HashingEmbedder())
-    assert reopened.snapshot.path == before and reopened.info().count == len(DOCS)
+    after = Engine.open("plumbing", embedder=HashingEmbedder()).info()
+    assert (after.version, after.count) == (before.version, len(DOCS))
 
 
 def test_removing_every_paper_is_refused(engine):
@@ -370,6 +371,6 @@ def test_many_queries_at_once_answer_as_one_at_a_time(engine, mode):
     together = engine.search_many(queries, k=3, mode=mode)
     assert [[hit.id for hit in hits] for hits in together] == \
         [[hit.id for hit in engine.search(query, k=3, mode=mode)] for query in queries]
-    vectors = engine.query_embedder.embed_queries(queries)
+    vectors = engine.embed(queries)
     assert [[hit.id for hit in hits] for hits in engine.search_vectors(vectors, k=2)] == \
         [[hit.id for hit in engine.search_vector(vector, k=2)] for vector in vectors]

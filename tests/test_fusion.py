@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from semsearch.fusion import FusionSettings, fuse, normalised_sum, reciprocal_rank
+from semsearch.search.fusion import FusionSettings, fuse, normalised_sum, reciprocal_rank
 
 
 def ranking(rows, scores):

@@ -1,69 +1,149 @@
+"""BM25 over segment postings (semsearch.index.lexical)."""
+
 import numpy as np
 import pytest
 
-from semsearch.lexical import LexicalIndex, LexicalSettings
+from semsearch.index import lexical as bm25
+from semsearch.index.lexical import LexicalSettings
 from semsearch.store import FolderFiles
 
 TEXTS = ["Graph neural networks for molecules", "Transformers translate languages",
          "Molecular graphs and chemistry", "The the the and of"]
 
 
-def build(settings=LexicalSettings()):
-    rows = np.array([10, 20, 30, 40])
-    return LexicalIndex.build([(rows[:2], TEXTS[:2]), (rows[2:], TEXTS[2:])], settings)
+def segment(folder, texts, rows, settings=LexicalSettings(), allowed=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = bm25.PostingsWriter(folder, bm25.Tokenizer(settings))
+    writer.add(texts)
+    writer.finish()
+    return bm25.LexicalPart(bm25.SegmentPostings(FolderFiles(folder)), np.asarray(rows),
+                            len(texts), writer.tokens, allowed)
 
 
-def test_bm25_finds_stemmed_terms_and_answers_with_rows():
-    scores, rows = build().search("molecule graph", k=10)
+def search(parts, text, k=10, settings=LexicalSettings()):
+    return bm25.search(parts, bm25.Tokenizer(settings), text, k)
+
+
+def test_bm25_finds_stemmed_terms_and_answers_with_rows(tmp_path):
+    part = segment(tmp_path / "s", TEXTS, [10, 20, 30, 40])
+    scores, rows = search([part], "molecule graph")
     assert set(rows) == {10, 30}
     assert list(scores) == sorted(scores, reverse=True)
 
 
-def test_documents_sharing_no_term_are_left_out():
-    scores, rows = build().search("translation", k=10)
-    assert list(rows) == [20]
+def test_documents_sharing_no_term_are_left_out(tmp_path):
+    part = segment(tmp_path / "s", TEXTS, [10, 20, 30, 40])
+    assert list(search([part], "translation")[1]) == [20]
+    assert len(search([part], "zebra")[1]) == 0
 
 
-def test_a_query_of_stopwords_or_unknown_words_finds_nothing():
-    assert len(build(LexicalSettings(stopwords="en")).search("the and of", k=5)[1]) == 0
-    assert len(build().search("zebra", k=5)[1]) == 0
+def test_a_query_of_stopwords_finds_nothing_when_they_are_left_out(tmp_path):
+    settings = LexicalSettings(stopwords="en")
+    part = segment(tmp_path / "s", TEXTS, [10, 20, 30, 40], settings)
+    assert len(search([part], "the and of", settings=settings)[1]) == 0
 
 
-def test_save_and_load_keep_settings_and_answers(tmp_path):
-    settings = LexicalSettings(k1=1.5, b=0.5)
-    index = build(settings)
-    index.save(tmp_path / "lexical")
-    loaded = LexicalIndex.load(FolderFiles(tmp_path / "lexical"))
-    assert loaded.settings == settings and len(loaded) == 4
-    np.testing.assert_array_equal(loaded.search("graph", 5)[1], index.search("graph", 5)[1])
+def test_query_tokens_are_stemmed(tmp_path):
+    assert bm25.Tokenizer(LexicalSettings()).terms("The Graphs of Molecules") == \
+        ["the", "graph", "of", "molecul"]
+    assert bm25.Tokenizer(LexicalSettings(stopwords="en")).terms("The Graphs of Molecules") == \
+        ["graph", "molecul"]
 
 
-def test_query_tokens_are_stemmed_without_stopwords():
-    assert build().tokens("The Graphs of Molecules") == ["the", "graph", "of", "molecul"]
-    assert build(LexicalSettings(stopwords="en")).tokens("The Graphs of Molecules") == ["graph", "molecul"]
+def test_rows_not_allowed_are_never_returned(tmp_path):
+    part = segment(tmp_path / "s", TEXTS, [10, 20, 30, 40],
+                   allowed=np.array([False, True, True, True]))
+    assert set(search([part], "molecule graph")[1]) == {30}
 
 
-@pytest.mark.parametrize("settings", [LexicalSettings(), LexicalSettings(k1=0.9, b=0.4, stopwords="en"),
+def sample_texts(sample_paths):
+    from semsearch.readers import read_documents
+
+    return list(dict.fromkeys(d.text for d in read_documents(sample_paths)))
+
+
+QUERIES = ["retrieval augmented generation with knowledge graphs", "Multimodal LLMs",
+           "the of and", "speech recognition for low-resource languages"]
+
+
+@pytest.mark.parametrize("settings", [LexicalSettings(), LexicalSettings(k1=0.9, b=0.4,
+                                                                         stopwords="en"),
                                       LexicalSettings(stemmer=None)])
-def test_query_scores_equal_bm25s_own_retrieval(sample_paths, settings):
-    """The numpy query path must rank exactly as bm25s itself would."""
+def test_scores_equal_bm25s_own_retrieval(sample_paths, tmp_path, settings):
+    """The settings were tuned with bm25s: these postings must rank exactly as it would."""
     import bm25s
     import Stemmer
 
-    from semsearch.readers import read_documents
-
-    texts = list(dict.fromkeys(d.text for d in read_documents(sample_paths)))
-    index = LexicalIndex.build([(np.arange(len(texts)), texts)], settings)
+    texts = sample_texts(sample_paths)
+    part = segment(tmp_path / "s", texts, np.arange(len(texts)), settings)
     stemmer = Stemmer.Stemmer(settings.stemmer) if settings.stemmer else None
+    stopwords = sorted(bm25.STOPWORDS) if settings.stopwords else []
     retriever = bm25s.BM25(k1=settings.k1, b=settings.b, method=settings.method)
-    retriever.index(bm25s.tokenize(texts, stopwords=settings.stopwords or [], stemmer=stemmer,
+    retriever.index(bm25s.tokenize(texts, stopwords=stopwords, stemmer=stemmer,
                                    show_progress=False), show_progress=False)
-    for query in ["retrieval augmented generation with knowledge graphs", "Multimodal LLMs",
-                  "the of and", "speech recognition for low-resource languages"]:
-        scores, rows = index.search(query, 10)
-        tokens = bm25s.tokenize([query], stopwords=settings.stopwords or [], stemmer=stemmer,
-                                return_ids=False, show_progress=False)
+    for query in QUERIES:
+        scores, rows = search([part], query, settings=settings)
+        tokens = bm25s.tokenize([query], stopwords=stopwords, stemmer=stemmer, return_ids=False,
+                                show_progress=False)
         expected_rows, expected_scores = retriever.retrieve(tokens, k=10, show_progress=False)
         keep = expected_scores[0] > 0
         np.testing.assert_allclose(scores, expected_scores[0][keep], rtol=1e-5)
         assert set(rows) == set(expected_rows[0][keep])  # ties may come in either order
+
+
+def test_scores_over_many_segments_equal_one_segment_over_all(sample_paths, tmp_path):
+    """Collection statistics are summed at query time: splitting papers into segments
+    changes no score."""
+    texts = sample_texts(sample_paths)
+    rows = np.arange(1, len(texts) + 1)
+    whole = segment(tmp_path / "whole", texts, rows)
+    cuts = [0, 7, 60, 61, len(texts)]
+    parts = [segment(tmp_path / f"part{i}", texts[a:b], rows[a:b])
+             for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
+    for query in QUERIES:
+        one, split = search([whole], query, k=20), search(parts, query, k=20)
+        np.testing.assert_allclose(split[0], one[0], rtol=1e-6)
+        assert set(split[1]) == set(one[1])
+
+
+def test_postings_spilled_to_disk_are_the_postings_kept_in_memory(sample_paths, tmp_path,
+                                                                  monkeypatch):
+    texts = sample_texts(sample_paths) * 3
+    in_memory = segment(tmp_path / "memory", texts, np.arange(len(texts)))
+    monkeypatch.setattr(bm25, "SPILL_AT", 500)
+    spilled = segment(tmp_path / "spilled", texts, np.arange(len(texts)))
+    assert not list((tmp_path / "spilled").glob("bucket-*"))
+    for name in bm25.FILES:
+        np.testing.assert_array_equal(np.load(tmp_path / "memory" / name),
+                                      np.load(tmp_path / "spilled" / name))
+
+
+def test_merged_postings_equal_postings_built_from_the_texts(sample_paths, tmp_path):
+    texts = sample_texts(sample_paths)[:40]
+    first = segment(tmp_path / "a", texts[:25], np.arange(25))
+    second = segment(tmp_path / "b", texts[25:], np.arange(25, 40))
+    dropped = {3, 30}
+    kept = [i for i in range(40) if i not in dropped]
+    entries, lengths, offset = [], [], 0
+    for part, positions in ((first, range(25)), (second, range(25, 40))):
+        new_position = np.full(len(positions), -1)
+        for at, row in enumerate(positions):
+            if row not in dropped:
+                new_position[at] = offset
+                offset += 1
+        entries.append(bm25.remapped_entries(part.postings, new_position))
+        lengths.append(np.asarray(part.postings.lengths)[new_position >= 0])
+    (tmp_path / "merged").mkdir()
+    bm25.write_entries(tmp_path / "merged", np.concatenate(entries), np.concatenate(lengths))
+    segment(tmp_path / "direct", [texts[i] for i in kept], kept)
+    for name in bm25.FILES:
+        np.testing.assert_array_equal(np.load(tmp_path / "merged" / name),
+                                      np.load(tmp_path / "direct" / name))
+
+
+def test_matched_words_leave_function_words_out(tmp_path):
+    part = segment(tmp_path / "s", TEXTS, [10, 20, 30, 40])
+    tokenizer = bm25.Tokenizer(LexicalSettings())
+    assert bm25.matched_words(part, tokenizer, "the graphs of molecules", 0) == \
+        ["graphs", "molecules"]
+    assert bm25.matched_words(part, tokenizer, "graphs", 1) == []

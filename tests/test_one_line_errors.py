@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, write
+from conftest import DATA, index_contents, write
 
 CORPUS = DATA / "scifact-first-60.jsonl"
 NEW_PAPER = '{"id": "new1", "title": "A new paper", "abstract": "On something else entirely."}\n'
@@ -29,11 +29,6 @@ def semsearch(*args, env=None) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
-def files_of(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` and its hash, but the open-check stamps and the lock."""
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and not path.name.startswith((".checked", ".lock"))}
 
 
 def assert_one_line_failure(result: subprocess.CompletedProcess, *expected: str) -> None:
@@ -88,11 +83,11 @@ FOLDER_FAULTS = {"manifest-not-an-object": (manifest_not_an_object, "manifest.js
 def test_a_damaged_index_fails_in_one_line_naming_what(index, tmp_path, fault, command):
     damage, named = FOLDER_FAULTS[fault]
     damage(index)
-    before = files_of(index)
+    before = index_contents(index)
     new = write(tmp_path / "new.jsonl", NEW_PAPER)
     args = [str(new) if word == "NEW" else word for word in command]
     assert_one_line_failure(semsearch(*args, "--index", index), named)
-    assert files_of(index) == before
+    assert index_contents(index) == before
 
 
 @pytest.mark.parametrize("where", ["a-file", "under-a-file", "impossible"])
@@ -184,12 +179,12 @@ def test_a_full_disk_during_a_write_fails_in_one_line_and_changes_nothing(small_
     path = Path(shutil.copytree(built, small_disk / "idx"))
     new = write(tmp_path / "new.jsonl", NEW_PAPER)
     fill(small_disk, int(share * disk_use(built)))
-    before = files_of(path)
+    before = index_contents(path)
     free_before = os.statvfs(small_disk).f_bavail
     args = ["add", new] if command == "add" else ["remove", "4983"]
     result = semsearch(*args, "--index", path)
     assert_one_line_failure(result)
-    assert files_of(path) == before
+    assert index_contents(path) == before
     assert os.statvfs(small_disk).f_bavail >= free_before - 2  # the lock file's block at most
     assert semsearch("search", "a query", "--index", path).returncode == 0
 
@@ -199,9 +194,9 @@ def test_a_read_only_index_answers_queries_and_refuses_writes_in_one_line(small_
     path = Path(shutil.copytree(built, small_disk / "idx"))
     assert semsearch("search", "a query", "--index", path).returncode == 0  # stamps recorded
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-    before = files_of(path)
+    before = index_contents(path)
     assert semsearch("search", "a query", "--index", path).returncode == 0
     new = write(tmp_path / "new.jsonl", NEW_PAPER)
     for args in (["add", new], ["remove", "4983"], ["index", CORPUS], ["reindex"]):
         assert_one_line_failure(semsearch(*args, "--index", path))
-    assert files_of(path) == before
+    assert index_contents(path) == before

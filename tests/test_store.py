@@ -1,23 +1,46 @@
+"""The index folder: generations, commits inside one, snapshots, checksums, the document
+table (semsearch.store)."""
+
 import json
 import sqlite3
 
 import pytest
 
-from semsearch import store
+from semsearch import _fs, store
 from semsearch.documents import Document
 from semsearch.errors import StoreError
+from semsearch.store.folder import KEEP_COMMITS
+from semsearch.store.records import Commit, Manifest, SegmentInfo
 
 
-def manifest(count=1):
-    return store.Manifest(model="m", dimension=4, count=count, index_type="exact")
+def segment_in(folder, name, payload=b"vectors"):
+    path = folder / name
+    path.mkdir()
+    (path / "data.bin").write_bytes(payload)
+    return SegmentInfo(name=name, count=1, first_row=1, last_row=1, tokens=1,
+                       files={"data.bin": _fs.file_checksum(path / "data.bin")})
 
 
 def build(folder, docs):
     with folder.new_generation() as generation:
         for doc in docs:
             generation.documents.stage(doc)
-        (generation.vectors_path / "index.faiss").write_bytes(b"vectors")
-        return generation.commit(manifest(len(docs)))
+        info = segment_in(generation.segments_path, "seg-000001")
+        commit = Commit(number=1, segments=(info,), ann=None, index_type="exact",
+                        target_recall=0.95, lexical={}, count=len(docs),
+                        next_row=len(docs) + 1, next_name=2)
+        generation.commit(Manifest(model="m", dimension=4), commit)
+
+
+def write(folder, doc, payload=b"more"):
+    """One write inside the live generation: a paper and a segment."""
+    with folder.writing() as writer:
+        writer.documents.upsert(doc, writer.base.next_row)
+        info = segment_in(writer.segments_path, writer.new_name("seg"), payload)
+        return writer.commit(Commit(**{**writer.base.__dict__,
+                                       "segments": writer.base.segments + (info,),
+                                       "count": writer.base.count + 1,
+                                       "next_row": writer.base.next_row + 1}))
 
 
 def test_resolve_names_and_paths(index_root):
@@ -27,17 +50,17 @@ def test_resolve_names_and_paths(index_root):
     assert str(store.resolve("/abs/idx")) == "/abs/idx"
 
 
-def test_round_trip_of_documents_and_manifest(tmp_path):
+def test_a_build_is_read_back_whole(tmp_path):
     folder = store.IndexFolder(tmp_path / "idx")
     doc = Document("a", "Title", "Abstract", {"year": 2020, "authors": ["X Y"]})
-    written = build(folder, [doc])
-    assert folder.manifest() == written
-    assert written.files["documents.sqlite"]["sha256"]
+    build(folder, [doc])
     snapshot = store.Snapshot.pin(folder)
     table = snapshot.documents
     row = table.row_of_id("a")
     assert table.by_rows([row]) == {row: doc}
     assert table.rows_of_title("  TITLE ") == [row]
+    assert snapshot.manifest.model == "m" and snapshot.commit.number == 1
+    assert snapshot.locate("segments/seg-000001/data.bin").read_bytes() == b"vectors"
 
 
 def test_duplicate_rules(tmp_path):
@@ -59,20 +82,62 @@ def test_batches_cover_every_row_in_order(tmp_path):
     assert rows == sorted(rows) and len(rows) == 25
 
 
-def test_a_failed_write_leaves_the_old_generation_live(tmp_path):
+def test_upsert_embeds_only_what_changed(tmp_path):
+    table = store.DocumentTable.create(tmp_path / "d.sqlite")
+    table.stage(Document("a", "T", "A", {"year": 2020}))
+    assert table.upsert(Document("a", "T", "A", {"year": 2021}), 10) == ("unchanged", None)
+    assert table.by_rows([1])[1].metadata == {"year": 2021}   # metadata refreshed in place
+    assert table.upsert(Document("b", "t", "A."), 11) == ("duplicate", None)
+    assert table.upsert(Document("a", "T", "A revised"), 12) == ("updated", 1)
+    assert table.upsert(Document("c", "New", "Paper"), 13) == ("new", None)
+    assert table.row_of_id("a") == 12
+    assert table.delete("c") == 13 and table.delete("c") is None
+    assert len(table) == 1
+
+
+def test_a_write_commits_inside_the_generation_and_old_readers_keep_their_state(tmp_path):
     folder = store.IndexFolder(tmp_path / "idx")
     build(folder, [Document("a", "T", "A")])
-    live = folder.generation()
+    before = store.Snapshot.pin(folder)
+    committed = write(folder, Document("b", "T2", "A2"))
+    assert committed.number == 2 and [s.name for s in committed.segments] == \
+        ["seg-000001", "seg-000002"]
+    after = store.Snapshot.pin(folder)
+    assert after.documents.row_of_id("b") is not None and after.commit.number == 2
+    assert before.documents.row_of_id("b") is None and before.commit.number == 1  # isolated
+    assert len(list((tmp_path / "idx").glob("gen-*"))) == 1
+
+
+def test_a_failed_write_changes_nothing_and_leaves_no_files(tmp_path):
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "T", "A")])
     with pytest.raises(RuntimeError):
-        with folder.new_generation() as generation:
-            generation.documents.stage(Document("b", "T2", "A2"))
+        with folder.writing() as writer:
+            writer.documents.upsert(Document("b", "T2", "A2"), writer.base.next_row)
+            segment_in(writer.segments_path, writer.new_name("seg"))
             raise RuntimeError("crash in the middle")
-    assert folder.generation() == live
-    assert [p.name for p in (tmp_path / "idx").glob("gen-*")] == [live.name]
-    assert store.Snapshot.pin(folder).documents.row_of_id("b") is None
+    snapshot = store.Snapshot.pin(folder)
+    assert snapshot.documents.row_of_id("b") is None and snapshot.commit.number == 1
+    assert [p.name for p in (folder.generation() / "segments").iterdir()] == ["seg-000001"]
 
 
-def test_a_failed_first_write_leaves_no_index(tmp_path):
+def test_segments_no_recent_commit_names_are_removed(tmp_path):
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "T", "A")])
+    reader = store.Snapshot.pin(folder)
+    for number in range(4):
+        with folder.writing() as writer:
+            name = writer.new_name("seg")
+            info = segment_in(writer.segments_path, name)
+            # a merge: the new segment replaces every other
+            writer.commit(Commit(**{**writer.base.__dict__, "segments": (info,)}))
+    kept = sorted(p.name for p in (folder.generation() / "segments").iterdir())
+    assert len(kept) == KEEP_COMMITS and "seg-000001" not in kept
+    # a reader of the first state still reads its files, held open
+    assert reader.locate("segments/seg-000001/data.bin").read_bytes() == b"vectors"
+
+
+def test_a_failed_first_build_leaves_no_index(tmp_path):
     folder = store.IndexFolder(tmp_path / "idx")
     with pytest.raises(RuntimeError):
         with folder.new_generation():
@@ -80,18 +145,17 @@ def test_a_failed_first_write_leaves_no_index(tmp_path):
     assert not (tmp_path / "idx").exists()
 
 
-def test_new_generation_replaces_and_keeps_one_old_for_open_readers(tmp_path):
+def test_a_new_build_replaces_and_keeps_one_old_generation(tmp_path):
     folder = store.IndexFolder(tmp_path / "idx")
     build(folder, [Document("a", "T", "A")])
     first = folder.generation()
     pinned = store.Snapshot.pin(folder)
-    reader = pinned.documents
     build(folder, [Document("b", "T2", "A2")])
     build(folder, [Document("c", "T3", "A3")])
     assert store.Snapshot.pin(folder).documents.row_of_id("c") is not None
     assert not first.exists()
     assert len(list((tmp_path / "idx").glob("gen-*"))) == 2
-    assert reader.row_of_id("a") is not None  # opened before; still readable
+    assert pinned.documents.row_of_id("a") is not None  # opened before; still readable
 
 
 def test_missing_index_says_how_to_build_one(tmp_path):
@@ -105,128 +169,85 @@ def test_folder_that_is_not_an_index(tmp_path):
         store.IndexFolder(tmp_path / "stuff").manifest()
 
 
-def test_truncated_file_is_named_on_open(tmp_path):
+def test_an_index_of_format_1_says_how_to_upgrade(tmp_path):
     folder = store.IndexFolder(tmp_path / "idx")
     build(folder, [Document("a", "T", "A")])
-    path = folder.generation() / "documents.sqlite"
-    path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(StoreError, match="documents.sqlite: size 100 bytes"):
-        store.Snapshot.pin(folder).documents
-
-
-def test_a_file_that_is_no_document_table_is_named_on_open(tmp_path):
-    path = tmp_path / "documents.sqlite"
-    path.write_bytes(b"not a database ".ljust(8192, b"x"))
-    with pytest.raises(StoreError, match="documents.sqlite: cannot read the document table"):
-        store.DocumentTable.open_read_only(path)
-    path.unlink()
-    database = sqlite3.connect(path)
-    database.execute("CREATE TABLE other (x)")
-    database.close()
-    with pytest.raises(StoreError, match="documents.sqlite: cannot read the document table"):
-        store.DocumentTable.open_read_only(path)
-
-
-def test_a_missing_document_table_is_named_on_open(tmp_path):
-    with pytest.raises(StoreError, match="documents.sqlite: cannot read the document table"):
-        store.DocumentTable.open_read_only(tmp_path / "documents.sqlite")
-
-
-def test_an_open_table_reads_through_a_memory_map(tmp_path):
-    # so pages once read stay mapped, where the kernel leaves them in memory
-    folder = store.IndexFolder(tmp_path / "idx")
-    build(folder, [Document("a", "T", "A")])
-    table = store.DocumentTable.open_read_only(folder.generation() / "documents.sqlite")
-    (mapped,) = table._db.execute("PRAGMA mmap_size").fetchone()
-    assert mapped >= (folder.generation() / "documents.sqlite").stat().st_size
-    assert table.by_rows([1])[1].title == "T"
+    path = folder.generation() / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "format_version": 1}))
+    with pytest.raises(StoreError, match="format 1.*semsearch upgrade --index"):
+        store.Snapshot.pin(folder)
 
 
 def test_newer_format_is_refused(tmp_path):
     folder = store.IndexFolder(tmp_path / "idx")
     build(folder, [Document("a", "T", "A")])
     path = folder.generation() / "manifest.json"
-    data = json.loads(path.read_text())
-    data["format_version"] = 99
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps({**json.loads(path.read_text()), "format_version": 99}))
     with pytest.raises(StoreError, match="newer than this semsearch"):
         folder.manifest()
 
 
 def test_second_writer_is_refused_while_one_writes(tmp_path):
     folder = store.IndexFolder(tmp_path / "idx")
-    with folder.new_generation():
+    build(folder, [Document("a", "T", "A")])
+    with folder.writing():
         with pytest.raises(StoreError, match="being written by another process"):
-            with store.IndexFolder(tmp_path / "idx").new_generation():
+            with store.IndexFolder(tmp_path / "idx").writing():
                 pass
 
 
-def test_verify_names_a_bit_flipped_or_missing_file(tmp_path):
+def test_a_file_that_is_no_document_table_is_named_on_open(tmp_path):
+    path = tmp_path / "documents.sqlite"
+    path.write_bytes(b"not a database ".ljust(8192, b"x"))
+    with pytest.raises(StoreError, match="documents.sqlite: cannot read the document table"):
+        store.DocumentTable.open_for_read(path)
+
+
+def test_an_open_table_reads_through_a_memory_map(tmp_path):
     folder = store.IndexFolder(tmp_path / "idx")
     build(folder, [Document("a", "T", "A")])
-    assert folder.verify() == []
-    path = folder.generation() / "documents.sqlite"
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-    assert folder.verify() == [f"{path}: contents differ from the manifest's checksum"]
-    (folder.generation() / "vectors" / "index.faiss").unlink()
-    assert any(p.endswith("index.faiss: missing") for p in folder.verify())
-
-
-def test_upsert_embeds_only_what_changed(tmp_path):
-    table = store.DocumentTable.create(tmp_path / "d.sqlite")
-    table.stage(Document("a", "T", "A", {"year": 2020}))
-    assert table.upsert(Document("a", "T", "A", {"year": 2021}), 10) == ("unchanged", None)
-    assert table.by_rows([1])[1].metadata == {"year": 2021}   # metadata refreshed in place
-    assert table.upsert(Document("b", "t", "A."), 11) == ("duplicate", None)
-    assert table.upsert(Document("a", "T", "A revised"), 12) == ("updated", 1)
-    assert table.upsert(Document("c", "New", "Paper"), 13) == ("new", None)
-    assert table.row_of_id("a") == 12 and table.highest_row() == 13
-    assert table.delete("c") == 13 and table.delete("c") is None
-    assert len(table) == 1
-
-
-def test_an_update_starts_from_the_live_documents_read_under_the_lock(tmp_path):
-    folder = store.IndexFolder(tmp_path / "idx")
-    build(folder, [Document("a", "T", "A")])
-    for number, doc_id in ((2, "b"), (3, "c")):
-        with folder.new_generation(update=True) as generation:
-            assert generation.base.name == folder.generation().name
-            assert generation.documents.row_of_id("a") == 1
-            generation.documents.upsert(Document(doc_id, f"T{number}", f"A{number}"), number)
-            (generation.vectors_path / "index.faiss").write_bytes(b"vectors")
-            generation.commit(manifest(number))
-    assert len(store.Snapshot.pin(folder).documents) == 3
+    snapshot = store.Snapshot.pin(folder)
+    (mapped,) = snapshot.documents._db.execute("PRAGMA mmap_size").fetchone()
+    assert mapped >= (folder.generation() / "documents.sqlite").stat().st_size
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
-def test_opening_a_damaged_file_names_it(tmp_path, damage):
+def test_opening_a_damaged_segment_file_names_it_and_verify_finds_it(tmp_path, damage):
     folder = store.IndexFolder(tmp_path / "idx")
     build(folder, [Document("a", "Title", "Abstract")])
-    live = folder.generation()
-    path = live / "documents.sqlite"
+    path = folder.generation() / "segments" / "seg-000001" / "data.bin"
     data = bytearray(path.read_bytes())
     if damage == "flip":
-        data[len(data) // 2] ^= 0x01
+        data[3] ^= 0x01
     else:
-        data = data[:-100]
+        data = data[:-2]
     path.write_bytes(bytes(data))
     with pytest.raises(StoreError, match=f"{path}: .*damaged"):
-        store.Snapshot.pin(folder).documents
+        store.Snapshot.pin(folder)
     assert any(str(path) in problem for problem in folder.verify())
+
+
+def test_verify_finds_a_paper_edited_behind_semsearchs_back(tmp_path):
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "Title", "Abstract")])
+    assert folder.verify() == []
+    database = sqlite3.connect(folder.generation() / "documents.sqlite")
+    database.execute("UPDATE documents SET title = 'Tilte' WHERE id = 'a'")
+    database.commit()
+    database.close()
+    assert any("paper 'a'" in problem for problem in folder.verify())
 
 
 def test_an_intact_file_is_hashed_once_then_trusted_by_its_stamp(tmp_path, monkeypatch):
     folder = store.IndexFolder(tmp_path / "idx")
     build(folder, [Document("a", "Title", "Abstract")])
     live = folder.generation()
-    (live / store.CHECKED).unlink()          # as if no open had checked the files yet
+    (live / ".checked.json").unlink()          # as if no open had checked the files yet
     hashed = []
-    real = store.file_checksum
-    monkeypatch.setattr(store, "file_checksum", lambda path: hashed.append(path) or real(path))
-    store.Snapshot.pin(folder).documents.close()
-    assert len(hashed) == len(folder.manifest().files)
+    real = _fs.file_checksum
+    monkeypatch.setattr(_fs, "file_checksum", lambda path: hashed.append(path) or real(path))
+    store.Snapshot.pin(folder).close()
+    assert len(hashed) == 1
     hashed.clear()
-    store.Snapshot.pin(folder).documents.close()
+    store.Snapshot.pin(folder).close()
     assert hashed == []

@@ -1,0 +1,343 @@
+"""Lexical search: BM25 over each segment's postings, with the collection's statistics.
+
+Each segment keeps, for every term its documents contain, the documents (by position in the
+segment) and how often the term occurs, plus each document's length. A query sums, per
+segment, the BM25 scores of its terms, with document frequency, document count and average
+length taken over all live segments at query time: adding a segment never rewrites another,
+and scores are those of one index over everything. (As in Lucene, papers deleted since their
+segment was written still count in these statistics until a merge drops them.)
+
+Scores follow bm25s's "lucene" formula (the settings were tuned with bm25s, on SciFact train):
+idf = ln(1 + (N - df + 0.5) / (df + 0.5)), and tf / (tf + k1 * (1 - b + b * length / average)).
+Terms are stored by a 64-bit hash of their text, so a segment's vocabulary is one sorted
+array, read a few pages at a time by binary search, not loaded at open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from semsearch.errors import StoreError
+
+if TYPE_CHECKING:
+    from semsearch.store.folder import PartFiles
+
+#: runs of two or more word characters, as bm25s splits text
+TOKEN = re.compile(r"(?u)\b\w\w+\b")
+TERMS, STARTS, DOCS, FREQS, LENGTHS = ("terms.npy", "starts.npy", "docs.npy", "freqs.npy",
+                                       "lengths.npy")
+FILES = (TERMS, STARTS, DOCS, FREQS, LENGTHS)
+#: English function words: left out of explanations always, and out of BM25 with
+#: stopwords="en" (the default keeps them: BM25 was tuned without a stopword list)
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further
+had has have having he her here hers herself him himself his how i if in into is it its itself
+just me more most my myself no nor not now of off on once only or other our ours ourselves out
+over own same she should so some such than that the their theirs them themselves then there
+these they this those through to too under until up very was we were what when where which
+while who whom why will with would you your yours yourself yourselves via using use used
+""".split())
+
+
+@dataclass(frozen=True)
+class LexicalSettings:
+    """BM25 parameters and tokenisation; defaults tuned on SciFact train (see benchmarks/)."""
+
+    k1: float = 1.5
+    b: float = 0.75
+    method: str = "lucene"
+    stemmer: str | None = "english"
+    stopwords: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method != "lucene":
+            raise StoreError(f"BM25 method {self.method!r} is not supported; only 'lucene'")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Tokenizer:
+    """Text to terms as the index sees them: lower case, runs of word characters, stemmed."""
+
+    def __init__(self, settings: LexicalSettings):
+        self.settings = settings
+        self._stem = None
+        if settings.stemmer:
+            import Stemmer
+
+            self._stem = Stemmer.Stemmer(settings.stemmer)
+        self._hashes: dict[str, int] = {}
+
+    def words_and_terms(self, text: str) -> list[tuple[str, str]]:
+        words = TOKEN.findall(text.lower())
+        if self.settings.stopwords:
+            words = [word for word in words if word not in STOPWORDS]
+        return list(zip(words, self._stem.stemWords(words) if self._stem else words))
+
+    def terms(self, text: str) -> list[str]:
+        words = TOKEN.findall(text.lower())
+        if self.settings.stopwords:
+            words = [word for word in words if word not in STOPWORDS]
+        return self._stem.stemWords(words) if self._stem else words
+
+    def hash(self, term: str) -> int:
+        found = self._hashes.get(term)
+        if found is None:
+            found = term_hash(term)
+            if len(self._hashes) < 2_000_000:  # a cache, bounded
+                self._hashes[term] = found
+        return found
+
+
+def term_hash(term: str) -> int:
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+# -- writing a segment's postings ----------------------------------------------------------
+
+_ENTRY = np.dtype([("term", "<u8"), ("doc", "<i4"), ("freq", "<u2")])
+#: postings gathered in memory before they are sorted into buckets on disk
+SPILL_AT = 4_000_000
+#: buckets by the top bits of a term's hash: sorting one at a time bounds the memory a large
+#: segment's postings need to about 1/64 of them
+BUCKET_BITS = 6
+
+
+class PostingsWriter:
+    """Builds a segment's postings from its documents' texts, in position order, in memory
+    bounded by ``SPILL_AT`` postings (more are sorted into hash buckets on disk first)."""
+
+    def __init__(self, folder: Path, tokenizer: Tokenizer):
+        self.folder = folder
+        self.tokenizer = tokenizer
+        self._entries: list[np.ndarray] = []
+        self._pending = 0
+        self._lengths: list[int] = []
+        self._spilled = False
+
+    def add(self, texts: Iterable[str]) -> None:
+        for text in texts:
+            terms = self.tokenizer.terms(text)
+            self._lengths.append(len(terms))
+            counts = Counter(terms)
+            block = np.empty(len(counts), dtype=_ENTRY)
+            block["term"] = [self.tokenizer.hash(term) for term in counts]
+            block["doc"] = len(self._lengths) - 1
+            block["freq"] = np.minimum(list(counts.values()), 65535)
+            self._entries.append(block)
+            self._pending += len(block)
+        if self._pending >= SPILL_AT:
+            self._spill()
+
+    @property
+    def tokens(self) -> int:
+        return int(sum(self._lengths))
+
+    def finish(self) -> None:
+        """Write terms, starts, docs, freqs and lengths into the folder."""
+        np.save(self.folder / LENGTHS, np.asarray(self._lengths, dtype=np.int32))
+        if not self._spilled:
+            entries = np.concatenate(self._entries) if self._entries else np.empty(0, _ENTRY)
+            self._entries = []
+            _write_sorted(self.folder, [_sorted(entries)])
+            return
+        self._spill()
+        buckets = sorted(self.folder.glob("bucket-*.bin"))
+        _write_sorted(self.folder, (_sorted(np.fromfile(path, dtype=_ENTRY)) for path in buckets),
+                      total=sum(path.stat().st_size for path in buckets) // _ENTRY.itemsize)
+        for path in buckets:
+            path.unlink()
+
+    def _spill(self) -> None:
+        if not self._entries:
+            return
+        entries = np.concatenate(self._entries)
+        self._entries, self._pending, self._spilled = [], 0, True
+        bucket = entries["term"] >> np.uint64(64 - BUCKET_BITS)
+        order = np.argsort(bucket, kind="stable")
+        entries, bucket = entries[order], bucket[order]
+        edges = np.searchsorted(bucket, np.arange((1 << BUCKET_BITS) + 1, dtype=np.uint64))
+        for number in range(1 << BUCKET_BITS):
+            part = entries[edges[number]:edges[number + 1]]
+            if len(part):
+                with (self.folder / f"bucket-{number:03d}.bin").open("ab") as handle:
+                    part.tofile(handle)
+
+
+def _sorted(entries: np.ndarray) -> np.ndarray:
+    return entries[np.lexsort((entries["doc"], entries["term"]))]
+
+
+def _write_sorted(folder: Path, parts: Iterable[np.ndarray], total: int | None = None) -> None:
+    """Postings from parts already in (term, doc) order, each part's terms above the last's."""
+    parts = list(parts) if total is None else parts
+    if total is None:
+        total = sum(len(part) for part in parts)
+    docs = np.lib.format.open_memmap(folder / DOCS, mode="w+", dtype=np.int32, shape=(total,))
+    freqs = np.lib.format.open_memmap(folder / FREQS, mode="w+", dtype=np.uint16, shape=(total,))
+    terms, counts, done = [], [], 0
+    for part in parts:
+        docs[done:done + len(part)] = part["doc"]
+        freqs[done:done + len(part)] = part["freq"]
+        done += len(part)
+        unique, count = np.unique(part["term"], return_counts=True)
+        terms.append(unique)
+        counts.append(count)
+    docs.flush()
+    freqs.flush()
+    del docs, freqs
+    terms_array = np.concatenate(terms) if terms else np.zeros(0, np.uint64)
+    starts = np.zeros(len(terms_array) + 1, dtype=np.int64)
+    if terms:
+        np.cumsum(np.concatenate(counts), out=starts[1:])
+    np.save(folder / TERMS, terms_array)
+    np.save(folder / STARTS, starts)
+
+
+def remapped_entries(postings: SegmentPostings, new_position: np.ndarray) -> np.ndarray:
+    """A segment's postings as (term, doc, freq) entries with documents moved to
+    ``new_position`` (by old position; -1 drops the document), for merging segments without
+    tokenizing their texts again."""
+    starts = np.asarray(postings._array(STARTS))
+    entries = np.empty(int(starts[-1]), dtype=_ENTRY)
+    entries["term"] = np.repeat(np.asarray(postings._array(TERMS)), np.diff(starts))
+    entries["doc"] = new_position[np.asarray(postings._array(DOCS))]
+    entries["freq"] = postings._array(FREQS)
+    return entries[entries["doc"] >= 0]
+
+
+def write_entries(folder: Path, entries: np.ndarray, lengths: np.ndarray) -> None:
+    """Postings files from (term, doc, freq) entries in any order, and document lengths."""
+    np.save(folder / LENGTHS, np.asarray(lengths, dtype=np.int32))
+    _write_sorted(folder, [_sorted(entries)])
+
+
+# -- reading and scoring -------------------------------------------------------------------
+
+class SegmentPostings:
+    """One segment's postings, memory-mapped: a query reads the pages of its own terms."""
+
+    def __init__(self, files: PartFiles):
+        self._files = files
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def _array(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            try:
+                self._arrays[name] = np.load(self._files.path(name), mmap_mode="r")
+            except (OSError, ValueError) as error:
+                raise StoreError(f"{self._files.shown(name)}: cannot read the BM25 postings "
+                                 f"({error})") from None
+        return self._arrays[name]
+
+    def lookup(self, hashes: np.ndarray) -> np.ndarray:
+        """For each term hash, its index in this segment's vocabulary, or -1."""
+        terms = self._array(TERMS)
+        if not len(terms):
+            return np.full(len(hashes), -1)
+        at = np.minimum(np.searchsorted(terms, hashes), len(terms) - 1)
+        return np.where(terms[at] == hashes, at, -1)
+
+    def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, frequencies) of the documents holding term number ``term``."""
+        starts = self._array(STARTS)
+        start, stop = int(starts[term]), int(starts[term + 1])
+        return self._array(DOCS)[start:stop], self._array(FREQS)[start:stop]
+
+    def document_frequency(self, term: int) -> int:
+        starts = self._array(STARTS)
+        return int(starts[term + 1] - starts[term])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self._array(LENGTHS)
+
+
+@dataclass(frozen=True)
+class LexicalPart:
+    """What BM25 needs of one segment: its postings, its rows (by position), and which
+    positions may be returned (None: all)."""
+
+    postings: SegmentPostings
+    rows: np.ndarray
+    count: int
+    tokens: int
+    allowed: np.ndarray | None  # boolean, by position
+
+
+def search(parts: Sequence[LexicalPart], tokenizer: Tokenizer, text: str,
+           k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, rows) of the best k documents over all parts that share a term with ``text``,
+    best first."""
+    terms = tokenizer.terms(text)
+    if not terms or not parts or k <= 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    hashes = np.array([tokenizer.hash(term) for term in terms], dtype=np.uint64)
+    found = [part.postings.lookup(hashes) for part in parts]
+    documents = sum(part.count for part in parts)
+    average = sum(part.tokens for part in parts) / max(documents, 1)
+    frequency = np.zeros(len(hashes))
+    for part, where in zip(parts, found):
+        for position, term in enumerate(where):
+            if term >= 0:
+                frequency[position] += part.postings.document_frequency(int(term))
+    idf = np.log1p((documents - frequency + 0.5) / (frequency + 0.5))
+    settings = tokenizer.settings
+    best_scores, best_rows = [], []
+    for part, where in zip(parts, found):
+        if not (where >= 0).any():
+            continue
+        totals = np.zeros(part.count, dtype=np.float32)
+        norm = settings.k1 * ((1 - settings.b) + settings.b * part.postings.lengths / average)
+        for position, term in enumerate(where):
+            if term < 0:
+                continue
+            docs, freqs = part.postings.postings(int(term))
+            tf = freqs.astype(np.float32)
+            totals[docs] += (idf[position] * tf / (tf + norm[docs])).astype(np.float32)
+        if part.allowed is not None:
+            totals[~part.allowed] = 0
+        matched = np.flatnonzero(totals > 0)
+        if len(matched) > k:
+            matched = matched[np.argpartition(-totals[matched], k - 1)[:k]]
+        best_scores.append(totals[matched])
+        best_rows.append(part.rows[matched])
+    if not best_scores:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    scores, rows = np.concatenate(best_scores), np.concatenate(best_rows)
+    order = np.lexsort((rows, -scores))[:k]
+    return scores[order], rows[order]
+
+
+def matched_words(part: LexicalPart, tokenizer: Tokenizer, text: str, position: int) -> list[str]:
+    """The words of ``text`` whose terms the document at ``position`` holds, function words
+    left out (they tell nothing)."""
+    matched = []
+    pairs = [(w, t) for w, t in tokenizer.words_and_terms(text) if w not in STOPWORDS]
+    if not pairs:
+        return matched
+    where = part.postings.lookup(np.array([tokenizer.hash(t) for _, t in pairs], np.uint64))
+    for (word, _), term in zip(pairs, where):
+        if term < 0 or word in matched:
+            continue
+        docs, _ = part.postings.postings(int(term))
+        at = np.searchsorted(docs, position)
+        if at < len(docs) and docs[at] == position:
+            matched.append(word)
+    return matched
+
+
+def settings_from(data: dict | None) -> LexicalSettings:
+    return LexicalSettings(**(data or {}))
+
+

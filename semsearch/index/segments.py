@@ -1,0 +1,239 @@
+"""Segments: rows written together, with their float vectors and BM25 postings, never
+changed once written; and the policy that merges them.
+
+A build writes one segment; each `add` writes a small one beside it; `remove` only records
+tombstones. Searching reads every live segment: the large ones through the trained vector
+index, the small ones exactly, and BM25 over all of them. The merge policy keeps the count
+of small segments low, so a search stays about as fast after many writes as after none.
+
+Files of a segment (``seg-NNNNNN/``): ``rows.npy`` (int64, ascending), ``vectors.npy``
+(float32, one row each, in the same order) and the postings of ``semsearch.index.lexical``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from semsearch import _fs
+from semsearch.errors import StoreError
+from semsearch.index import lexical
+from semsearch.store.records import AnnInfo, Commit, SegmentInfo
+
+if TYPE_CHECKING:
+    from semsearch.store.folder import PartFiles
+
+ROWS, VECTORS = "rows.npy", "vectors.npy"
+
+# -- the merge policy, in one place ---------------------------------------------------------
+
+#: rows outside the trained vector index (searched exactly) before they are folded into it:
+#: exact search over this many costs about what the index's own search does
+FOLD_AT_ROWS = 20_000
+#: small segments before they are merged into one (each costs a search a few array lookups)
+MERGE_AT_SEGMENTS = 8
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    """What the policy asks for after a write: segments to merge into one, and whether the
+    merged segment then joins the trained vector index."""
+
+    merge: tuple[str, ...]
+    fold: bool
+
+
+def plan(commit: Commit) -> MergePlan | None:
+    """The merge the live state needs, if any.
+
+    - Segments outside the trained index (new papers, searched exactly) are folded into it
+      (FAISS add_with_ids, no re-training) once they hold FOLD_AT_ROWS rows: one merged
+      segment joins the index.
+    - More than MERGE_AT_SEGMENTS of them are merged into one, dropping deleted rows.
+    - With no trained index (an exact index), the same count rule merges every segment but
+      the largest.
+    Re-training, and merging everything into one segment, is `semsearch reindex`.
+    """
+    uncovered = commit.uncovered
+    if commit.ann is not None:
+        if sum(s.count for s in uncovered) >= FOLD_AT_ROWS:
+            return MergePlan(tuple(s.name for s in uncovered), fold=True)
+        if len(uncovered) > MERGE_AT_SEGMENTS:
+            return MergePlan(tuple(s.name for s in uncovered), fold=False)
+        return None
+    if len(commit.segments) > MERGE_AT_SEGMENTS:
+        largest = max(commit.segments, key=lambda s: s.count)
+        return MergePlan(tuple(s.name for s in commit.segments if s is not largest), fold=False)
+    return None
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+class SegmentWriter:
+    """Writes one segment of ``count`` rows, appended in ascending row order, streaming: the
+    vectors go straight to a memory-mapped file, the postings to bounded buffers."""
+
+    def __init__(self, folder: Path, name: str, count: int, dimension: int,
+                 tokenizer: lexical.Tokenizer):
+        self.name = name
+        self.path = folder / name
+        self.path.mkdir(parents=True, exist_ok=False)
+        self._rows = np.lib.format.open_memmap(self.path / ROWS, mode="w+", dtype=np.int64,
+                                               shape=(count,))
+        self._vectors = np.lib.format.open_memmap(self.path / VECTORS, mode="w+",
+                                                  dtype=np.float32, shape=(count, dimension))
+        self._postings = lexical.PostingsWriter(self.path, tokenizer)
+        self.dimension = dimension
+        self._done = 0
+        self._count = count
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The vectors written so far (a memory map: read back by the vector index build)."""
+        return self._vectors[:self._done]
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self._rows[:self._done]
+
+    def append(self, rows: np.ndarray, vectors: np.ndarray, texts: list[str]) -> None:
+        stop = self._done + len(rows)
+        if stop > self._count:
+            raise ValueError("more rows than the segment was made for")
+        if self._done and len(rows) and rows[0] <= self._rows[self._done - 1]:
+            raise ValueError("rows must be appended in ascending order")
+        self._rows[self._done:stop] = rows
+        self._vectors[self._done:stop] = vectors
+        self._postings.add(texts)
+        self._done = stop
+
+    def finish(self) -> SegmentInfo:
+        """Write the postings, fsync everything, and describe the segment with checksums."""
+        if self._done != self._count:
+            raise ValueError(f"segment {self.name}: {self._done} rows of {self._count} written")
+        self._rows.flush()
+        self._vectors.flush()
+        self._postings.finish()
+        rows = np.array(self._rows)
+        del self._rows, self._vectors
+        return described(self.path, self.name, rows, self._postings.tokens)
+
+
+def described(path: Path, name: str, rows: np.ndarray, tokens: int) -> SegmentInfo:
+    """The record of a segment whose files were just written into ``path``, fsynced."""
+    _fs.fsync_tree(path)
+    files = {p.name: _fs.file_checksum(p) for p in sorted(path.iterdir()) if p.is_file()}
+    return SegmentInfo(name=name, count=len(rows), first_row=int(rows[0]) if len(rows) else 0,
+                       last_row=int(rows[-1]) if len(rows) else 0, tokens=tokens, files=files)
+
+
+def describe_ann(folder: Path, name: str, kind: str, covers: tuple[str, ...], count: int,
+                 tuning: dict) -> AnnInfo:
+    """The record of a vector index just saved into ``folder / name``, its files fsynced."""
+    path = folder / name
+    _fs.fsync_tree(path)
+    files = {p.name: _fs.file_checksum(p) for p in sorted(path.iterdir()) if p.is_file()}
+    return AnnInfo(name=name, kind=kind, covers=covers, count=count, tuning=tuning, files=files)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+class Segment:
+    """One segment of a pinned state, its arrays memory-mapped when first used."""
+
+    def __init__(self, info: SegmentInfo, files: PartFiles):
+        self.info = info
+        self.files = files
+        self._rows: np.ndarray | None = None
+        self._vectors: np.ndarray | None = None
+        self.postings = lexical.SegmentPostings(files)
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def rows(self) -> np.ndarray:
+        if self._rows is None:
+            self._rows = self._load(ROWS)
+        return self._rows
+
+    @property
+    def vectors(self) -> np.ndarray:
+        if self._vectors is None:
+            # a plain array over the same memory: indexing a np.memmap costs more per call
+            self._vectors = self._load(VECTORS).view(np.ndarray)
+        return self._vectors
+
+    def _load(self, name: str) -> np.ndarray:
+        try:
+            return np.load(self.files.path(name), mmap_mode="r")
+        except (OSError, ValueError) as error:
+            raise StoreError(f"{self.files.shown(name)}: cannot read the segment "
+                             f"({error})") from None
+
+    def positions(self, rows: np.ndarray) -> np.ndarray:
+        """Where rows this segment holds sit in its arrays."""
+        first = self.info.first_row
+        if self.info.last_row - first == self.info.count - 1:  # no gaps: an offset
+            return np.asarray(rows, dtype=np.int64) - first
+        return np.searchsorted(self.rows, rows)
+
+    def holds(self, rows: np.ndarray) -> np.ndarray:
+        """For each row, whether this segment holds it."""
+        rows = np.asarray(rows, dtype=np.int64)
+        inside = (rows >= self.info.first_row) & (rows <= self.info.last_row)
+        if not inside.any():
+            return inside
+        at = np.minimum(np.searchsorted(self.rows, rows), self.info.count - 1)
+        return inside & (self.rows[at] == rows)
+
+
+class SegmentSet:
+    """The live segments of a state, by row: the vector store that re-ranking and `like`
+    read from, and the parts BM25 searches."""
+
+    def __init__(self, segments: list[Segment]):
+        self.segments = sorted(segments, key=lambda s: s.info.first_row)
+        self._firsts = [s.info.first_row for s in self.segments]
+
+    def __iter__(self):
+        return iter(self.segments)
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def of_row(self, row: int) -> Segment | None:
+        at = bisect.bisect_right(self._firsts, int(row)) - 1
+        if at < 0:
+            return None
+        segment = self.segments[at]
+        return segment if segment.holds(np.array([row]))[0] else None
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The float vectors of these rows, in their order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(self.segments) == 1:
+            segment = self.segments[0]
+            return segment.vectors.take(segment.positions(rows), axis=0)
+        which = np.searchsorted(self._firsts, rows, side="right") - 1
+        out = np.empty((len(rows), self.dimension), dtype=np.float32)
+        for number in np.unique(which):
+            chosen = which == number
+            segment = self.segments[int(number)]
+            out[chosen] = segment.vectors.take(segment.positions(rows[chosen]), axis=0)
+        return out
+
+    @property
+    def dimension(self) -> int:
+        return int(self.segments[0].vectors.shape[1]) if self.segments else 0
+
+    def vector(self, row: int) -> np.ndarray:
+        segment = self.of_row(row)
+        if segment is None:
+            raise KeyError(row)
+        return np.array(segment.vectors[int(segment.positions(np.array([row]))[0])])

@@ -1,0 +1,141 @@
+"""One open index state, as searches see it: the segments, the trained vector index, the
+tombstones and the papers of a pinned snapshot, and the two searches over them.
+
+Dense search asks the trained index for the rows it holds and searches every other segment
+exactly, then merges: the true top k over all live rows (the trained index's own recall
+aside), never a deleted or replaced paper. BM25 scores every segment with the statistics of
+all of them (``semsearch.index.lexical``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from semsearch.index import lexical as bm25
+from semsearch.index import vector
+from semsearch.index.segments import Segment, SegmentSet
+from semsearch.store.folder import Snapshot, tombstone_mask
+
+#: one ranking: (scores, rows), best first
+Ranking = tuple[np.ndarray, np.ndarray]
+
+
+class IndexView:
+    """Searches over one pinned snapshot; its parts are opened when first needed."""
+
+    def __init__(self, snapshot: Snapshot):
+        self.snapshot = snapshot
+        self.documents = snapshot.documents
+        self.manifest = snapshot.manifest
+        self.commit = snapshot.commit
+        self.tombstones = snapshot.tombstones
+        self._segments: SegmentSet | None = None
+        self._ann: vector.TrainedIndex | None = None
+        self._tokenizer: bm25.Tokenizer | None = None
+        self._dead: dict[str, np.ndarray | None] = {}
+
+    # -- parts ------------------------------------------------------------------------------
+
+    @property
+    def segments(self) -> SegmentSet:
+        if self._segments is None:
+            self._segments = SegmentSet([Segment(info, self.snapshot.part(info.name))
+                                         for info in self.commit.segments])
+        return self._segments
+
+    @property
+    def ann(self) -> vector.TrainedIndex | None:
+        info = self.commit.ann
+        if info is not None and self._ann is None:
+            self._ann = vector.trained_type(info.kind).load(self.snapshot.part(info.name))
+            self._ann.set_search_params(info.tuning.get("params") or {})
+        return self._ann
+
+    @property
+    def tokenizer(self) -> bm25.Tokenizer:
+        if self._tokenizer is None:
+            self._tokenizer = bm25.Tokenizer(bm25.settings_from(self.commit.lexical))
+        return self._tokenizer
+
+    @property
+    def count(self) -> int:
+        return self.commit.count
+
+    def vector(self, row: int) -> np.ndarray:
+        return self.segments.vector(row)
+
+    def vectors(self, rows: Sequence[int]) -> np.ndarray:
+        return self.segments.vectors(np.asarray(rows, dtype=np.int64))
+
+    def _dead_in(self, segment: Segment) -> np.ndarray | None:
+        """Which of a segment's positions are tombstoned (None: none), worked out once."""
+        if segment.name not in self._dead:
+            self._dead[segment.name] = tombstone_mask(segment.rows, self.tombstones)
+        return self._dead[segment.name]
+
+    def _keep(self, segment: Segment, allowed: np.ndarray | None) -> np.ndarray | None:
+        """Positions of a segment a search may return (None: all)."""
+        dead = self._dead_in(segment)
+        if allowed is None:
+            return None if dead is None else ~dead
+        at = np.minimum(np.searchsorted(allowed, segment.rows), len(allowed) - 1) \
+            if len(allowed) else np.zeros(len(segment.rows), dtype=np.int64)
+        keep = allowed[at] == segment.rows if len(allowed) else np.zeros(len(segment.rows), bool)
+        return keep if dead is None else keep & ~dead
+
+    # -- searches ---------------------------------------------------------------------------
+
+    def dense(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+              exclude: frozenset[int] = frozenset()) -> list[Ranking]:
+        """(scores, rows) of the nearest live vectors to each query, best first, without the
+        excluded rows; among ``allowed`` rows (sorted) if given."""
+        queries = vector.as_matrix(queries)
+        limit = self.count if allowed is None else len(allowed)
+        depth = min(k + len(exclude), max(limit, 0))
+        if depth <= 0:
+            return [(np.zeros(0, np.float32), np.zeros(0, np.int64))] * len(queries)
+        if allowed is not None and len(allowed) <= vector.EXACT_FILTER_UP_TO:
+            scores, rows = vector.exact_search(self.vectors(allowed), allowed, queries, depth)
+        else:
+            parts = []
+            ann = self.ann
+            if ann is not None:
+                parts.append(ann.search(queries, depth, self.segments, self.tombstones, allowed))
+            covered = set(self.commit.ann.covers) if self.commit.ann else set()
+            for segment in self.segments:
+                if segment.name not in covered:
+                    parts.append(vector.exact_search(segment.vectors, segment.rows, queries,
+                                                     depth, self._keep(segment, allowed)))
+            scores, rows = vector.merged(parts, depth)
+        rankings = []
+        for found_scores, found_rows in zip(scores, rows):
+            keep = found_rows >= 0
+            if exclude:
+                keep &= ~np.isin(found_rows, list(exclude))
+            rankings.append((found_scores[keep][:k], found_rows[keep][:k]))
+        return rankings
+
+    def lexical(self, text: str, k: int, allowed: np.ndarray | None = None) -> Ranking:
+        """(scores, rows) of the best k live documents by BM25 that share a term with
+        ``text``; among ``allowed`` rows (sorted) if given."""
+        parts = [bm25.LexicalPart(segment.postings, segment.rows, segment.info.count,
+                                     segment.info.tokens, self._keep(segment, allowed))
+                 for segment in self.segments]
+        return bm25.search(parts, self.tokenizer, text, k)
+
+    def matched_words(self, text: str, row: int) -> list[str]:
+        """The words of ``text`` that the paper at ``row`` contains (as BM25 reads them)."""
+        segment = self.segments.of_row(row)
+        if segment is None:
+            return []
+        part = bm25.LexicalPart(segment.postings, segment.rows, segment.info.count,
+                                   segment.info.tokens, None)
+        position = int(segment.positions(np.array([row]))[0])
+        return bm25.matched_words(part, self.tokenizer, text, position)
+
+    def close(self) -> None:
+        self._ann = None
+        self._segments = None
+        self.snapshot.close()

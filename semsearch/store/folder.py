@@ -1,0 +1,657 @@
+"""The index folder on disk: generations, the writer lock, commits, and pinned snapshots.
+
+This is the only module that decides where files go. Layout::
+
+    indexes/NAME/
+        CURRENT                  name of the live generation, switched atomically
+        .lock                    held by a writer for the whole write
+        gen-000003/
+            manifest.json        model, dimension, BM25 settings: fixed for the generation
+            documents.sqlite     papers, facets, tombstones, commit records (WAL mode)
+            segments/
+                seg-000001/      rows, float vectors and BM25 postings of a build or an add
+                ann-000002/      a trained vector index over some segments' rows
+            .checked.json        size, mtime and inode of each file when last found intact
+
+A full build (`semsearch index`, `upgrade`) writes a new generation and switches CURRENT to
+it. Every other write happens inside the live generation: new segment files are written and
+fsynced, then one SQLite transaction records the new state (papers, tombstones, and a commit
+record naming the live segments). That transaction's commit is the commit of the write: a
+crash before it leaves the state before, and files no commit names are removed by the next
+write. A reader holds a read transaction and every file of the state it read open, so it keeps
+that state across any number of later writes, merges and builds.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shlex
+import shutil
+import sqlite3
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semsearch import _fs, config
+from semsearch.errors import StoreError
+from semsearch.store import documents as documents_module
+from semsearch.store.documents import DocumentTable
+from semsearch.store.records import FORMAT_VERSION, Commit, Manifest
+
+POINTER = "CURRENT"
+LOCK = ".lock"
+MANIFEST = "manifest.json"
+SEGMENTS = "segments"
+CHECKED = ".checked.json"
+_GENERATION = re.compile(r"gen-(\d{6,})")
+#: commits whose files a write keeps (readers of older ones hold their files open)
+KEEP_COMMITS = 2
+_DAMAGE_ADVICE = "run `semsearch verify`, then `semsearch recover` or rebuild the index"
+
+
+def resolve(name_or_path: str | os.PathLike | None) -> Path:
+    """A bare name is a folder under the index root; anything with a slash or dot is a path.
+    None is the default index ($SEMSEARCH_INDEX, else "default")."""
+    text = str(name_or_path or config.default_index())
+    if os.sep in text or "/" in text or text.startswith("."):
+        return Path(text).expanduser()
+    return config.index_root() / text
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class IndexFolder:
+    """One index on disk: find its live generation, write a new one, or write inside it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def exists(self) -> bool:
+        return (self.path / POINTER).is_file()
+
+    def is_index(self) -> bool:
+        """Whether the folder holds an index, even a broken one (a pointer or a generation)."""
+        return self.exists() or bool(self._generations())
+
+    # -- reading the live state -----------------------------------------------------------
+
+    def generation(self) -> Path:
+        """The live generation's folder."""
+        if not self.path.exists():
+            raise StoreError(f"no index at {self.path}; build one with `semsearch index PATH...`")
+        if not self.path.is_dir():
+            raise StoreError(f"{self.path} is a file, not an index folder")
+        if not self.exists():
+            if self._generations():
+                raise self.broken(f"it has generations but no {POINTER} file")
+            raise StoreError(f"{self.path} is not a semsearch index (no {POINTER} file)")
+        name = self._live_name()
+        if name is None:
+            raise self.broken(f"{POINTER} does not name a generation")
+        live = self.path / name
+        if not live.is_dir():
+            raise self.broken(f"{POINTER} names {name}, which does not exist")
+        if not (live / MANIFEST).is_file():
+            raise self.broken(f"the live generation {name} has no {MANIFEST}")
+        return live
+
+    def manifest(self, generation: Path | None = None) -> Manifest:
+        generation = generation or self.generation()
+        path = generation / MANIFEST
+        try:
+            manifest = Manifest.from_json(path.read_bytes().decode("utf-8"), path)
+        except (OSError, UnicodeDecodeError, StoreError) as error:
+            reason = error.strerror if isinstance(error, OSError) else \
+                "bytes that are not UTF-8" if isinstance(error, UnicodeDecodeError) else \
+                str(error).removeprefix(f"{path}: ")
+            raise self.broken(f"{path.relative_to(self.path)}: {reason}") from None
+        if manifest.format_version < FORMAT_VERSION:
+            where = shlex.quote(str(self.path))
+            raise StoreError(f"{self.path} is an index of format {manifest.format_version}, "
+                             f"which this semsearch reads no more; `semsearch upgrade --index "
+                             f"{where}` converts it without embedding anything again")
+        return manifest
+
+    def format_version(self) -> int:
+        """The live generation's format (1 for an index of an older semsearch)."""
+        path = self.generation() / MANIFEST
+        try:
+            return int(json.loads(path.read_bytes()).get("format_version", 1))
+        except (OSError, ValueError, AttributeError):
+            raise self.broken(f"{path.relative_to(self.path)}: unreadable") from None
+
+    def broken(self, reason: str) -> StoreError:
+        """The error for a folder whose live state cannot be read, with the ways out."""
+        where = shlex.quote(str(self.path))
+        return StoreError(f"{self.path} is damaged: {reason}. `semsearch recover --index {where}` "
+                          f"makes the newest intact generation live; `semsearch index PATH... "
+                          f"--index {where}` rebuilds it")
+
+    def verify(self) -> list[str]:
+        """Every problem found re-reading the live state whole: its files against their
+        checksums, the document database's structure, and each paper against the checksum it
+        was stored with. An empty list means intact."""
+        generation = self.generation()
+        self.manifest(generation)
+        table = DocumentTable.open_for_read(generation / documents_module.FILE)
+        try:
+            problems = table.integrity_problems()
+            if problems:
+                return problems
+            commit = table.latest_commit()
+            problems += damaged_files(generation, commit.files())
+            problems += table.damaged_rows()
+            return problems
+        finally:
+            table.close()
+
+    def recover(self) -> str:
+        """Make the newest intact generation live (none newer than the one the pointer named,
+        whose writes never committed); its name."""
+        with _locked(self._lock_path()):
+            named = self._live_name()
+            limit = _generation_number(named) if named else None
+            for candidate in sorted(self._generations(), key=lambda p: _generation_number(p.name),
+                                    reverse=True):
+                if limit is not None and _generation_number(candidate.name) > limit:
+                    continue
+                if _intact(self, candidate):
+                    if candidate.name != named:
+                        _fs.write_atomically(self.path / POINTER, candidate.name + "\n")
+                    return candidate.name
+        where = shlex.quote(str(self.path))
+        raise StoreError(f"{self.path} holds no intact generation to recover; rebuild it with "
+                         f"`semsearch index PATH... --index {where}`")
+
+    # -- writing --------------------------------------------------------------------------
+
+    @contextmanager
+    def new_generation(self, *, force: bool = False) -> Iterator[GenerationBuilder]:
+        """A new generation to build a whole index in; live only once ``commit`` returns.
+
+        ``force``: build in a folder that holds other things (only the store's own names are
+        ever written or deleted there).
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(f"{self.path} is a file, not an index folder")
+        created_folder = not self.path.exists()
+        if not (created_folder or force or self.is_index()) and any(self.path.iterdir()):
+            raise StoreError(f"{self.path} is not empty and is not a semsearch index; nothing "
+                             "was written. Choose a new or empty folder, or pass --force to build "
+                             "the index inside it (only its CURRENT, .lock and gen-NNNNNN "
+                             "entries are ever written or deleted)")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"{self.path}: cannot create the index folder "
+                             f"({error.strerror})") from None
+        with _locked(self._lock_path()):
+            previous = self._live_name()
+            numbers = [_generation_number(p.name) for p in self._generations()]
+            number = 1 + max(numbers + [_generation_number(previous) if previous else 0])
+            staging = self.path / f"gen-{number:06d}"
+            builder = None
+            try:
+                (staging / SEGMENTS).mkdir(parents=True)
+                builder = GenerationBuilder(self, staging)
+                yield builder
+            except (OSError, sqlite3.Error) as error:
+                raise _write_failed(self.path, error) from None
+            finally:
+                if builder is not None:
+                    builder.documents.close()
+                # A build is committed the moment the pointer names it, whatever happens
+                # after: the generation the pointer names is never deleted.
+                if self._live_name() != staging.name:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    (self.path / (POINTER + ".tmp")).unlink(missing_ok=True)
+                    if created_folder and not self.is_index():
+                        shutil.rmtree(self.path, ignore_errors=True)
+            self._drop_generations(keep={staging.name, previous})
+
+    @contextmanager
+    def writing(self) -> Iterator[Writer]:
+        """A write inside the live generation, under the writer lock: the live state is read
+        after the lock is taken, so a write always builds on the latest one."""
+        with _locked(self._lock_path()):
+            generation = self.generation()
+            manifest = self.manifest(generation)
+            writer = Writer(self, generation, manifest, None)
+            writer.clean_up()  # what a write killed before its commit left behind
+            table = DocumentTable.open_for_write(generation / documents_module.FILE)
+            writer.documents = table
+            try:
+                try:
+                    writer.base = table.latest_commit()
+                    yield writer
+                except sqlite3.DatabaseError as error:
+                    if isinstance(error, sqlite3.OperationalError) and "full" in str(error):
+                        raise _write_failed(self.path, error) from None
+                    raise StoreError(f"{generation / documents_module.FILE}: the document table "
+                                     f"is damaged ({error}); nothing was written. "
+                                     f"{_DAMAGE_ADVICE}") from None
+                except OSError as error:
+                    raise _write_failed(self.path, error) from None
+            finally:
+                table.close()  # rolls back what was not committed
+                writer.clean_up()
+
+    def _lock_path(self) -> Path:
+        if not self.path.is_dir():
+            self.generation()  # says what is there instead
+        return self.path / LOCK
+
+    def _live_name(self) -> str | None:
+        """The generation the pointer names, or None where it names none (any reason)."""
+        try:
+            text = (self.path / POINTER).read_bytes().decode("utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if _GENERATION.fullmatch(text) else None
+
+    def _generations(self) -> list[Path]:
+        """The generation folders the store made (gen- and six or more digits), no others."""
+        try:
+            return [p for p in self.path.iterdir() if _GENERATION.fullmatch(p.name) and p.is_dir()]
+        except OSError:
+            return []
+
+    def _drop_generations(self, keep: set[str | None]) -> None:
+        """Remove superseded generations and leftovers of crashed builds. The one live before
+        this build stays one build longer."""
+        for path in self._generations():
+            if path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+class GenerationBuilder:
+    """A new generation being built: its document table (staged, not yet live) and the folder
+    its segments go to."""
+
+    def __init__(self, folder: IndexFolder, path: Path):
+        self.folder = folder
+        self.path = path
+        self.segments_path = path / SEGMENTS
+        self.documents = DocumentTable.create(path / documents_module.FILE)
+
+    def commit(self, manifest: Manifest, commit: Commit) -> None:
+        """Record the first state, make everything durable, and switch the pointer to it."""
+        _fs.write_synced(self.path / MANIFEST, replace(manifest, created=now()).to_json())
+        self.documents.add_commit(replace(commit, created=now()))
+        self.documents.go_live()
+        self.documents.close()
+        _fs.fsync_tree(self.path)
+        _record_checked(self.path, commit.files())
+        pointer = self.folder.path / POINTER
+        temporary = pointer.with_name(POINTER + ".tmp")
+        _fs.write_synced(temporary, self.path.name + "\n")
+        os.replace(temporary, pointer)  # the commit point of a build
+        try:
+            _fs.fsync_dir(self.folder.path)
+        except OSError as error:
+            raise StoreError(f"{self.folder.path}: the index is built and live, but syncing the "
+                             f"folder failed ({error.strerror}); it may not survive a power "
+                             f"failure") from None
+
+
+class Writer:
+    """A write inside the live generation: ``base`` is the state it starts from, read under
+    the writer lock; ``documents`` is in the write's transaction."""
+
+    def __init__(self, folder: IndexFolder, generation: Path, manifest: Manifest,
+                 documents: DocumentTable):
+        self.folder = folder
+        self.generation = generation
+        self.manifest = manifest
+        self.documents = documents
+        self.segments_path = generation / SEGMENTS
+        self.base: Commit | None = None
+        self._next_name: int | None = None
+        self.committed: Commit | None = None
+
+    def new_name(self, prefix: str) -> str:
+        """A name for a new segment or vector index, never used in this generation."""
+        if self._next_name is None:
+            self._next_name = self.base.next_name
+        name = f"{prefix}-{self._next_name:06d}"
+        self._next_name += 1
+        return name
+
+    @property
+    def next_name(self) -> int:
+        return self._next_name if self._next_name is not None else self.base.next_name
+
+    def commit(self, commit: Commit) -> Commit:
+        """Record the new state in the write's transaction, and commit it: the commit point.
+        Its segment files must already be written and fsynced."""
+        commit = replace(commit, number=self.base.number + 1, next_name=self.next_name,
+                         created=now())
+        self.documents.add_commit(commit)
+        self.documents.commit()
+        self.committed = commit
+        _record_checked(self.generation, commit.files())
+        self.documents.checkpoint()
+        return commit
+
+    def pin_base(self) -> Snapshot:
+        """The base state as a snapshot (to read its segments and vector index), its files
+        held open like any reader's."""
+        return Snapshot.of(self.folder, self.generation, self.manifest, self.documents,
+                           self.base, own_documents=False)
+
+    def clean_up(self) -> None:
+        """Remove segment folders no recent commit names: leftovers of this write if it did
+        not commit, and what merges replaced. Read from the database as committed, so an
+        interrupted commit is judged by what it did, not by what this process believed."""
+        try:
+            table = DocumentTable.open_for_read(self.generation / documents_module.FILE)
+            try:
+                keep = set().union(*(c.folders for c in table.recent_commits(KEEP_COMMITS)))
+            finally:
+                table.close()
+        except (StoreError, sqlite3.Error):
+            return  # cleaning up is housekeeping: the next write tries again
+        for path in self.segments_path.iterdir() if self.segments_path.is_dir() else ():
+            if path.name not in keep and re.fullmatch(r"(seg|ann)-\d{6,}", path.name):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+class Snapshot:
+    """One committed state, pinned: its manifest, commit record and tombstones, its document
+    table in a read transaction, and every file of its segments held open.
+
+    The kernel keeps a deleted file while it is open, so whatever this snapshot reads later,
+    it reads from the state it pinned, however many writes, merges and builds came since.
+    """
+
+    def __init__(self, path: Path, manifest: Manifest, commit: Commit, documents: DocumentTable,
+                 handles: dict[str, int], own_documents: bool = True):
+        self.path = path
+        self.manifest = manifest
+        self.commit = commit
+        self.documents = documents
+        self._handles = handles
+        self.tombstones = documents.tombstones()
+        self._closer = weakref.finalize(self, _close_all, handles,
+                                        documents if own_documents else None)
+
+    @classmethod
+    def pin(cls, folder: IndexFolder) -> Snapshot:
+        """The live state, its files checked (size, and a checksum where a file changed since
+        it was last found intact) and held open."""
+        for _ in range(5):
+            generation = folder.generation()
+            manifest = folder.manifest(generation)
+            table = DocumentTable.open_for_read(generation / documents_module.FILE)
+            try:
+                commit = table.latest_commit()
+                return cls.of(folder, generation, manifest, table, commit)
+            except _Missing as missing:
+                table.close()
+                if folder._live_name() == generation.name and \
+                        _latest_number(generation) == commit.number:
+                    raise StoreError(f"{missing}: missing from the index; "
+                                     f"{_DAMAGE_ADVICE}") from None
+                # a write replaced what this read began with, and removed its files before
+                # they were held open: read the new state
+            except BaseException:
+                table.close()
+                raise
+        raise StoreError(f"{folder.path} is being rewritten too often to open; try again")
+
+    @classmethod
+    def of(cls, folder: IndexFolder, generation: Path, manifest: Manifest,
+           table: DocumentTable, commit: Commit, own_documents: bool = True) -> Snapshot:
+        files = commit.files()
+        handles: dict[str, int] = {}
+        try:
+            for name in files:
+                try:
+                    handles[name] = os.open(generation / name, os.O_RDONLY)
+                except FileNotFoundError:
+                    raise _Missing(generation / name) from None
+            check_files(generation, files)
+            return cls(generation, manifest, commit, table, handles, own_documents)
+        except BaseException:
+            _close_all(handles)
+            raise
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def locate(self, name: str) -> Path:
+        """A path that reads this snapshot's file ``name``, even after it was deleted."""
+        handle = self._handles.get(name)
+        if handle is None:
+            raise StoreError(f"{self.path / name}: not part of this index state")
+        path = self.path / name
+        try:
+            held, current = os.fstat(handle), path.stat()
+            if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+                return path
+        except OSError:
+            pass
+        return Path(f"/proc/self/fd/{handle}")
+
+    def part(self, name: str) -> PartFiles:
+        """The files of one segment or vector index of this state."""
+        return PartFiles(self, f"{SEGMENTS}/{name}")
+
+    def close(self) -> None:
+        self._closer()
+
+
+@dataclass(frozen=True)
+class PartFiles:
+    """The files of one part of a snapshot (a segment, a vector index), by name."""
+
+    snapshot: Snapshot
+    folder: str
+
+    def path(self, name: str) -> Path:
+        return self.snapshot.locate(f"{self.folder}/{name}")
+
+    def has(self, name: str) -> bool:
+        return f"{self.folder}/{name}" in self.snapshot._handles
+
+    def shown(self, name: str = "") -> Path:
+        """The file's name in the index folder, for messages."""
+        return self.snapshot.path / self.folder / name if name else self.snapshot.path / self.folder
+
+
+@dataclass(frozen=True)
+class FolderFiles:
+    """The files of a part in a plain folder, read as ``PartFiles`` reads a snapshot's."""
+
+    folder: Path
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    def has(self, name: str) -> bool:
+        return (self.folder / name).is_file()
+
+    def shown(self, name: str = "") -> Path:
+        return self.folder / name if name else self.folder
+
+
+class _Missing(Exception):
+    """A file of a state is gone (deleted by a later write, or lost)."""
+
+
+def _latest_number(generation: Path) -> int | None:
+    try:
+        table = DocumentTable.open_for_read(generation / documents_module.FILE)
+    except StoreError:
+        return None
+    try:
+        return table.latest_commit().number
+    finally:
+        table.close()
+
+
+def _close_all(handles: dict[str, int], documents: DocumentTable | None = None) -> None:
+    if documents is not None:
+        documents.close()
+    for handle in handles.values():
+        try:
+            os.close(handle)
+        except OSError:
+            pass
+    handles.clear()
+
+
+def _intact(folder: IndexFolder, generation: Path) -> bool:
+    try:
+        folder.manifest(generation)
+        table = DocumentTable.open_for_read(generation / documents_module.FILE)
+        try:
+            if table.integrity_problems():
+                return False
+            return not damaged_files(generation, table.latest_commit().files())
+        finally:
+            table.close()
+    except (StoreError, sqlite3.Error, OSError):
+        return False
+
+
+def _write_failed(path: Path, error: Exception) -> StoreError:
+    """One line for a write that the disk or the file system refused; nothing was changed.
+
+    Not every library says why a write failed (numpy and FAISS report short writes, SQLite
+    "disk is full" for any reason), so a disk found full is named as the reason."""
+    import errno
+
+    code = getattr(error, "errno", None)
+    try:
+        status = os.statvfs(path)
+        full = status.f_bavail * status.f_frsize < (1 << 20)
+    except OSError:
+        full = False
+    if code == errno.ENOSPC or full:
+        reason = "no space left on the device"
+    elif isinstance(error, OSError) and error.strerror:
+        reason = error.strerror.lower()
+    else:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+    return StoreError(f"{path}: cannot write the index: {reason}; nothing was changed")
+
+
+# -- checksums -----------------------------------------------------------------------------
+
+def damaged_files(generation: Path, files: dict[str, dict[str, Any]]) -> list[str]:
+    """Every file whose size or sha256 differs from what was recorded, with why."""
+    problems = []
+    for name, expected in sorted(files.items()):
+        path = generation / name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif problem := _mismatch(path, expected, path.stat()):
+            problems.append(f"{path}: {problem}")
+    return problems
+
+
+def check_files(generation: Path, files: dict[str, dict[str, Any]]) -> None:
+    """The check on every open: a missing, truncated or altered file is named, not misread.
+
+    Hashing every file on every open would cost a one-shot query more than the query itself,
+    so a file is hashed only when its size, modification time or inode differ from when it
+    was last found intact (recorded in CHECKED, first when written). Any write to a file
+    changes its modification time; `semsearch verify` re-hashes everything, for damage that did
+    not come through a write.
+    """
+    checked = _read_checked(generation)
+    passed = []
+    for name, expected in files.items():
+        path = generation / name
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            raise StoreError(f"{path}: missing from the index; {_DAMAGE_ADVICE}") from None
+        if status.st_size == expected.get("bytes") and checked.get(name) == _stamp(status):
+            continue
+        if problem := _mismatch(path, expected, status):
+            raise StoreError(f"{path}: {problem}: the file is damaged; {_DAMAGE_ADVICE}")
+        passed.append(name)
+    if passed:
+        _record_checked(generation, passed, checked)
+
+
+def _mismatch(path: Path, expected: dict[str, Any], status: os.stat_result) -> str | None:
+    """How a file differs from its record (size first, then sha256), if it does."""
+    if status.st_size != expected.get("bytes"):
+        return f"size {status.st_size} bytes, the record says {expected.get('bytes')}"
+    if _fs.file_checksum(path)["sha256"] != expected.get("sha256"):
+        return "contents differ from the recorded checksum"
+    return None
+
+
+def _stamp(status: os.stat_result) -> list[int]:
+    return [status.st_size, status.st_mtime_ns, status.st_ino]
+
+
+def _read_checked(generation: Path) -> dict[str, list[int]]:
+    try:
+        return json.loads((generation / CHECKED).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _record_checked(generation: Path, names, already: dict | None = None) -> None:
+    """Remember which files were found intact, so the next open need not hash them again.
+
+    Best effort: in a read-only index folder every open hashes what it cannot record."""
+    stamps = dict(already if already is not None else _read_checked(generation))
+    for name in names:
+        try:
+            stamps[name] = _stamp((generation / name).stat())
+        except OSError:
+            continue
+    try:
+        _fs.write_atomically(generation / CHECKED, json.dumps(stamps))
+    except OSError:
+        pass
+
+
+def _generation_number(name: str) -> int:
+    match = _GENERATION.fullmatch(name)
+    return int(match.group(1)) if match else 0
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    try:
+        handle = path.open("a")
+    except OSError as error:
+        raise StoreError(f"{path}: cannot take the writer lock ({error.strerror}); is the index "
+                         f"folder writable?") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"{path.parent} is being written by another process") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def tombstone_mask(rows: np.ndarray, tombstones: np.ndarray) -> np.ndarray | None:
+    """For rows (ascending), which are tombstoned; None if none are."""
+    if not len(tombstones):
+        return None
+    at = np.minimum(np.searchsorted(tombstones, rows), len(tombstones) - 1)
+    dead = tombstones[at] == rows
+    return dead if dead.any() else None
