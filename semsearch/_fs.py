@@ -32,6 +32,19 @@ def write_synced(path: Path, data: str | bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def new_array_file(path: Path, dtype, shape: tuple[int, ...]):
+    """A new .npy file mapped for writing, its blocks reserved first: writing into a sparse
+    mapping on a full disk kills the process with SIGBUS, a failed reservation is an ENOSPC."""
+    import numpy as np
+
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    with path.open("r+b") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size:
+            os.posix_fallocate(handle.fileno(), 0, size)
+    return array
+
+
 def fsync_file(path: Path) -> None:
     with path.open("rb") as handle:
         os.fsync(handle.fileno())

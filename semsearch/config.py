@@ -18,9 +18,10 @@ CACHE_VARIABLE = "SEMSEARCH_CACHE"
 DEFAULT_INDEX = "default"
 
 #: Set before a library that could reach the network is loaded: semsearch never downloads a
-#: model and never reports usage (Hugging Face hub, transformers).
+#: model and never reports usage (Hugging Face hub, transformers; onnxruntime, which otherwise
+#: uploads usage events from a thread of its own and keeps them under ~/.cache/Microsoft).
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "HF_DATASETS_OFFLINE": "1"}
+           "HF_DATASETS_OFFLINE": "1", "ORT_DISABLE_TELEMETRY": "1"}
 
 
 def index_root() -> Path:
@@ -37,6 +38,11 @@ def cache_root() -> Path:
         return Path(configured)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "semsearch"
+
+
+def offline_environment() -> dict[str, str]:
+    """This process's environment with the offline settings, for a child process."""
+    return {**OFFLINE, **os.environ}
 
 
 def stay_offline() -> None:

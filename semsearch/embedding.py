@@ -1,9 +1,10 @@
 """Turning text into vectors: the Embedder interface and its two backends.
 
-- ``SentenceTransformerEmbedder``: the model as trained, on torch. Used to build indexes.
+- ``SentenceTransformerEmbedder``: the model as trained, on torch: the reference the other is
+  held to.
 - ``OnnxEmbedder``: the same model exported once to ONNX and run by onnxruntime with the
-  ``tokenizers`` library, so a query never imports torch (a one-shot CLI query would otherwise
-  spend seconds loading it). Same tokenisation, mean pooling and normalisation: the vectors
+  ``tokenizers`` library; it embeds documents and queries, so neither a build nor a query
+  imports torch (loading it costs seconds before the first paper). Same tokenisation, mean pooling and normalisation: the vectors
   agree to cosine 0.9999 or better (tests/test_embedding.py). On CPUs with native bfloat16,
   its queries can run on OpenVINO in bf16 (opt-in: ``semsearch.bf16_queries``), held to the
   same bound.
@@ -261,8 +262,7 @@ class OnnxEmbedder:
 
     def _onnxruntime_hidden_states(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         if self._session is None:
-            import onnxruntime
-
+            onnxruntime = _onnxruntime()
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
@@ -323,6 +323,15 @@ BF16_CHECK_TEXTS = (
 )
 
 
+def _onnxruntime():
+    """onnxruntime, loaded with its usage reporting off (it uploads events otherwise)."""
+    config.stay_offline()
+    import onnxruntime
+
+    onnxruntime.disable_telemetry_events()
+    return onnxruntime
+
+
 def _feed(encoding) -> dict[str, np.ndarray]:
     """One unpadded text as the model's inputs."""
     return {"input_ids": np.array([encoding.ids], dtype=np.int64),
@@ -361,6 +370,22 @@ def _fingerprint(model_path: Path) -> str:
 
 
 def _export_onnx(model_path: Path, target: Path) -> None:
+    """Export the model in a child process, once per cache: torch never loads into the process
+    that embeds (a build, a server), and the export's memory goes back when the child ends."""
+    import subprocess
+    import sys
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    code = ("import sys; from pathlib import Path; from semsearch.embedding import "
+            "_export_onnx_here; _export_onnx_here(Path(sys.argv[1]), Path(sys.argv[2]))")
+    result = subprocess.run([sys.executable, "-c", code, str(model_path), str(target)],
+                            capture_output=True, text=True, env=config.offline_environment())
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SemsearchError(f"cannot export the model {model_path} to ONNX: {last}")
+
+
+def _export_onnx_here(model_path: Path, target: Path) -> None:
     """Export the transformer (without pooling) to ONNX, written atomically.
 
     The TorchScript exporter with eager attention writes the plain BERT attention pattern
@@ -412,8 +437,7 @@ def _fuse(model_path: Path, source: Path, target: Path) -> None:
     an optimisation, so the fused graph is kept only if it builds and reproduces the export on
     a padded batch; otherwise the export runs as it is.
     """
-    import onnxruntime
-
+    onnxruntime = _onnxruntime()
     config_file = model_path / "config.json"
     config = json.loads(config_file.read_text()) if config_file.is_file() else {}
     temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
@@ -451,6 +475,7 @@ def _same_outputs(onnxruntime, first: Path, second: Path) -> bool:
 def _quantize(source: Path, target: Path) -> None:
     import logging
 
+    _onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")

@@ -88,7 +88,10 @@ def index_contents(folder: Path) -> dict[str, str]:
                 path.name.endswith(("-wal", "-shm")):
             continue
         if path.name == "documents.sqlite":
-            database = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            log = path.with_name(path.name + "-wal")
+            empty_log = not log.exists() or log.stat().st_size == 0  # then readable on a full disk
+            database = sqlite3.connect(f"file:{path}?mode=ro" + "&immutable=1" * empty_log,
+                                       uri=True)
             try:
                 text = "\n".join(map(repr, database.iterdump()))
             finally:

@@ -66,3 +66,4 @@ def test_no_command_and_no_library_call_tries_the_network(tmp_path):
     attempts = {name: traced(args, tmp_path, env) for name, args in runs.items()}
     assert {name: lines for name, lines in attempts.items() if lines} == {}
     assert not (tmp_path / "home" / "intel").exists()  # OpenVINO's usage counters
+    assert not (tmp_path / "home" / ".cache" / "Microsoft").exists()  # onnxruntime's events

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from semsearch import _fs
 from semsearch.errors import StoreError
 
 if TYPE_CHECKING:
@@ -183,8 +184,8 @@ def _write_sorted(folder: Path, parts: Iterable[np.ndarray], total: int | None =
     parts = list(parts) if total is None else parts
     if total is None:
         total = sum(len(part) for part in parts)
-    docs = np.lib.format.open_memmap(folder / DOCS, mode="w+", dtype=np.int32, shape=(total,))
-    freqs = np.lib.format.open_memmap(folder / FREQS, mode="w+", dtype=np.uint16, shape=(total,))
+    docs = _fs.new_array_file(folder / DOCS, np.int32, (total,))
+    freqs = _fs.new_array_file(folder / FREQS, np.uint16, (total,))
     terms, counts, done = [], [], 0
     for part in parts:
         docs[done:done + len(part)] = part["doc"]

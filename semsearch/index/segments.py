@@ -82,10 +82,8 @@ class SegmentWriter:
         self.name = name
         self.path = folder / name
         self.path.mkdir(parents=True, exist_ok=False)
-        self._rows = np.lib.format.open_memmap(self.path / ROWS, mode="w+", dtype=np.int64,
-                                               shape=(count,))
-        self._vectors = np.lib.format.open_memmap(self.path / VECTORS, mode="w+",
-                                                  dtype=np.float32, shape=(count, dimension))
+        self._rows = _fs.new_array_file(self.path / ROWS, np.int64, (count,))
+        self._vectors = _fs.new_array_file(self.path / VECTORS, np.float32, (count, dimension))
         self._postings = lexical.PostingsWriter(self.path, tokenizer)
         self.dimension = dimension
         self._done = 0

@@ -103,15 +103,16 @@ class DocumentTable:
     def open_for_read(cls, path: Path) -> DocumentTable:
         """The database in a read transaction: every later call sees the state it began with.
 
-        On a folder that cannot be written (a read-only mount), SQLite cannot keep WAL's
-        shared memory, so the file is read as immutable: nothing can change it there."""
+        Where SQLite cannot make WAL's shared-memory file (a read-only mount, a full disk),
+        the file is read as immutable, which is exact only while the log is empty: every
+        writer folds the log in when it finishes, so it is, unless a write is under way."""
         try:
             try:
                 db = _connect(path, mode="ro")
                 db.execute("BEGIN")
                 db.execute("SELECT number FROM commits LIMIT 1").fetchone()
             except sqlite3.OperationalError:
-                if _writable(path.parent):
+                if not _log_is_empty(path):
                     raise
                 db = _connect(path, mode="ro", immutable=True)
                 db.execute("BEGIN")
@@ -474,10 +475,9 @@ def _connect(path: Path, mode: str | None = None, immutable: bool = False) -> sq
     return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
 
 
-def _writable(folder: Path) -> bool:
-    import os
-
-    return os.access(folder, os.W_OK)
+def _log_is_empty(path: Path) -> bool:
+    log = path.with_name(path.name + "-wal")
+    return not log.exists() or log.stat().st_size == 0
 
 
 def _document(columns: tuple) -> Document:
