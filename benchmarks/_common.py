@@ -5,11 +5,14 @@ the optional packages a benchmark needs (`pip install -e ".[bench]"`)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from semsearch import config
-from semsearch.evaluation import Collection, cached_engine
+from semsearch.evaluation import Collection, cached_engine, load_collection
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -29,3 +32,79 @@ def require(*modules: str) -> None:
     missing = [name for name in modules if importlib.util.find_spec(name) is None]
     if missing:
         sys.exit(f"this benchmark needs {', '.join(missing)}: pip install -e \".[bench]\"")
+
+
+DIMENSION = 384
+#: a synthetic vector's cosine to the real one it is made from
+SEED_COSINE = 0.7
+
+
+def claim_texts() -> list[str]:
+    """SciFact's 1,109 claims, the model of a query."""
+    return [json.loads(line)["text"] for line in
+            (SHARED / "scifact" / "queries.jsonl").read_text().splitlines()]
+
+
+def real_vectors() -> tuple[np.ndarray, np.ndarray]:
+    """SciFact documents (from the evaluation index) and SciFact claims, both embedded."""
+    engine = eval_engine(load_collection(SHARED / "scifact", "test"))
+    documents = engine.vectors(list(engine.ids()))
+    queries = engine.query_embedder.embed_queries(claim_texts())
+    return documents.astype(np.float32), queries.astype(np.float32)
+
+
+def synthetic_documents(real: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` vectors: the real ones first, then real seeds moved by covariance-shaped
+    noise (keeping the real embeddings' anisotropy and topical clusters; isotropic random
+    vectors have no neighbourhoods and make every approximate index look far worse)."""
+    rng = np.random.default_rng(seed)
+    if count <= len(real):
+        return real[:count].copy()
+    centred = real - real.mean(axis=0)
+    covariance = centred.T @ centred / len(real)
+    root = np.linalg.cholesky(covariance + 1e-6 * np.eye(DIMENSION)).astype(np.float32)
+    # the noise's expected norm, to scale it to the cosine wanted
+    noise_norm = float(np.sqrt(np.trace(covariance)))
+    scale = np.sqrt(1 / SEED_COSINE**2 - 1) / noise_norm
+    out = np.empty((count, DIMENSION), dtype=np.float32)
+    out[:len(real)] = real
+    for start in range(len(real), count, 100_000):
+        stop = min(count, start + 100_000)
+        seeds = real[rng.integers(0, len(real), stop - start)]
+        noise = rng.standard_normal((stop - start, DIMENSION), dtype=np.float32) @ root.T
+        block = seeds + scale * noise
+        out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Positions of each query's true top k by inner product, in blocks (memory stays small):
+    the answer an approximate index is scored against, computed without semsearch."""
+    best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    best_rows = np.zeros((len(queries), 0), dtype=np.int64)
+    for start in range(0, len(vectors), 100_000):
+        block = np.asarray(vectors[start:start + 100_000], dtype=np.float32)
+        scores = queries @ block.T
+        top_k = np.argpartition(-scores, min(k, block.shape[0] - 1), axis=1)[:, :k]
+        best_scores = np.concatenate([best_scores, np.take_along_axis(scores, top_k, 1)], 1)
+        best_rows = np.concatenate([best_rows, start + top_k], axis=1)
+        keep = np.argsort(-best_scores, axis=1)[:, :k]
+        best_scores = np.take_along_axis(best_scores, keep, 1)
+        best_rows = np.take_along_axis(best_rows, keep, 1)
+    return best_rows
+
+
+def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each query's true top k that was found (-1 marks an empty slot)."""
+    hits = [len(set(f[f >= 0].tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth)]
+    return float(np.mean(hits)) if hits else 1.0
+
+
+def build_synthetic_engine(location: Path, vectors: np.ndarray, **options) -> None:
+    """An index of the given vectors, one placeholder paper each (no model runs)."""
+    from semsearch import Document, Engine
+
+    papers = (Document(id=f"doc-{i}", title=f"Synthetic paper {i}",
+                       abstract=f"Abstract of synthetic paper number {i}.")
+              for i in range(len(vectors)))
+    Engine(location).build(papers, vectors=vectors, **options)

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.embedding import bundled_model_path
-from semsearch.engine import EMBED_BATCH
+from semsearch.embedding import OnnxEmbedder, bundled_model_path
 from semsearch.evaluation import load_collection, score_rankings
 
 from _common import eval_engine  # noqa: E402  (beside this file)
@@ -43,19 +42,16 @@ def measure(name: str, split: str) -> dict:
     engine = eval_engine(collection)
     tokenizer = Tokenizer.from_file(str(bundled_model_path() / "tokenizer.json"))
     tokenizer.no_truncation()
-    ids, first, owner, extra_texts = [], [], [], []
-    for batch in engine.documents.batches(EMBED_BATCH):
-        for row, doc in batch:
-            position = len(ids)
-            ids.append(doc.id)
-            first.append(engine.vectors.vector(row))
-            for window in windows_of(doc.text, tokenizer):
-                owner.append(position)
-                extra_texts.append(window)
+    ids = list(engine.ids())
+    first = engine.vectors(ids)
+    owner, extra_texts = [], []
+    for position, doc_id in enumerate(ids):
+        for window in windows_of(engine.get(doc_id).text, tokenizer):
+            owner.append(position)
+            extra_texts.append(window)
     started = time.perf_counter()
-    extra = engine.document_embedder.embed_documents(extra_texts) if extra_texts else np.zeros((0, 384))
+    extra = OnnxEmbedder().embed_documents(extra_texts) if extra_texts else np.zeros((0, 384))
     embed_seconds = time.perf_counter() - started
-    first = np.stack(first)
     passages = np.concatenate([first, extra])
     passage_owner = np.concatenate([np.arange(len(ids)), np.array(owner, dtype=np.int64)])
     mean = np.zeros_like(first)

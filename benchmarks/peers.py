@@ -9,7 +9,7 @@ LanceDB and txtai are the extra's).
 
 The same vectors and the same short queries go to every system:
 - Documents: SciFact's 5,183 abstracts embedded by all-MiniLM-L6-v2, then synthetic vectors
-  shaped like them, as in search_path.py (real seeds moved by noise with the real vectors'
+  shaped like them (_common.synthetic_documents: real seeds moved by noise with the real vectors'
   covariance), to 100k and 1M.
 - Queries, all embedded by the bundled model as queries: 1,000 fragments of 3 to 8 words from
   titles and sentences of half of SciFact's documents, and SciFact's 1,109 claims.
@@ -46,7 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import RESULTS, SCRATCH, SHARED, eval_engine, require
+from _common import (RESULTS, SCRATCH, SHARED, claim_texts, exact_top, real_vectors,
+                     recall_at, require, synthetic_documents)
 
 TARGETS = (0.90, 0.95, 0.97, 0.99)
 SYSTEMS = ("semsearch", "faiss-ivf", "faiss-hnsw", "usearch", "hnswlib", "chroma", "lancedb",
@@ -63,32 +64,25 @@ def prepare(sizes: list[int]) -> None:
     if all((WORK / f"truth-{n}.npy").exists() for n in sizes):
         return
     from semsearch.embedding import OnnxEmbedder
-    from semsearch.evaluation import load_collection
     from semsearch.readers import read_documents
-    import search_path
 
-    collection = load_collection(SHARED / "scifact", "test")
-    engine = eval_engine(collection)
-    real = np.stack([engine.vectors.vector(row) for batch in engine.documents.batches(1000)
-                     for row, _ in batch]).astype(np.float32)
+    real, _ = real_vectors()
     documents = list(read_documents([SHARED / "scifact" / "corpus.jsonl"]))
     half = len(documents) // 2
     embedder = OnnxEmbedder()
     tuning = fragments(documents[:half], 4000, seed=1)
     measured = fragments(documents[half:], 1000, seed=2)
-    claims = search_path.claim_texts()
+    claims = claim_texts()
     np.save(WORK / "tuning.npy", embedder.embed_queries(tuning))
     np.save(WORK / "queries.npy", np.concatenate([embedder.embed_queries(measured),
                                                   embedder.embed_queries(claims)]))
     (WORK / "queries.json").write_text(json.dumps({"fragments": len(measured),
                                                    "claims": len(claims)}))
-    largest = search_path.synthetic_documents(real, max(sizes))
+    largest = synthetic_documents(real, max(sizes))
     np.save(WORK / "documents.npy", largest)
     queries = np.load(WORK / "queries.npy")
-    from semsearch import ann
-
     for n in sizes:
-        truth = ann.exact_top(largest[:n], np.arange(n, dtype=np.int64), queries, 10)
+        truth = exact_top(largest[:n], queries, 10)
         np.save(WORK / f"truth-{n}.npy", truth)
 
 
@@ -350,8 +344,6 @@ PEERS = {"faiss-ivf": FaissIvf, "faiss-hnsw": FaissHnsw, "usearch": Usearch,
 # -- measuring ------------------------------------------------------------------------------
 
 def measure(search, search_batch, queries, truth, fragments: int) -> dict:
-    from semsearch import ann
-
     found = np.asarray(search_batch(queries), dtype=np.int64)
     started = time.perf_counter()
     search_batch(queries)
@@ -365,9 +357,9 @@ def measure(search, search_batch, queries, truth, fragments: int) -> dict:
         started = time.perf_counter()
         search(query)
         times.append((time.perf_counter() - started) * 1000)
-    return {"recall@10": round(ann.recall_at(found, truth), 4),
-            "recall@10_fragments": round(ann.recall_at(found[:fragments], truth[:fragments]), 4),
-            "recall@10_claims": round(ann.recall_at(found[fragments:], truth[fragments:]), 4),
+    return {"recall@10": round(recall_at(found, truth), 4),
+            "recall@10_fragments": round(recall_at(found[:fragments], truth[:fragments]), 4),
+            "recall@10_claims": round(recall_at(found[fragments:], truth[fragments:]), 4),
             "p50_ms": round(statistics.median(times), 4),
             "p99_ms": round(float(np.percentile(times, 99)), 4), "batch_qps": round(qps, 1)}
 
@@ -469,7 +461,7 @@ COLD["semsearch"] = ("from semsearch import Engine; index = Engine.open(str(FOLD
 
 def run_semsearch(n: int) -> dict:
     from semsearch import Engine
-    from semsearch.documents import Document
+    from semsearch import Document
 
     vectors, queries, truth, tuning, fragments = load(n)
     folder = WORK / f"semsearch-{n}"

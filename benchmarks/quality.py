@@ -16,9 +16,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from semsearch import FusionSettings, LexicalSettings
 from semsearch.evaluation import evaluate, load_collection
-from semsearch.fusion import FusionSettings
-from semsearch.lexical import LexicalSettings
 
 from _common import eval_engine  # noqa: E402  (beside this file)
 

@@ -3,7 +3,7 @@
     python benchmarks/query_ab.py                 # on a 1M-vector index (about 3 minutes)
     python benchmarks/query_ab.py --n 100000
 
-This machine is shared, and one full run of search_path.py can differ from the next by a
+This machine is shared, and one full benchmark run can differ from the next by a
 third; a difference of 15% needs both sides measured at the same moments. So each variant runs
 in its own process with the same index open and warmed up on the same 400 claims, and the
 processes then take turns serving blocks of 25 new claims (who goes first alternates). Reports
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from search_path import build_synthetic_engine, claim_texts, real_vectors, synthetic_documents
+from _common import build_synthetic_engine, claim_texts, real_vectors, synthetic_documents
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = {"fp32": False, "bf16": True}  # name: Engine(bf16_queries=...)

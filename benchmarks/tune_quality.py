@@ -11,16 +11,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shutil
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from semsearch import Engine, FusionSettings, LexicalSettings
 from semsearch.evaluation import load_collection, score_rankings
-from semsearch.fusion import FusionSettings, fuse
-from semsearch.engine import EMBED_BATCH
-from semsearch.lexical import LexicalIndex, LexicalSettings
+from semsearch.search.fusion import fuse
 
 from _common import eval_engine  # noqa: E402  (beside this file)
 
@@ -34,25 +35,36 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     train = load_collection(args.collection, "train")
-    engine = eval_engine(train)
-    ids = {row: doc.id for batch in engine.documents.batches(EMBED_BATCH) for row, doc in batch}
+    scratch = Path(tempfile.mkdtemp(prefix="tune-"))
+    try:
+        # a copy: each BM25 setting re-indexes the texts, the cached index stays as it is
+        engine = Engine.open(shutil.copytree(eval_engine(train).path, scratch / "index"))
+        tune(train, engine, started)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def tune(train, engine: Engine, started: float) -> None:
+    ids = list(engine.ids())
+    number = {doc_id: position for position, doc_id in enumerate(ids)}
+    query_ids = list(train.qrels)
+    texts = [train.queries[q] for q in query_ids]
+
+    def ranked(mode: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        found = engine.search_many(texts, k=DEPTH, mode=mode)
+        return {q: (np.array([h.score for h in hits], dtype=np.float32),
+                    np.array([number[h.id] for h in hits], dtype=np.int64))
+                for q, hits in zip(query_ids, found)}
 
     def ndcg(rankings: dict[str, np.ndarray]) -> float:
         run = {q: [ids[int(r)] for r in rows[:100]] for q, rows in rankings.items()}
         return score_rankings(run, train.qrels)["ndcg@10"]
 
-    dense = {}
-    for query_id in train.qrels:
-        vector = engine.query_embedder.embed_queries([train.queries[query_id]])[0]
-        dense[query_id] = engine.vectors.search(vector.reshape(1, -1), DEPTH)
-        dense[query_id] = (dense[query_id][0][0], dense[query_id][1][0])
-
     def lexical_runs(settings: LexicalSettings) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        index = LexicalIndex.build(
-            ((np.array([r for r, _ in b]), [d.text for _, d in b])
-             for b in engine.documents.batches(EMBED_BATCH)), settings)
-        return {q: index.search(train.queries[q], DEPTH) for q in train.qrels}
+        engine.rebuild(lexical=settings)
+        return ranked("lexical")
 
+    dense = ranked("dense")
     trials = {"dense": ndcg({q: rows for q, (_, rows) in dense.items()}), "bm25": [], "fusion": []}
     grid = itertools.product([0.6, 0.9, 1.2, 1.5, 2.0], [0.3, 0.4, 0.5, 0.75, 0.9],
                              [("english", "en"), (None, "en"), ("english", None)])

@@ -24,6 +24,8 @@ _EXPORTS = {
     "Hit": "semsearch.documents",
     "Explanation": "semsearch.documents",
     "Filter": "semsearch.filters",
+    "LexicalSettings": "semsearch.index.lexical",
+    "FusionSettings": "semsearch.search.fusion",
     "read_documents": "semsearch.readers",
     "ReadOptions": "semsearch.readers",
     "sample_paths": "semsearch.data",
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from semsearch.documents import Document, Explanation, Hit
     from semsearch.engine import BuildReport, Engine, IndexInfo, UpdateReport
     from semsearch.filters import Filter
+    from semsearch.index.lexical import LexicalSettings
+    from semsearch.search.fusion import FusionSettings
     from semsearch.errors import InputError, QueryError, SemsearchError, StoreError
     from semsearch.readers import ReadOptions, read_documents
 

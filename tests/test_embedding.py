@@ -165,15 +165,18 @@ def test_similar_length_batches_cover_everything_once_and_bound_padding():
         assert chunk[-1] <= 2 * max(chunk[0], 8)
 
 
-def test_a_query_never_imports_torch(tmp_path):
+def test_neither_a_query_nor_a_build_nor_an_add_imports_torch(tmp_path):
     import subprocess
     import sys
 
     from semsearch import Engine, read_documents
     from semsearch.data import sample_paths
 
-    Engine(tmp_path / "idx").build(read_documents(sample_paths()[:1]))
+    Engine(tmp_path / "idx").build(read_documents(sample_paths()[:1]))  # the model is exported
     script = ("import sys, semsearch\n"
+              f"engine = semsearch.Engine({str(tmp_path / 'again')!r})\n"
+              f"engine.build(semsearch.read_documents([{str(sample_paths()[0])!r}]))\n"
+              f"engine.add(semsearch.read_documents([{str(sample_paths()[1])!r}]))\n"
               f"hits = semsearch.Engine.open({str(tmp_path / 'idx')!r}).search('graph retrieval')\n"
               "assert hits, 'no hits'\n"
               "print(sorted(m for m in sys.modules if m.split('.')[0] in "

@@ -1,0 +1,264 @@
+"""What a daily write costs on a large index: add and remove through the real CLI, at 100k and
+1M documents, against the figures measured before segments (the issue's baseline).
+
+The documents: SciFact's 5,183 abstracts, then synthetic ones, each a SciFact title and five
+sentences drawn from the whole corpus (so the vocabulary and lengths of real abstracts), with
+vectors made from SciFact's own by covariance-shaped noise around a real seed
+(_common.synthetic_documents), given to the build so that 1M papers need no hours of
+embedding. The papers added by the measured commands are new synthetic ones, embedded by the
+command as a user's would be.
+
+Per size, on one copy of the built index, in this order (the daily workflow):
+  cold one-shot `semsearch search` (hybrid and dense), warm hybrid p50 in one process;
+  add 10, add 1,000, remove 1, remove 1,000 (each a whole CLI command: wall time, peak RSS,
+  bytes written); 16 more small writes (add 10 / remove 1 alternately) to make 20;
+  disk size after the 20 writes against before; cold searches and warm p50 again.
+
+    python benchmarks/scale.py            # 100k and 1M, three runs each (median reported)
+    python benchmarks/scale.py --quick    # 100k only, one run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import RESULTS, SCRATCH, SHARED, claim_texts, eval_engine, synthetic_documents
+
+WORK = SCRATCH / "scale"
+WARM_QUERIES = 200
+#: before segments, measured with the same library calls (issue 20)
+BASELINE = {100_000: {"add 10 s": 31.6, "add 10 peak RSS MB": 1760, "remove 1 s": 23.4},
+            1_000_000: {"add 10 s": 192.0, "add 10 peak RSS MB": 8900, "remove 1 s": 226.0,
+                        "disk after one write GB": 9.3}}
+#: the targets of issue 20, at 1M
+TARGETS = {"add 10 s": 3.0, "remove 1 s": 1.5, "peak RSS MB": 600,
+           "add 10 at 1M / at 100k": 1.5, "disk after 20 / before": 1.2,
+           "warm hybrid p50 after / before": 1.15}
+
+#: runs one CLI command and, as it exits, writes its own peak RSS and I/O counters to a file
+MEASURED = """
+import atexit, json, resource, sys
+figures = sys.argv[1]
+def report():
+    io = dict(line.split(": ") for line in open("/proc/self/io").read().splitlines())
+    json.dump({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "bytes_written": int(io["write_bytes"]), "write_calls_bytes": int(io["wchar"])},
+              open(figures, "w"))
+atexit.register(report)
+sys.argv = ["semsearch"] + sys.argv[2:]
+from semsearch.cli import main
+main()
+"""
+
+
+# -- data -----------------------------------------------------------------------------------
+
+def scifact():
+    from semsearch import read_documents
+    from semsearch.evaluation import load_collection
+
+    documents = list(read_documents([SHARED / "scifact" / "corpus.jsonl"]))
+    collection = load_collection(SHARED / "scifact", "test")
+    vectors = eval_engine(collection).vectors([d.id for d in documents])
+    return documents, np.asarray(vectors, dtype=np.float32)
+
+
+def synthetic_texts(documents, count: int, seed: int, prefix: str):
+    """``count`` papers of real vocabulary: a real title and five real sentences each."""
+    from semsearch import Document
+
+    rng = random.Random(seed)
+    sentences = [s for d in documents for s in re.split(r"(?<=[.!?])\s+", d.abstract)
+                 if len(s.split()) > 3]
+    titles = [d.title for d in documents if d.title]
+    for number in range(count):
+        yield Document(id=f"{prefix}{number}", title=f"{rng.choice(titles)} ({prefix}{number})",
+                       abstract=" ".join(rng.choice(sentences) for _ in range(5)),
+                       metadata={"year": 2000 + number % 26})
+
+
+def base_index(size: int, documents, real: np.ndarray) -> Path:
+    """The index of ``size`` documents, built once and kept under SCRATCH."""
+    from semsearch import Engine
+
+    folder = WORK / f"base-{size}"
+    if (folder / "CURRENT").exists():
+        return folder
+    vectors = synthetic_documents(real, size)
+    extra = synthetic_texts(documents, size - len(documents), seed=size, prefix="s")
+    started = time.perf_counter()
+    Engine(folder).build(iter([*documents, *extra]), vectors=vectors)
+    print(f"built {size:,} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return folder
+
+
+def jsonl(path: Path, papers) -> Path:
+    with path.open("w") as handle:
+        for paper in papers:
+            handle.write(json.dumps({"id": paper.id, "title": paper.title,
+                                     "abstract": paper.abstract}) + "\n")
+    return path
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+def command(*args: str) -> dict:
+    """One whole CLI command in a fresh process: wall time, peak RSS, bytes written."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as figures:
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-c", MEASURED, figures.name, *args],
+                                capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if result.returncode != 0:
+            raise SystemExit(f"semsearch {' '.join(args)} failed: {result.stderr[-2000:]}")
+        return {"seconds": round(wall, 3), **json.loads(Path(figures.name).read_text())}
+
+
+def disk_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def warm_p50(folder: Path, queries: list[str]) -> float:
+    """Median milliseconds of a hybrid search in a process that has the index open."""
+    from semsearch import Engine
+
+    engine = Engine.open(folder)
+    for text in queries[:20]:
+        engine.search(text, k=10)
+    times = []
+    for text in queries:
+        started = time.perf_counter()
+        engine.search(text, k=10)
+        times.append((time.perf_counter() - started) * 1000)
+    engine.close()
+    return statistics.median(times)
+
+
+def searches(folder: Path, queries: list[str]) -> dict:
+    return {"cold hybrid s": command("search", queries[0], "--index", str(folder))["seconds"],
+            "cold dense s": command("search", queries[1], "--mode", "dense",
+                                    "--index", str(folder))["seconds"],
+            "warm hybrid p50 ms": round(warm_p50(folder, queries), 3)}
+
+
+def one_run(size: int, base: Path, documents, queries: list[str], run: int) -> dict:
+    folder = WORK / f"run-{size}"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(base, folder)
+    inputs = Path(tempfile.mkdtemp(prefix="scale-"))
+    try:
+        new = synthetic_texts(documents, 2000, seed=1000 + run, prefix=f"n{run}-")
+        batches = {"add 10": [next(new) for _ in range(10)],
+                   "add 1000": [next(new) for _ in range(1000)]}
+        small = [[next(new) for _ in range(10)] for _ in range(8)]
+        before = {"disk bytes": disk_bytes(folder), **searches(folder, queries)}
+        writes = {}
+        for name, papers in batches.items():
+            writes[name] = command("add", str(jsonl(inputs / f"{name}.jsonl", papers)),
+                                   "--index", str(folder))
+        removable = [f"s{number}" for number in range(1000, 2001)]
+        writes["remove 1"] = command("remove", removable[0], "--index", str(folder))
+        writes["remove 1000"] = command("remove", *removable[1:1001], "--index", str(folder))
+        for number, papers in enumerate(small):  # 16 more: 20 writes in all
+            command("add", str(jsonl(inputs / f"small-{number}.jsonl", papers)),
+                    "--index", str(folder))
+            command("remove", papers[0].id, "--index", str(folder))
+        after = {"disk bytes": disk_bytes(folder), **searches(folder, queries)}
+        return {"writes": writes, "before": before, "after_20_writes": after}
+    finally:
+        shutil.rmtree(inputs, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def median_run(runs: list[dict]) -> dict:
+    """Each figure's median over the runs."""
+    def walk(parts):
+        first = parts[0]
+        if isinstance(first, dict):
+            return {key: walk([part[key] for part in parts]) for key in first}
+        return statistics.median(parts)
+    return walk(runs)
+
+
+def summary(by_size: dict[int, dict]) -> dict:
+    out = {}
+    for size, result in by_size.items():
+        writes, before, after = result["writes"], result["before"], result["after_20_writes"]
+        out[size] = {
+            "add 10 s": writes["add 10"]["seconds"], "add 1000 s": writes["add 1000"]["seconds"],
+            "remove 1 s": writes["remove 1"]["seconds"],
+            "remove 1000 s": writes["remove 1000"]["seconds"],
+            "peak RSS MB (add 10, remove 1)": round(max(writes["add 10"]["peak_rss_mb"],
+                                                        writes["remove 1"]["peak_rss_mb"])),
+            "disk after 20 / before": round(after["disk bytes"] / before["disk bytes"], 3),
+            "warm hybrid p50 after / before": round(after["warm hybrid p50 ms"]
+                                                    / before["warm hybrid p50 ms"], 3),
+            "cold hybrid s": before["cold hybrid s"], "cold dense s": before["cold dense s"]}
+    if 100_000 in out and 1_000_000 in out:
+        out["add 10 at 1M / at 100k"] = round(out[1_000_000]["add 10 s"]
+                                              / out[100_000]["add 10 s"], 2)
+    return out
+
+
+def markdown(result: dict) -> str:
+    rows = ["| documents | add 10 | add 1,000 | remove 1 | remove 1,000 | peak RSS | "
+            "disk after 20 writes | warm hybrid p50 after 20 | cold hybrid | cold dense |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for size, figures in result["summary"].items():
+        if not isinstance(figures, dict):
+            continue
+        rows.append(f"| {int(size):,} | {figures['add 10 s']:.2f} s | "
+                    f"{figures['add 1000 s']:.1f} s | {figures['remove 1 s']:.2f} s | "
+                    f"{figures['remove 1000 s']:.2f} s | "
+                    f"{figures['peak RSS MB (add 10, remove 1)']} MB | "
+                    f"{figures['disk after 20 / before']:.3f}x | "
+                    f"{figures['warm hybrid p50 after / before']:.3f}x | "
+                    f"{figures['cold hybrid s']:.2f} s | {figures['cold dense s']:.2f} s |")
+    if "add 10 at 1M / at 100k" in result["summary"]:
+        rows.append(f"\nadd 10 at 1M / at 100k: {result['summary']['add 10 at 1M / at 100k']}x")
+    rows.append("\nBefore segments (issue 20): " + "; ".join(
+        f"{size:,}: " + ", ".join(f"{k} {v}" for k, v in figures.items())
+        for size, figures in BASELINE.items()))
+    return "\n".join(rows) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100k only, one run")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--sizes", type=int, nargs="*", default=None)
+    options = parser.parse_args()
+    sizes = options.sizes or ([100_000] if options.quick else [100_000, 1_000_000])
+    runs = options.runs or (1 if options.quick else 3)
+    WORK.mkdir(parents=True, exist_ok=True)
+    documents, real = scifact()
+    queries = claim_texts()[:WARM_QUERIES]
+    by_size, raw = {}, {}
+    for size in sizes:
+        base = base_index(size, documents, real)
+        raw[size] = [one_run(size, base, documents, queries, run) for run in range(runs)]
+        by_size[size] = median_run(raw[size])
+        print(json.dumps(summary({size: by_size[size]}), indent=1), file=sys.stderr)
+    result = {"machine": {"cpus": os.cpu_count()}, "runs": runs, "summary": summary(by_size),
+              "median": by_size, "each_run": raw, "baseline": BASELINE, "targets": TARGETS}
+    name = "scale_quick" if options.quick else "scale"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
