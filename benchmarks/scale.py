@@ -9,10 +9,11 @@ embedding. The papers added by the measured commands are new synthetic ones, emb
 command as a user's would be.
 
 Per size, on one copy of the built index, in this order (the daily workflow):
-  cold one-shot `semsearch search` (hybrid and dense), warm hybrid p50 in one process;
+  cold one-shot `semsearch search` (hybrid and dense);
   add 10, add 1,000, remove 1, remove 1,000 (each a whole CLI command: wall time, peak RSS,
   bytes written); 16 more small writes (add 10 / remove 1 alternately) to make 20;
-  disk size after the 20 writes against before; cold searches and warm p50 again.
+  disk size after the 20 writes against before; cold searches again; warm hybrid p50 before
+  and after, in one process, the untouched base and the written copy taking turns.
 
     python benchmarks/scale.py            # 100k and 1M, three runs each (median reported)
     python benchmarks/scale.py --quick    # 100k only, one run
@@ -131,27 +132,32 @@ def disk_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def warm_p50(folder: Path, queries: list[str]) -> float:
-    """Median milliseconds of a hybrid search in a process that has the index open."""
+def warm_p50s(before: Path, after: Path, queries: list[str]) -> tuple[float, float]:
+    """Median milliseconds of a hybrid search in a process that has the index open, before
+    the writes (the untouched base) and after them, the two taking turns query by query so
+    that the machine's drift falls on both alike."""
     from semsearch import Engine
 
-    engine = Engine.open(folder)
+    engines = [Engine.open(before), Engine.open(after)]
     for text in queries[:20]:
-        engine.search(text, k=10)
-    times = []
-    for text in queries:
-        started = time.perf_counter()
-        engine.search(text, k=10)
-        times.append((time.perf_counter() - started) * 1000)
-    engine.close()
-    return statistics.median(times)
+        for engine in engines:
+            engine.search(text, k=10)
+    times = ([], [])
+    for number, text in enumerate(queries):
+        order = (0, 1) if number % 2 else (1, 0)
+        for side in order:
+            started = time.perf_counter()
+            engines[side].search(text, k=10)
+            times[side].append((time.perf_counter() - started) * 1000)
+    for engine in engines:
+        engine.close()
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
-def searches(folder: Path, queries: list[str]) -> dict:
+def cold_searches(folder: Path, queries: list[str]) -> dict:
     return {"cold hybrid s": command("search", queries[0], "--index", str(folder))["seconds"],
             "cold dense s": command("search", queries[1], "--mode", "dense",
-                                    "--index", str(folder))["seconds"],
-            "warm hybrid p50 ms": round(warm_p50(folder, queries), 3)}
+                                    "--index", str(folder))["seconds"]}
 
 
 def one_run(size: int, base: Path, documents, queries: list[str], run: int) -> dict:
@@ -164,7 +170,7 @@ def one_run(size: int, base: Path, documents, queries: list[str], run: int) -> d
         batches = {"add 10": [next(new) for _ in range(10)],
                    "add 1000": [next(new) for _ in range(1000)]}
         small = [[next(new) for _ in range(10)] for _ in range(8)]
-        before = {"disk bytes": disk_bytes(folder), **searches(folder, queries)}
+        before = {"disk bytes": disk_bytes(folder), **cold_searches(folder, queries)}
         writes = {}
         for name, papers in batches.items():
             writes[name] = command("add", str(jsonl(inputs / f"{name}.jsonl", papers)),
@@ -176,7 +182,9 @@ def one_run(size: int, base: Path, documents, queries: list[str], run: int) -> d
             command("add", str(jsonl(inputs / f"small-{number}.jsonl", papers)),
                     "--index", str(folder))
             command("remove", papers[0].id, "--index", str(folder))
-        after = {"disk bytes": disk_bytes(folder), **searches(folder, queries)}
+        after = {"disk bytes": disk_bytes(folder), **cold_searches(folder, queries)}
+        before["warm hybrid p50 ms"], after["warm hybrid p50 ms"] = warm_p50s(base, folder,
+                                                                             queries)
         return {"writes": writes, "before": before, "after_20_writes": after}
     finally:
         shutil.rmtree(inputs, ignore_errors=True)

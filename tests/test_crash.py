@@ -66,9 +66,10 @@ def run_worker(path: Path, first: int, merge_at=None, fold_at=None):
     return worker
 
 
-def said(worker) -> tuple[list[int], str]:
-    """What a killed worker had said: the operations it committed, and what was in flight."""
-    lines = worker.stdout.read().splitlines()
+def said(worker, already: list[str] = ()) -> tuple[list[int], str]:
+    """What a killed worker had said (``already``: lines read before the kill): the operations
+    it committed, and what was in flight."""
+    lines = [*already, *worker.stdout.read().splitlines()]
     worker.wait()
     committed = [int(line.split()[1]) for line in lines if line.startswith("committed")]
     doing = ""
@@ -83,25 +84,44 @@ def said(worker) -> tuple[list[int], str]:
     return committed, doing
 
 
+def wait_for_start(worker, wanted: set[str], deadline: float) -> list[str]:
+    """Read the worker's lines until it starts one of the ``wanted`` kinds of write (or the
+    deadline passes): the lines read."""
+    lines = []
+    while time.monotonic() < deadline:
+        line = worker.stdout.readline().strip()
+        if not line:
+            break
+        lines.append(line)
+        words = line.split()
+        kind = "merge" if words[0] == "merging" else words[2] if words[0] == "begin" else ""
+        if kind in wanted:
+            break
+    return lines
+
+
 KILLS = {"add": 10, "remove": 10, "merge": 10, "reindex": 10}
+#: about how long each kind of write takes here (the kill lands at a random moment inside)
+LASTS = {"add": 0.4, "remove": 0.2, "merge": 0.4, "reindex": 1.5}
 
 
 def test_sigkill_at_random_moments_of_every_kind_of_write(tmp_path):
     """At least 10 kills inside each of add, remove, merge and reindex (merges made frequent:
-    every third segment, folding at 100 rows), on an IVF index."""
+    every third segment, folding at 100 rows), on an IVF index: the worker is let run until
+    it starts a kind of write that needs more kills, then killed at a random moment of it."""
     path = tmp_path / "ivf"
     states = start_index(path, "ivf")
     rng = random.Random(7)
     killed: Counter[str] = Counter()
-    for attempt in range(300):
-        if all(killed[kind] >= need for kind, need in KILLS.items()):
+    for attempt in range(200):
+        needed = {kind for kind, need in KILLS.items() if killed[kind] < need}
+        if not needed:
             break
         worker = run_worker(path, len(states) - 1, merge_at=2, fold_at=100)
-        # a re-training takes seconds: once it has been killed often enough, let it finish
-        enough = killed["reindex"] >= KILLS["reindex"] and kind_of(len(states) - 1) == "reindex"
-        time.sleep(rng.uniform(6.0, 8.0) if enough else rng.uniform(0.0, 2.0))
+        lines = wait_for_start(worker, needed, time.monotonic() + 60)
+        time.sleep(rng.uniform(0.0, max(LASTS[kind] for kind in needed)))
         worker.send_signal(signal.SIGKILL)
-        committed, doing = said(worker)
+        committed, doing = said(worker, lines)
         killed[doing or "between"] += 1
         check_after(path, states, committed, attempt)
     assert all(killed[kind] >= need for kind, need in KILLS.items()), killed

@@ -1,0 +1,121 @@
+"""An index of many segments answers as one index would: the true top k among live papers
+(never a removed or replaced one), the recall of one merged index, and a reader that opened
+before keeps its state while writes and merges go on (index/segments.py, search/view.py)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from semsearch import Document, Engine
+from semsearch.index import segments
+
+from conftest import HashingEmbedder
+
+
+def paper(number: int, version: int = 0) -> Document:
+    return Document(f"p{number}", f"Paper {number} on topic{number % 23} v{version}",
+                    f"Words about subject{number % 17}, method{number % 11}, "
+                    f"result{number} and field{(number * 7) % 29}.")
+
+
+def write_rounds(engine: Engine, first: int, rounds: int, rng: random.Random,
+                 adds: int = 20, removes: int = 5):
+    """Rounds of adds, updates and removes; the live papers' ids after them."""
+    live = set(engine.ids())
+    next_number = first
+    for _ in range(rounds):
+        new = [paper(n) for n in range(next_number, next_number + adds)]
+        next_number += adds
+        updated = [paper(int(i[1:]), version=1) for i in rng.sample(sorted(live), 2)]
+        engine.add(new + updated)
+        live |= {d.id for d in new}
+        gone = rng.sample(sorted(live), removes)
+        engine.remove(gone)
+        live -= set(gone)
+    return live
+
+
+def kth_scores(engine: Engine, live: list[str], queries: np.ndarray, k: int) -> np.ndarray:
+    """Each query's k-th best score over the live papers, by brute force."""
+    scores = queries @ engine.vectors(live).T
+    return -np.sort(-scores, axis=1)[:, k - 1]
+
+
+def true_hits(engine: Engine, live: list[str], queries: np.ndarray, k: int) -> list[float]:
+    """Per query, the share of its k hits that belong in the true top k (a hit tied with the
+    k-th best counts: the test embedder gives many papers equal scores)."""
+    kth = kth_scores(engine, live, queries, k)
+    found = engine.search_vectors(queries, k=k)
+    return [sum(hit.score >= bound - 1e-5 for hit in hits) / k for hits, bound in zip(found, kth)]
+
+
+@pytest.fixture
+def small_merges(monkeypatch):
+    monkeypatch.setattr(segments, "MERGE_AT_SEGMENTS", 3)
+    monkeypatch.setattr(segments, "FOLD_AT_ROWS", 60)
+
+
+def test_exact_search_over_many_segments_is_the_true_top_k_of_live_papers(tmp_path,
+                                                                         small_merges):
+    engine = Engine(tmp_path / "idx", embedder=HashingEmbedder())
+    engine.build([paper(n) for n in range(300)], index_type="exact")
+    live = sorted(write_rounds(engine, 300, rounds=8, rng=random.Random(1)))
+    assert engine.info().segments > 1
+    texts = [paper(n).text for n in range(0, 460, 23)]
+    queries = HashingEmbedder().embed_queries(texts)
+    assert true_hits(engine, live, queries, 10) == [1.0] * len(queries)
+    for hits in engine.search_vectors(queries, k=50):
+        assert {hit.id for hit in hits} <= set(live)
+
+
+def recall(engine: Engine, live: list[str], queries: np.ndarray) -> float:
+    return float(np.mean(true_hits(engine, live, queries, 10)))
+
+
+def test_recall_over_segments_is_that_of_one_merged_index(tmp_path, small_merges):
+    engine = Engine(tmp_path / "idx", embedder=HashingEmbedder())
+    engine.build([paper(n) for n in range(2500)], index_type="ivf")
+    live = sorted(write_rounds(engine, 2500, rounds=6, rng=random.Random(2), adds=40,
+                               removes=30))
+    info = engine.info()
+    assert info.segments > 1 and info.segments_in_vector_index >= 2  # some folded in, some not
+    queries = HashingEmbedder().embed_queries([paper(n).text + " extra" for n in
+                                               range(0, 2740, 27)])
+    over_segments = recall(engine, live, queries)
+    engine.rebuild()
+    assert engine.info().segments == 1
+    merged = recall(engine, live, queries)
+    assert over_segments == pytest.approx(merged, abs=0.03)
+    assert over_segments >= 0.9
+
+
+def test_a_reader_keeps_its_state_across_five_writes_and_a_merge(tmp_path, monkeypatch):
+    monkeypatch.setattr(segments, "MERGE_AT_SEGMENTS", 2)
+    path = tmp_path / "idx"
+    writer = Engine(path, embedder=HashingEmbedder())
+    writer.build([paper(n) for n in range(200)], index_type="exact")
+    writer.add([paper(n) for n in range(300, 305)])        # a small segment the reader reads
+    reader = Engine.open(path, embedder=HashingEmbedder())
+    questions = [paper(n).text for n in (3, 50, 120)]
+
+    def answers(engine):
+        return [[(h.id, round(h.score, 5)) for h in engine.search(q, k=5, mode=mode)]
+                for q in questions for mode in ("dense", "lexical", "hybrid")]
+
+    before, count = answers(reader), reader.info().count
+    segment_files = set(path.rglob("seg-*/vectors.npy"))
+    writer.add([paper(n) for n in range(200, 210)])
+    writer.remove(["p3", "p50"])
+    writer.add([paper(120, version=2)])
+    writer.add([paper(n) for n in range(210, 220)])
+    writer.remove(["p121"])
+    assert writer.info().segments < 4                      # a merge happened
+    assert segment_files - set(path.rglob("seg-*/vectors.npy"))  # and deleted the reader's
+    assert answers(reader) == before
+    assert reader.info().count == count
+    assert reader.refresh()
+    assert reader.info().count == count + 20 - 3             # p120 was updated, not added
+    assert "p3" not in {h.id for h in reader.search(questions[0], k=5)}
