@@ -246,17 +246,12 @@ class DocumentTable:
             return "duplicate", None
         if found is not None:
             self._remove_row(found[0])
-        self._db.execute(
-            "INSERT INTO documents (row, id, title, abstract, metadata, title_key, content_key, "
-            "checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (row, document.id, document.title, document.abstract, metadata, title_key,
-             content_key, _row_checksum(document.id, document.title, document.abstract,
-                                        metadata)))
-        self._set_facets(row, document.metadata)
+        self.insert(row, document)
         return ("updated", found[0]) if found is not None else ("new", None)
 
     def insert(self, row: int, document: Document) -> None:
-        """Store a document under a row it already has elsewhere (an index being upgraded)."""
+        """Store a document under a given row (a new one, or one it already has elsewhere, as
+        in an index being upgraded)."""
         title_key, content_key = document.duplicate_keys
         metadata = _dump(document.metadata)
         self._db.execute(
