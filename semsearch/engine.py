@@ -136,12 +136,8 @@ class Engine:
         its own; whether it moved. Until then, every query answers from that state."""
         if self._view is None:
             return False
-        snapshot = self._view.snapshot
-        if self.folder.generation().name == snapshot.name:
-            from semsearch.store.folder import _latest_number
-
-            if _latest_number(snapshot.path) == snapshot.commit.number:
-                return False
+        if self._view.snapshot.is_latest(self.folder):
+            return False
         self.close()
         return True
 

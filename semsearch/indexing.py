@@ -87,8 +87,8 @@ class Embedding:
     quantized: bool = False
 
 
-def _no_progress(stage: str, done: int, total: int | None) -> None:
-    pass
+def no_progress(stage: str, done: int, total: int | None) -> None:
+    """The progress callback of a caller that does not want one."""
 
 
 # -- full builds ---------------------------------------------------------------------------
@@ -102,7 +102,7 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
     live until the new ones are complete."""
     vector.check_kind(index_type)
     started = time.perf_counter()
-    progress = progress or _no_progress
+    progress = progress or no_progress
     tally = _Tally()
     given: dict[int, np.ndarray] = {}
     vectors = embedding.given
@@ -140,8 +140,9 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
         segment = writer.finish()
         kind = vector.choose_kind(count) if index_type == "auto" else index_type
         store = SegmentSet([Segment(segment, FolderFiles(generation.segments_path / segment.name))])
-        ann = _train(generation.segments_path, "ann-000002", kind, store, (segment,), table,
-                     target_recall, query_vectors, probe_embedder, progress)
+        ann = train_vector_index(generation.segments_path, "ann-000002", kind, store,
+                                 (segment,), table, target_recall, query_vectors,
+                                 probe_embedder, progress)
         commit = Commit(number=1, segments=(segment,), ann=ann, index_type=kind,
                         target_recall=target_recall, lexical=lexical.to_dict(), count=count,
                         next_row=segment.last_row + 1, next_name=3)
@@ -161,10 +162,10 @@ def dry_run(documents: Iterable[Document], progress: Progress | None = None) -> 
         return tally.report(table, started)
 
 
-def _train(segments_path, name: str, kind: str, store: SegmentSet,
-           segments: tuple[SegmentInfo, ...], table: DocumentTable, target_recall: float,
-           query_vectors: np.ndarray | None, probe_embedder: ProbeEmbedder | None,
-           progress: Progress):
+def train_vector_index(segments_path, name: str, kind: str, store: SegmentSet,
+                       segments: tuple[SegmentInfo, ...], table: DocumentTable,
+                       target_recall: float, query_vectors: np.ndarray | None,
+                       probe_embedder: ProbeEmbedder | None, progress: Progress):
     """A trained vector index over the segments' rows, tuned and saved under ``name``; None
     for the exact kind (no index: every segment is searched exactly)."""
     if kind == "exact":
@@ -221,7 +222,7 @@ def update(folder: IndexFolder, documents: Iterable[Document], remove_ids: list[
     """Add documents (or update them by id) and remove ids, in one commit; then merge if the
     policy asks. Writes only the change: one new segment, and tombstones."""
     started = time.perf_counter()
-    progress = progress or _no_progress
+    progress = progress or no_progress
     outcomes: Counter[str] = Counter()
     repeated: list[str] = []
     with folder.writing() as writer:
@@ -318,7 +319,7 @@ def merge_if_needed(folder: IndexFolder, progress: Progress | None = None) -> st
         plan = segment_files.plan(writer.base)
         if plan is None:
             return ""
-        _merge(writer, plan, progress or _no_progress)
+        _merge(writer, plan, progress or no_progress)
     return "folded" if plan.fold else "merged"
 
 
@@ -405,7 +406,7 @@ def reindex(folder: IndexFolder, index_type: str | None, target_recall: float,
     tombstones gone: from the stored vectors and texts, nothing embedded again. Under the
     writer lock, so no write lands between what it reads and what it commits."""
     started = time.perf_counter()
-    progress = progress or _no_progress
+    progress = progress or no_progress
     with folder.writing() as writer:
         base = writer.base
         snapshot = writer.pin_base()
@@ -429,8 +430,9 @@ def reindex(folder: IndexFolder, index_type: str | None, target_recall: float,
                 progress("reading", start + len(rows), len(live))
             info = segment.finish()
             fresh = SegmentSet([Segment(info, FolderFiles(writer.segments_path / name))])
-            ann = _train(writer.segments_path, writer.new_name("ann"), kind, fresh, (info,),
-                         writer.documents, target_recall, None, probe_embedder, progress)
+            ann = train_vector_index(writer.segments_path, writer.new_name("ann"), kind, fresh,
+                                     (info,), writer.documents, target_recall, None,
+                                     probe_embedder, progress)
             writer.documents.clear_tombstones()
             writer.commit(replace(base, segments=(info,), ann=ann, index_type=kind,
                                   target_recall=target_recall, lexical=settings.to_dict(),

@@ -19,7 +19,8 @@ from semsearch.errors import StoreError
 from semsearch.index import lexical as bm25
 from semsearch.index import vector
 from semsearch.index.segments import Segment, SegmentSet, SegmentWriter
-from semsearch.indexing import BuildReport, Progress, ProbeEmbedder, _no_progress, _train
+from semsearch.indexing import (BuildReport, Progress, ProbeEmbedder, no_progress,
+                                train_vector_index)
 from semsearch.store import FolderFiles, IndexFolder
 from semsearch.store.folder import MANIFEST, damaged_files
 from semsearch.store.records import Commit, Manifest
@@ -30,7 +31,7 @@ BATCH = 10_000
 def upgrade(folder: IndexFolder, probe_embedder: ProbeEmbedder | None,
             progress: Progress | None = None) -> BuildReport:
     started = time.perf_counter()
-    progress = progress or _no_progress
+    progress = progress or no_progress
     old = folder.generation()
     try:
         old_manifest = json.loads((old / MANIFEST).read_text())
@@ -63,8 +64,8 @@ def upgrade(folder: IndexFolder, probe_embedder: ProbeEmbedder | None,
             store = SegmentSet([Segment(info, FolderFiles(generation.segments_path / info.name))])
             target = (old_manifest.get("tuning") or {}).get("target_recall") or \
                 vector.DEFAULT_TARGET_RECALL
-            ann = _train(generation.segments_path, "ann-000002", kind, store, (info,), table,
-                         target, None, probe_embedder, progress)
+            ann = train_vector_index(generation.segments_path, "ann-000002", kind, store,
+                                     (info,), table, target, None, probe_embedder, progress)
             commit = Commit(number=1, segments=(info,), ann=ann, index_type=kind,
                             target_recall=target, lexical=settings.to_dict(), count=len(rows),
                             next_row=int(rows.max(initial=0)) + 1, next_name=3)

@@ -431,6 +431,11 @@ class Snapshot:
     def name(self) -> str:
         return self.path.name
 
+    def is_latest(self, folder: IndexFolder) -> bool:
+        """Whether no write has been committed to ``folder`` since this state."""
+        return folder.generation().name == self.name and \
+            _latest_number(self.path) == self.commit.number
+
     def locate(self, name: str) -> Path:
         """A path that reads this snapshot's file ``name``, even after it was deleted."""
         handle = self._handles.get(name)
