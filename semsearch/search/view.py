@@ -34,7 +34,7 @@ class IndexView:
         self._segments: SegmentSet | None = None
         self._ann: vector.TrainedIndex | None = None
         self._tokenizer: bm25.Tokenizer | None = None
-        self._dead: dict[str, np.ndarray | None] = {}
+        self._live: dict[str, np.ndarray | None] = {}
 
     # -- parts ------------------------------------------------------------------------------
 
@@ -69,21 +69,22 @@ class IndexView:
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         return self.segments.vectors(np.asarray(rows, dtype=np.int64))
 
-    def _dead_in(self, segment: Segment) -> np.ndarray | None:
-        """Which of a segment's positions are tombstoned (None: none), worked out once."""
-        if segment.name not in self._dead:
-            self._dead[segment.name] = tombstone_mask(segment.rows, self.tombstones)
-        return self._dead[segment.name]
+    def _live_in(self, segment: Segment) -> np.ndarray | None:
+        """Which of a segment's positions are not tombstoned (None: all), worked out once."""
+        if segment.name not in self._live:
+            dead = tombstone_mask(segment.rows, self.tombstones)
+            self._live[segment.name] = None if dead is None else ~dead
+        return self._live[segment.name]
 
     def _keep(self, segment: Segment, allowed: np.ndarray | None) -> np.ndarray | None:
         """Positions of a segment a search may return (None: all)."""
-        dead = self._dead_in(segment)
+        live = self._live_in(segment)
         if allowed is None:
-            return None if dead is None else ~dead
+            return live
         at = np.minimum(np.searchsorted(allowed, segment.rows), len(allowed) - 1) \
             if len(allowed) else np.zeros(len(segment.rows), dtype=np.int64)
         keep = allowed[at] == segment.rows if len(allowed) else np.zeros(len(segment.rows), bool)
-        return keep if dead is None else keep & ~dead
+        return keep if live is None else keep & live
 
     # -- searches ---------------------------------------------------------------------------
 
