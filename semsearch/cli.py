@@ -13,7 +13,7 @@ import click
 
 from semsearch.errors import SemsearchError
 from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, DEFAULT_TARGET_RECALL,
-                              INDEX_TYPES, LIKE_METHODS, MODES)
+                              INDEX_TYPES, LIKE_METHODS, MODES, Engine)
 from semsearch.readers import FORMATS
 
 EXAMPLES = """
@@ -130,7 +130,6 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
     use `semsearch add`.
     """
     from semsearch.data import sample_paths
-    from semsearch.engine import Engine
     from semsearch.readers import ReadOptions, read_documents
 
     sources = list(paths) + ([str(p) for p in sample_paths()] if sample else [])
@@ -182,7 +181,6 @@ def add(paths, index, format_name, id_field, title_field, abstract_field, skip_b
     export embeds only what changed). The vector index is not re-trained: after the collection
     has grown by half or more, `semsearch reindex` re-trains it (no re-embedding).
     """
-    from semsearch.engine import Engine
     from semsearch.readers import ReadOptions, read_documents
 
     options = ReadOptions(id_field=id_field, title_field=title_field,
@@ -213,8 +211,6 @@ def remove(ids, index, as_json) -> None:
 
     If any id is not in the index, nothing is removed.
     """
-    from semsearch.engine import Engine
-
     with Engine.open(index) as engine:
         report = engine.remove(ids)
         path = engine.path
@@ -276,8 +272,6 @@ def verify(index, as_json) -> None:
 
     Exits with status 1, naming each damaged file, if any file is missing, truncated or changed.
     """
-    from semsearch.engine import Engine
-
     engine = Engine(index)   # not opened: opening would stop at the first damaged file
     problems = engine.verify()
     path = engine.path
@@ -303,8 +297,6 @@ def recover(index) -> None:
     last write is usually still there. Nothing newer than what was live is ever used. When no
     intact generation is left, rebuild with `semsearch index`.
     """
-    from semsearch.engine import Engine
-
     engine = Engine(index)
     name = engine.recover()
     info = engine.info()
@@ -326,8 +318,6 @@ def reindex(index, index_type, target_recall) -> None:
     lot since the vector index was trained (`semsearch info` says how much). Other writes
     wait until it is done (minutes at a million papers).
     """
-    from semsearch.engine import Engine
-
     with Engine.open(index) as engine, _ProgressBars() as progress:
         report = engine.rebuild(index_type=index_type, target_recall=target_recall,
                                 progress=progress)
@@ -346,8 +336,6 @@ def upgrade(index) -> None:
     Reads its stored vectors and texts (checked against their checksums) and writes them as
     a new generation: nothing is embedded again. Minutes at a million papers.
     """
-    from semsearch.engine import Engine
-
     engine = Engine(index)
     with _ProgressBars() as progress:
         report = engine.upgrade(progress)
@@ -405,8 +393,6 @@ def search(query, query_file, k, mode, where, explain, index, model, as_json) ->
       semsearch search "protein structure prediction" --year 2021..2024 --category q-bio.BM
       pbpaste | semsearch search --file - --explain
     """
-    from semsearch.engine import Engine
-
     if (query is None) == (query_file is None):
         raise click.UsageError("give a QUERY or --file PATH (not both)")
     text = query if query is not None else _decoded(query_file)
@@ -439,8 +425,6 @@ def like(papers, unlike, method, k, mode, where, explain, index, as_json) -> Non
       semsearch like 2401.01234
       semsearch like 2401.01234 2312.00042 --not 2305.11111 --year 2024
     """
-    from semsearch.engine import Engine
-
     with Engine.open(index) as engine:
         hits = engine.more_like_these(papers, unlike, k=k, method=method, mode=mode,
                                       where=where, explain=explain)
@@ -453,8 +437,6 @@ def like(papers, unlike, method, k, mode, where, explain, index, as_json) -> Non
 def info(index, as_json) -> None:
     """What an index holds: size, model, index type, where it lives."""
     import dataclasses
-
-    from semsearch.engine import Engine
 
     with Engine.open(index) as engine:
         details = engine.info()
@@ -502,8 +484,6 @@ def show(paper, index, as_json) -> None:
 
     PAPER is an id, a title, or the start of one (a short name such as "MM-Embed").
     """
-    from semsearch.engine import Engine
-
     with Engine.open(index) as engine:
         document = engine.get(paper)
     if as_json:
