@@ -2,7 +2,7 @@
 
     python benchmarks/peers.py                      # 100k and 1M, every system (hours)
     python benchmarks/peers.py --sizes 100000       # one size
-    python benchmarks/peers.py --systems semsearch,hnswlib
+    python benchmarks/peers.py --systems semsearch,hnswlib   # replaces just their results
 
 Needs `pip install -e ".[bench]"` (FAISS comes with semsearch; usearch, hnswlib, Chroma,
 LanceDB and txtai are the extra's).
@@ -61,30 +61,38 @@ WORK = SCRATCH / "peers"
 # -- data -----------------------------------------------------------------------------------
 
 def prepare(sizes: list[int]) -> None:
-    """Documents, queries and exact answers, written once to the scratch folder."""
+    """Documents, queries and exact answers, written once to the scratch folder; a size asked
+    for later gets its exact answers from the documents already there."""
     WORK.mkdir(parents=True, exist_ok=True)
-    if all((WORK / f"truth-{n}.npy").exists() for n in sizes):
+    missing = [n for n in sizes if not (WORK / f"truth-{n}.npy").exists()]
+    if not missing:
         return
-    from semsearch.embedding import OnnxEmbedder
-    from semsearch.readers import read_documents
+    stored = WORK / "documents.npy"
+    if stored.exists() and len(np.load(stored, mmap_mode="r")) >= max(sizes):
+        largest = np.load(stored, mmap_mode="r")
+    else:
+        from semsearch.embedding import OnnxEmbedder
+        from semsearch.readers import read_documents
 
-    real, _ = real_vectors()
-    documents = list(read_documents([SHARED / "scifact" / "corpus.jsonl"]))
-    half = len(documents) // 2
-    embedder = OnnxEmbedder()
-    tuning = fragments(documents[:half], 4000, seed=1)
-    measured = fragments(documents[half:], 1000, seed=2)
-    claims = claim_texts()
-    np.save(WORK / "tuning.npy", embedder.embed_queries(tuning))
-    np.save(WORK / "queries.npy", np.concatenate([embedder.embed_queries(measured),
-                                                  embedder.embed_queries(claims)]))
-    (WORK / "queries.json").write_text(json.dumps({"fragments": len(measured),
-                                                   "claims": len(claims)}))
-    largest = synthetic_documents(real, max(sizes))
-    np.save(WORK / "documents.npy", largest)
+        real, _ = real_vectors()
+        documents = list(read_documents([SHARED / "scifact" / "corpus.jsonl"]))
+        half = len(documents) // 2
+        embedder = OnnxEmbedder()
+        tuning = fragments(documents[:half], 4000, seed=1)
+        measured = fragments(documents[half:], 1000, seed=2)
+        claims = claim_texts()
+        np.save(WORK / "tuning.npy", embedder.embed_queries(tuning))
+        np.save(WORK / "queries.npy", np.concatenate([embedder.embed_queries(measured),
+                                                      embedder.embed_queries(claims)]))
+        (WORK / "queries.json").write_text(json.dumps({"fragments": len(measured),
+                                                       "claims": len(claims)}))
+        largest = synthetic_documents(real, max(sizes))
+        np.save(stored, largest)
+        missing = sizes
     queries = np.load(WORK / "queries.npy")
-    for n in sizes:
-        truth = exact_top(largest[:n], np.arange(n, dtype=np.int64), queries, 10)
+    for n in missing:
+        truth = exact_top(np.ascontiguousarray(largest[:n]), np.arange(n, dtype=np.int64),
+                          queries, 10)
         np.save(WORK / f"truth-{n}.npy", truth)
 
 
@@ -575,13 +583,20 @@ def main() -> None:
                 continue
             results.append(found)
             shutil.rmtree(WORK / f"{name}-{n}", ignore_errors=True)
-    report = {"machine": f"{os.cpu_count()} cores", "sizes": sizes, "targets": TARGETS,
-              "queries": json.loads((WORK / "queries.json").read_text()),
-              "seconds": round(time.perf_counter() - started, 1), "results": results}
     RESULTS.mkdir(exist_ok=True)
     name = "peers" if set(sizes) == {100_000, 1_000_000} else \
         "peers-" + "-".join(str(n) for n in sizes)
-    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    path = RESULTS / f"{name}.json"
+    seconds = round(time.perf_counter() - started, 1)
+    if path.exists():  # a run of some systems replaces theirs and keeps the others'
+        fresh = {(r["system"], r["n"]) for r in results}
+        kept = [r for r in json.loads(path.read_text())["results"]
+                if (r["system"], r["n"]) not in fresh]
+        results = sorted(kept + results, key=lambda r: (r["n"], SYSTEMS.index(r["system"])))
+    report = {"machine": f"{os.cpu_count()} cores", "sizes": sizes, "targets": TARGETS,
+              "queries": json.loads((WORK / "queries.json").read_text()),
+              "seconds_of_last_run": seconds, "results": results}
+    path.write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(table(results) + "\n")
     print(table(results))
 
