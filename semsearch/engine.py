@@ -153,8 +153,9 @@ class Engine:
         ``vectors`` (one row per document, in order) skips the model: for users who bring
         their own embeddings. ``index_type`` is "auto" (exact up to 20,000 papers, IVF above)
         or one of exact, hnsw, ivf; trained types are tuned to ``target_recall`` on probes
-        like real queries: ``query_vectors`` (queries of your own, with your own vectors),
-        else short fragments of sampled titles embedded by the model.
+        like real queries: ``query_vectors`` (queries of your own, with your own vectors; kept,
+        so that `rebuild` tunes on them again), else short fragments of sampled titles
+        embedded by the model.
         The old contents stay live until the new ones are complete. ``force`` builds in a
         folder that holds other things (they are left alone).
         """

@@ -139,6 +139,8 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
         dimension = writer.dimension
         segment = writer.finish()
         kind = vector.choose_kind(count) if index_type == "auto" else index_type
+        if query_vectors is not None:
+            table.keep_probes(query_vectors)
         store = SegmentSet([Segment(segment, FolderFiles(generation.segments_path / segment.name))])
         ann = train_vector_index(generation.segments_path, "ann-000002", kind, store,
                                  (segment,), table, target_recall, query_vectors,
@@ -431,8 +433,8 @@ def reindex(folder: IndexFolder, index_type: str | None, target_recall: float,
             info = segment.finish()
             fresh = SegmentSet([Segment(info, FolderFiles(writer.segments_path / name))])
             ann = train_vector_index(writer.segments_path, writer.new_name("ann"), kind, fresh,
-                                     (info,), writer.documents, target_recall, None,
-                                     probe_embedder, progress)
+                                     (info,), writer.documents, target_recall,
+                                     writer.documents.kept_probes(), probe_embedder, progress)
             writer.documents.clear_tombstones()
             writer.commit(replace(base, segments=(info,), ann=ann, index_type=kind,
                                   target_recall=target_recall, lexical=settings.to_dict(),

@@ -374,3 +374,17 @@ def test_many_queries_at_once_answer_as_one_at_a_time(engine, mode):
     vectors = engine.embed(queries)
     assert [[hit.id for hit in hits] for hits in engine.search_vectors(vectors, k=2)] == \
         [[hit.id for hit in engine.search_vector(vector, k=2)] for vector in vectors]
+
+
+def test_a_rebuild_tunes_again_on_the_query_vectors_the_build_was_given():
+    """A user with vectors of their own tunes on their own queries; a new recall target
+    must not fall back to probes of another kind."""
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(3000, 384)).astype(np.float32)
+    queries = rng.normal(size=(400, 384)).astype(np.float32)
+    engine = Engine("own")
+    engine.build(many_docs(3000), vectors=vectors, index_type="ivf", query_vectors=queries)
+    assert engine.info().recall_probe_kind == "given"
+    engine.rebuild(target_recall=0.99)
+    info = engine.info()
+    assert (info.recall_probe_kind, info.recall_probes) == ("given", 200)

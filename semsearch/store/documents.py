@@ -50,6 +50,8 @@ SCHEMA = """
     CREATE INDEX facets_row ON facets (row);
     CREATE TABLE tombstones (row INTEGER PRIMARY KEY);
     CREATE TABLE commits (number INTEGER PRIMARY KEY, record TEXT NOT NULL);
+    CREATE TABLE probes (count INTEGER NOT NULL, dimension INTEGER NOT NULL,
+                         vectors BLOB NOT NULL);
 """
 #: a database being built is not live until its generation is switched in, so SQLite's journal
 #: would only slow the build; a 256 MiB page cache holds the id and duplicate-key indexes of
@@ -180,6 +182,28 @@ class DocumentTable:
 
     def clear_tombstones(self) -> None:
         self._db.execute("DELETE FROM tombstones")
+
+    # -- tuning probes ----------------------------------------------------------------------
+
+    def keep_probes(self, probes: np.ndarray) -> None:
+        """Keep the query vectors a build was given to tune on, so that a re-training
+        (reindex, a new recall target) tunes on them again."""
+        matrix = np.ascontiguousarray(probes, dtype="<f4")
+        self._db.execute("DELETE FROM probes")
+        self._db.execute("INSERT INTO probes (count, dimension, vectors) VALUES (?, ?, ?)",
+                         (matrix.shape[0], matrix.shape[1], matrix.tobytes()))
+
+    def kept_probes(self) -> np.ndarray | None:
+        """The query vectors kept by ``keep_probes``; None if the build was given none (or
+        the table predates them)."""
+        try:
+            found = self._db.execute("SELECT count, dimension, vectors FROM probes").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        if found is None:
+            return None
+        count, dimension, data = found
+        return np.frombuffer(data, dtype="<f4").reshape(count, dimension).copy()
 
     # -- documents ------------------------------------------------------------------------
 
