@@ -32,17 +32,67 @@ def write_synced(path: Path, data: str | bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def new_array_file(path: Path, dtype, shape: tuple[int, ...]):
-    """A new .npy file mapped for writing, its blocks reserved first: writing into a sparse
-    mapping on a full disk kills the process with SIGBUS, a failed reservation is an ENOSPC."""
-    import numpy as np
+class ArrayWriter:
+    """A new .npy file of a known shape, written front to back by appends.
 
-    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-    with path.open("r+b") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size:
-            os.posix_fallocate(handle.fileno(), 0, size)
-    return array
+    Plain writes, not a memory map: what is written does not stay mapped in this process
+    (a build's gigabytes of vectors would count in its resident memory until the map is
+    dropped). The file's blocks are reserved first, so a full disk fails here, at once, with
+    ENOSPC."""
+
+    def __init__(self, path: Path, dtype, shape: tuple[int, ...]):
+        import numpy as np
+
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(shape)
+        self.rows = 0
+        self._handle = path.open("wb")
+        try:
+            np.lib.format.write_array_header_1_0(self._handle, {
+                "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                "shape": self.shape})
+            self._handle.flush()
+            size = self._handle.tell() + self.dtype.itemsize * int(np.prod(self.shape))
+            os.posix_fallocate(self._handle.fileno(), 0, size)
+        except BaseException:
+            self._handle.close()
+            raise
+
+    def append(self, block) -> None:
+        import numpy as np
+
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if self.rows + len(block) > self.shape[0]:
+            raise ValueError(f"{self.path.name}: more rows than the {self.shape[0]} planned")
+        self._handle.write(memoryview(block).cast("B"))
+        self.rows += len(block)
+
+    def close(self) -> None:
+        """Flush and fsync; every planned row must have been written."""
+        try:
+            if self.rows != self.shape[0]:
+                raise ValueError(f"{self.path.name}: {self.rows} rows of {self.shape[0]} written")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        finally:
+            self._handle.close()
+
+
+def evict(array) -> None:
+    """Drop a memory-mapped array's pages from this process's resident memory; they stay in
+    the page cache, so reading them again costs a minor fault, not a disk read. For long
+    passes over files larger than memory (a build, a merge): without it every page read stays
+    counted against the process until the map is closed."""
+    import mmap
+
+    while array is not None and not isinstance(array, mmap.mmap):
+        array = getattr(array, "_mmap", None) or getattr(array, "base", None)
+    if array is not None and len(array):
+        try:
+            array.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):
+            pass  # only memory held longer
 
 
 def fsync_file(path: Path) -> None:

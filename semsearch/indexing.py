@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from semsearch import _fs
 from semsearch.documents import Document
 from semsearch.errors import InputError, QueryError, StoreError
 from semsearch.index import lexical as bm25
@@ -104,8 +105,8 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
     started = time.perf_counter()
     progress = progress or no_progress
     tally = _Tally()
-    given: dict[int, np.ndarray] = {}
     vectors = embedding.given
+    position_of_row = np.zeros(1024, dtype=np.int64)  # given vectors: each row's, by row
     with folder.new_generation(force=force) as generation:
         table = generation.documents
         for position, outcome, row in _staged(table, documents, progress, tally):
@@ -113,7 +114,9 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
                 if position >= len(vectors):
                     raise InputError("vectors", None, f"fewer vectors ({len(vectors)}) than "
                                                       "documents")
-                given[row] = vectors[position]
+                if row >= len(position_of_row):
+                    position_of_row = np.resize(position_of_row, 2 * row)
+                position_of_row[row] = position
         count = len(table)
         if count == 0:
             raise InputError(None, None, "the input holds no documents; no index was written")
@@ -126,8 +129,10 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
         for batch in table.batches(EMBED_BATCH):
             rows = np.array([row for row, _ in batch], dtype=np.int64)
             texts = [document.text for _, document in batch]
-            if embedding.given is not None:
-                matrix = _normalised(np.stack([given.pop(int(row)) for row in rows]))
+            if vectors is not None:
+                matrix = _normalised(vectors[position_of_row[rows]])
+                if done % (64 * EMBED_BATCH) == 0:
+                    _fs.evict(vectors)  # a memory map read once: no need to keep it mapped
             else:
                 matrix = embedding.embed(texts)
             if writer is None:
@@ -429,6 +434,7 @@ def reindex(folder: IndexFolder, index_type: str | None, target_recall: float,
                 rows = live[start:start + 10_000]
                 found = writer.documents.by_rows(rows)
                 segment.append(rows, store.vectors(rows), [found[int(r)].text for r in rows])
+                store.evict()
                 progress("reading", start + len(rows), len(live))
             info = segment.finish()
             fresh = SegmentSet([Segment(info, FolderFiles(writer.segments_path / name))])

@@ -184,19 +184,17 @@ def _write_sorted(folder: Path, parts: Iterable[np.ndarray], total: int | None =
     parts = list(parts) if total is None else parts
     if total is None:
         total = sum(len(part) for part in parts)
-    docs = _fs.new_array_file(folder / DOCS, np.int32, (total,))
-    freqs = _fs.new_array_file(folder / FREQS, np.uint16, (total,))
-    terms, counts, done = [], [], 0
+    docs = _fs.ArrayWriter(folder / DOCS, np.int32, (total,))
+    freqs = _fs.ArrayWriter(folder / FREQS, np.uint16, (total,))
+    terms, counts = [], []
     for part in parts:
-        docs[done:done + len(part)] = part["doc"]
-        freqs[done:done + len(part)] = part["freq"]
-        done += len(part)
+        docs.append(part["doc"])
+        freqs.append(part["freq"])
         unique, count = np.unique(part["term"], return_counts=True)
         terms.append(unique)
         counts.append(count)
-    docs.flush()
-    freqs.flush()
-    del docs, freqs
+    docs.close()
+    freqs.close()
     terms_array = np.concatenate(terms) if terms else np.zeros(0, np.uint64)
     starts = np.zeros(len(terms_array) + 1, dtype=np.int64)
     if terms:

@@ -75,49 +75,34 @@ def plan(commit: Commit) -> MergePlan | None:
 
 class SegmentWriter:
     """Writes one segment of ``count`` rows, appended in ascending row order, streaming: the
-    vectors go straight to a memory-mapped file, the postings to bounded buffers."""
+    vectors go straight to their file, the postings to bounded buffers."""
 
     def __init__(self, folder: Path, name: str, count: int, dimension: int,
                  tokenizer: lexical.Tokenizer):
         self.name = name
         self.path = folder / name
         self.path.mkdir(parents=True, exist_ok=False)
-        self._rows = _fs.new_array_file(self.path / ROWS, np.int64, (count,))
-        self._vectors = _fs.new_array_file(self.path / VECTORS, np.float32, (count, dimension))
+        self._rows = _fs.ArrayWriter(self.path / ROWS, np.int64, (count,))
+        self._vectors = _fs.ArrayWriter(self.path / VECTORS, np.float32, (count, dimension))
         self._postings = lexical.PostingsWriter(self.path, tokenizer)
         self.dimension = dimension
-        self._done = 0
-        self._count = count
-
-    @property
-    def vectors(self) -> np.ndarray:
-        """The vectors written so far (a memory map: read back by the vector index build)."""
-        return self._vectors[:self._done]
-
-    @property
-    def rows(self) -> np.ndarray:
-        return self._rows[:self._done]
+        self._last_row = -1
 
     def append(self, rows: np.ndarray, vectors: np.ndarray, texts: list[str]) -> None:
-        stop = self._done + len(rows)
-        if stop > self._count:
-            raise ValueError("more rows than the segment was made for")
-        if self._done and len(rows) and rows[0] <= self._rows[self._done - 1]:
+        if len(rows) and (rows[0] <= self._last_row or np.any(np.diff(rows) <= 0)):
             raise ValueError("rows must be appended in ascending order")
-        self._rows[self._done:stop] = rows
-        self._vectors[self._done:stop] = vectors
+        self._rows.append(rows)
+        self._vectors.append(vectors)
         self._postings.add(texts)
-        self._done = stop
+        if len(rows):
+            self._last_row = int(rows[-1])
 
     def finish(self) -> SegmentInfo:
         """Write the postings, fsync everything, and describe the segment with checksums."""
-        if self._done != self._count:
-            raise ValueError(f"segment {self.name}: {self._done} rows of {self._count} written")
-        self._rows.flush()
-        self._vectors.flush()
+        self._rows.close()
+        self._vectors.close()
         self._postings.finish()
-        rows = np.array(self._rows)
-        del self._rows, self._vectors
+        rows = np.load(self.path / ROWS, mmap_mode="r")
         return described(self.path, self.name, rows, self._postings.tokens)
 
 
@@ -225,6 +210,11 @@ class SegmentSet:
             segment = self.segments[int(number)]
             out[chosen] = segment.vectors.take(segment.positions(rows[chosen]), axis=0)
         return out
+
+    def evict(self) -> None:
+        """Let go of the vector pages read so far (see ``_fs.evict``): for long passes."""
+        for segment in self.segments:
+            _fs.evict(segment.vectors)
 
     @property
     def dimension(self) -> int:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from semsearch import _fs
 from semsearch.errors import StoreError
 
 if TYPE_CHECKING:
@@ -108,12 +109,15 @@ class TrainedIndex:
     def build(cls, rows: np.ndarray, vectors: np.ndarray, progress=None) -> TrainedIndex:
         """Train on a sample, then add every vector a chunk at a time (``vectors`` may be a
         memory map much larger than memory)."""
-        index = cls._trained(_training_sample(vectors, cls._sample_size(len(vectors))),
-                             vectors.shape[1], len(vectors))
+        sample = _training_sample(vectors, cls._sample_size(len(vectors)))
+        _fs.evict(vectors)
+        index = cls._trained(sample, vectors.shape[1], len(vectors))
+        del sample
         for start in range(0, len(vectors), ADD_CHUNK):
             chunk = np.ascontiguousarray(vectors[start:start + ADD_CHUNK], dtype=np.float32)
             index.add_with_ids(chunk, np.ascontiguousarray(rows[start:start + ADD_CHUNK],
                                                            dtype=np.int64))
+            _fs.evict(vectors)
             if progress:
                 progress("filling", min(start + ADD_CHUNK, len(vectors)), len(vectors))
         return cls(cls._finished(index))
@@ -470,18 +474,19 @@ def tune(index: TrainedIndex, store: VectorStore, rows: np.ndarray, vectors: np.
     goal = min(target_recall + TUNING_MARGIN, 1.0)
     candidates = []
     for fixed in type(index).WITH:
-        value = _least_value_reaching(index, store, fixed, tune_on, truth, goal)
+        value = _least_value_reaching(index, store, fixed, tune_on, truth, goal, vectors)
         candidates.append({**fixed, type(index).KNOB: value})
     index.set_search_params(min(candidates,
                                 key=lambda p: _seconds_per_query(index, store, p, tune_on)))
     found = index.search(held_out, 10, store)[1]
     recall = recall_at(found, exact_top(vectors, rows, held_out, 10))
+    _fs.evict(vectors)
     return Tuning(params=index.search_params(), recall_at_10=round(recall, 4),
                   sample_queries=len(held_out), probes=probe_kind, tuned_on=len(tune_on))
 
 
 def _least_value_reaching(index, store, fixed: dict[str, Any], queries: np.ndarray,
-                          truth: np.ndarray, goal: float) -> int:
+                          truth: np.ndarray, goal: float, vectors: np.ndarray) -> int:
     """The smallest value of the index's knob (with ``fixed`` settings) whose recall reaches
     ``goal``, by bisection (recall grows with it); the largest if none does."""
     values = type(index).KNOB_VALUES
@@ -489,7 +494,9 @@ def _least_value_reaching(index, store, fixed: dict[str, Any], queries: np.ndarr
     while low < high:
         middle = (low + high) // 2
         index.set_search_params({**fixed, type(index).KNOB: values[middle]})
-        if recall_at(index.search(queries, 10, store)[1], truth) >= goal:
+        found = index.search(queries, 10, store)[1]
+        _fs.evict(vectors)  # the candidates' rows, re-ranked: most of the file by the end
+        if recall_at(found, truth) >= goal:
             high = middle
         else:
             low = middle + 1
@@ -523,16 +530,20 @@ def query_like(vectors: np.ndarray, count: int, cosine: float = 0.6, seed: int =
 
 
 def exact_top(vectors: np.ndarray, rows: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Row ids of the exact top k for each query, in blocks so memory stays small."""
+    """Row ids of the exact top k for each query, in blocks so memory stays small (a block's
+    scores for every query, and their sort, are the largest arrays)."""
     best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
     best_rows = np.zeros((len(queries), 0), dtype=np.int64)
-    for start in range(0, len(vectors), 100_000):
-        block = np.asarray(vectors[start:start + 100_000], dtype=np.float32)
+    block_rows = max(1000, 4_000_000 // max(len(queries), 1))
+    for start in range(0, len(vectors), block_rows):
+        block = np.asarray(vectors[start:start + block_rows], dtype=np.float32)
         scores = queries @ block.T
         top_k = np.argpartition(-scores, min(k, block.shape[0] - 1), axis=1)[:, :k]
         best_scores = np.concatenate([best_scores, np.take_along_axis(scores, top_k, 1)], axis=1)
-        best_rows = np.concatenate([best_rows, np.asarray(rows[start:start + 100_000])[top_k]],
+        best_rows = np.concatenate([best_rows, np.asarray(rows[start:start + block_rows])[top_k]],
                                    axis=1)
+        del scores, top_k
+        _fs.evict(vectors)
         keep = np.argsort(-best_scores, axis=1)[:, :k]
         best_scores = np.take_along_axis(best_scores, keep, 1)
         best_rows = np.take_along_axis(best_rows, keep, 1)
