@@ -68,6 +68,11 @@ class ArrayWriter:
         self._handle.write(memoryview(block).cast("B"))
         self.rows += len(block)
 
+    def sync(self) -> None:
+        """Make the rows appended so far durable."""
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
     def close(self) -> None:
         """Flush and fsync; every planned row must have been written."""
         try:

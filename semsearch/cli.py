@@ -128,6 +128,10 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
     or same title and abstract) is stored once; of two different versions under one id, the
     last one read is kept (with a warning). To add papers to an index without rebuilding it,
     use `semsearch add`.
+
+    A build interrupted while embedding (Ctrl-C, a kill, a crash) resumes by itself: run the
+    same command again and it takes the vectors already written (all but the last few
+    thousand papers embedded) instead of embedding those papers again.
     """
     from semsearch.data import sample_paths
     from semsearch.readers import ReadOptions, read_documents
@@ -151,6 +155,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
                                "repeated_ids": list(report.repeated_ids),
                                "skipped_bad": skipped, "indexed": report.indexed,
                                "without_abstract": report.without_abstract,
+                               "reused_from_interrupted_build": report.reused,
                                "seconds": round(report.seconds, 3)}))
         _warn_repeated(report.replaced, report.repeated_ids)
         return
@@ -160,6 +165,9 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
     else:
         click.echo(f"Indexed {report.indexed} papers into {engine.path} "
                    f"in {report.seconds:.1f} s")
+        if report.reused:
+            click.echo(f"  resumed an interrupted build: {report.reused} papers' vectors taken "
+                       f"from it, the rest embedded now")
     click.echo(f"  read {report.read}, duplicates dropped {report.duplicates}, "
                f"replaced by a later version {report.replaced}, bad records skipped {skipped}")
     _say_without_abstract(report.without_abstract)

@@ -27,7 +27,7 @@ from semsearch.index import segments as segment_files
 from semsearch.index import vector
 from semsearch.index.segments import Segment, SegmentSet, SegmentWriter
 from semsearch.store import DocumentTable, FolderFiles, IndexFolder, scratch_table
-from semsearch.store.folder import damaged_files
+from semsearch.store.folder import EmbeddedSoFar, damaged_files
 from semsearch.store.records import Commit, Manifest, SegmentInfo
 
 #: progress(stage, done, total): stages "reading" (total unknown), "embedding", "probes",
@@ -36,6 +36,9 @@ Progress = Callable[[str, int, "int | None"], None]
 #: texts (of probes) to query vectors, or None where there is no model to embed them
 ProbeEmbedder = Callable[[list[str]], "np.ndarray | None"]
 EMBED_BATCH = 256
+#: rows embedded between two points a build interrupted later resumes from (it loses at most
+#: the embedding of this many papers)
+CHECKPOINT_ROWS = 32 * EMBED_BATCH
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class BuildReport:
     repeated_ids: tuple[str, ...] = ()
     #: papers indexed without an abstract: the model and BM25 read their titles only
     without_abstract: int = 0
+    #: papers whose vectors an interrupted build had written, taken instead of embedded again
+    reused: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,8 +129,10 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
             raise InputError("vectors", None, f"{len(vectors)} vectors for "
                                               f"{sum(tally.outcomes.values())} documents")
         report = tally.report(table, started)
+        reuse = _Reuse.of(folder.interrupted_build(), embedding) if vectors is None else None
+        table.finish_staging(reuse.documents if reuse else None)
         tokenizer = bm25.Tokenizer(lexical)
-        writer, done = None, 0
+        writer, done, checkpoint = None, 0, CHECKPOINT_ROWS
         for batch in table.batches(EMBED_BATCH):
             rows = np.array([row for row, _ in batch], dtype=np.int64)
             texts = [document.text for _, document in batch]
@@ -134,13 +141,21 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
                 if done % (64 * EMBED_BATCH) == 0:
                     _fs.evict(vectors)  # a memory map read once: no need to keep it mapped
             else:
-                matrix = embedding.embed(texts)
+                matrix = _embedded(table, rows, texts, embedding, reuse)
             if writer is None:
                 writer = SegmentWriter(generation.segments_path, "seg-000001", count,
                                        matrix.shape[1], tokenizer)
             writer.append(rows, matrix, texts)
             done += len(batch)
             progress("embedding", done, count)
+            if vectors is None and done >= checkpoint:  # a kill from here on loses no more
+                writer.sync()
+                generation.record_embedded(writer.name, done, embedding.model,
+                                           embedding.quantized)
+                checkpoint += CHECKPOINT_ROWS
+        if reuse is not None:
+            table.detach_previous()
+            report = replace(report, reused=reuse.count)
         dimension = writer.dimension
         segment = writer.finish()
         kind = vector.choose_kind(count) if index_type == "auto" else index_type
@@ -156,6 +171,63 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
         generation.commit(Manifest(model=embedding.model, dimension=dimension,
                                    quantized=embedding.quantized), commit)
     return replace(report, seconds=time.perf_counter() - started)
+
+
+def _embedded(table: DocumentTable, rows: np.ndarray, texts: list[str], embedding: Embedding,
+              reuse: _Reuse | None) -> np.ndarray:
+    """The vectors of a batch: taken from an interrupted build where it embedded the same
+    text, embedded by the model otherwise."""
+    if reuse is None:
+        return embedding.embed(texts)
+    matrix, taken = reuse.take(table, rows)
+    if taken.all():
+        return matrix
+    fresh = embedding.embed([text for text, done in zip(texts, taken) if not done])
+    if matrix is None:
+        return fresh
+    matrix[~taken] = fresh
+    return matrix
+
+
+class _Reuse:
+    """The vectors an interrupted build of this index wrote durably, found by exact title and
+    abstract: a build started again embeds only the rest, never a paper twice."""
+
+    def __init__(self, attempt: EmbeddedSoFar, table_rows: np.ndarray, vectors: np.ndarray):
+        self.documents = attempt.documents
+        self._rows = table_rows
+        self._vectors = vectors
+        self._up_to = int(table_rows[-1]) if len(table_rows) else -1
+        self.count = 0
+
+    @classmethod
+    def of(cls, attempt: EmbeddedSoFar | None, embedding: Embedding) -> _Reuse | None:
+        """Reuse of ``attempt`` if its vectors are of this embedding's model, else None."""
+        if attempt is None or (attempt.model, attempt.quantized) != (embedding.model,
+                                                                     embedding.quantized):
+            return None
+        try:
+            rows = np.load(attempt.segment / segment_files.ROWS, mmap_mode="r")[:attempt.rows]
+            vectors = np.load(attempt.segment / segment_files.VECTORS, mmap_mode="r")
+        except (OSError, ValueError):
+            return None  # nothing to take: it is embedded again
+        if len(rows) != attempt.rows or len(vectors) < attempt.rows:
+            return None
+        return cls(attempt, np.array(rows), vectors)
+
+    def take(self, table: DocumentTable, rows: np.ndarray):
+        """(vectors with the taken rows filled in, or None if none; which rows were taken),
+        ``table`` holding this build's papers with the interrupted build's attached."""
+        mine, theirs = table.reusable_rows(int(rows[0]), int(rows[-1]), self._up_to)
+        taken = np.isin(rows, mine)
+        if not len(mine):
+            return None, taken
+        matrix = np.empty((len(rows), self._vectors.shape[1]), dtype=np.float32)
+        matrix[taken] = self._vectors[np.searchsorted(self._rows, theirs)]
+        self.count += len(mine)
+        if self.count % (64 * EMBED_BATCH) < len(mine):
+            _fs.evict(self._vectors)
+        return matrix, taken
 
 
 def dry_run(documents: Iterable[Document], progress: Progress | None = None) -> BuildReport:

@@ -97,6 +97,16 @@ class SegmentWriter:
         if len(rows):
             self._last_row = int(rows[-1])
 
+    @property
+    def rows_written(self) -> int:
+        return self._rows.rows
+
+    def sync(self) -> None:
+        """Make the rows and vectors appended so far durable (the postings are not: they are
+        made again from the texts)."""
+        self._rows.sync()
+        self._vectors.sync()
+
     def finish(self) -> SegmentInfo:
         """Write the postings, fsync everything, and describe the segment with checksums."""
         self._rows.close()

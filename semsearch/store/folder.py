@@ -12,9 +12,11 @@ This is the only module that decides where files go. Layout::
                 seg-000001/      rows, float vectors and BM25 postings of a build or an add
                 ann-000002/      a trained vector index over some segments' rows
             .checked.json        size, mtime and inode of each file when last found intact
+            embedded.json        (a build not yet live) how many of its vectors are durable
 
 A full build (`semsearch index`, `upgrade`) writes a new generation and switches CURRENT to
-it. Every other write happens inside the live generation: new segment files are written and
+it. A build interrupted after embedding part of its papers leaves its generation behind,
+unfinished (no manifest), for the next build to take those vectors from. Every other write happens inside the live generation: new segment files are written and
 fsynced, then one SQLite transaction records the new state (papers, tombstones, and a commit
 record naming the live segments). That transaction's commit is the commit of the write: a
 crash before it leaves the state before, and files no commit names are removed by the next
@@ -52,6 +54,7 @@ LOCK = ".lock"
 MANIFEST = "manifest.json"
 SEGMENTS = "segments"
 CHECKED = ".checked.json"
+EMBEDDED = "embedded.json"
 _GENERATION = re.compile(r"gen-(\d{6,})")
 #: commits whose files a write keeps (readers of older ones hold their files open)
 KEEP_COMMITS = 2
@@ -214,11 +217,25 @@ class IndexFolder:
                 # A build is committed the moment the pointer names it, whatever happens
                 # after: the generation the pointer names is never deleted.
                 if self._live_name() != staging.name:
-                    shutil.rmtree(staging, ignore_errors=True)
                     (self.path / (POINTER + ".tmp")).unlink(missing_ok=True)
+                    self._keep_the_furthest_attempt()
                     if created_folder and not self.is_index():
                         shutil.rmtree(self.path, ignore_errors=True)
             self._drop_generations(keep={staging.name, previous})
+
+    def interrupted_build(self) -> EmbeddedSoFar | None:
+        """What the furthest unfinished build embedded and wrote durably, if any."""
+        attempts = [a for p in self._generations() if (a := _embedded_so_far(p)) is not None]
+        return max(attempts, key=lambda a: a.rows, default=None)
+
+    def _keep_the_furthest_attempt(self) -> None:
+        """After a build that did not finish: of the unfinished builds, keep the one with the
+        most vectors written durably (for the next build to take them from), none other."""
+        furthest = self.interrupted_build()
+        for path in self._generations():
+            if not (path / MANIFEST).exists() and (furthest is None
+                                                   or path != furthest.generation):
+                shutil.rmtree(path, ignore_errors=True)
 
     @contextmanager
     def writing(self) -> Iterator[Writer]:
@@ -285,6 +302,12 @@ class GenerationBuilder:
         self.segments_path = path / SEGMENTS
         self.documents = DocumentTable.create(path / documents_module.FILE)
 
+    def record_embedded(self, segment: str, rows: int, model: str, quantized: bool) -> None:
+        """Say that the first ``rows`` rows of ``segment`` (vectors and rows files) are
+        durable: a build started again after this one is interrupted takes them."""
+        _fs.write_atomically(self.path / EMBEDDED, json.dumps({
+            "segment": segment, "rows": rows, "model": model, "quantized": quantized}))
+
     def commit(self, manifest: Manifest, commit: Commit) -> None:
         """Record the first state, make everything durable, and switch the pointer to it."""
         _fs.write_synced(self.path / MANIFEST, replace(manifest, created=now()).to_json())
@@ -303,6 +326,32 @@ class GenerationBuilder:
             raise StoreError(f"{self.folder.path}: the index is built and live, but syncing the "
                              f"folder failed ({error.strerror}); it may not survive a power "
                              f"failure") from None
+
+
+@dataclass(frozen=True)
+class EmbeddedSoFar:
+    """What an unfinished build wrote durably: the vectors of its first ``rows`` rows (in row
+    order) in the folder ``segment``, made by ``model``, and the document table that says
+    what each row holds."""
+
+    generation: Path
+    documents: Path
+    segment: Path
+    rows: int
+    model: str
+    quantized: bool
+
+
+def _embedded_so_far(generation: Path) -> EmbeddedSoFar | None:
+    if (generation / MANIFEST).exists():
+        return None  # a finished build
+    try:
+        record = json.loads((generation / EMBEDDED).read_text())
+        return EmbeddedSoFar(generation, generation / documents_module.FILE,
+                             generation / SEGMENTS / record["segment"], int(record["rows"]),
+                             str(record["model"]), bool(record["quantized"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class Writer:
