@@ -607,10 +607,18 @@ def _details(hit) -> list[str]:
 
 
 class _ProgressBars:
-    """tqdm bars on stderr for the engine's progress callback (hidden when not a terminal)."""
+    """Progress of long work on stderr, each stage with its rate and the time left: tqdm bars
+    on a terminal; elsewhere (a log file, a pipe) a line per stage every LOG_EVERY seconds,
+    so a build of hours run under nohup is never silent for long."""
+
+    LOG_EVERY = 30.0
+    #: units other than papers
+    UNITS = {"checksums": "B"}
 
     def __init__(self) -> None:
         self._bars: dict = {}
+        self._terminal = sys.stderr.isatty()
+        self._times: dict[str, tuple[float, float]] = {}  # stage: (started, last line)
 
     def __enter__(self) -> _ProgressBars:
         return self
@@ -620,13 +628,37 @@ class _ProgressBars:
             bar.close()
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
+        if self._terminal:
+            self._bar(stage, done, total)
+        else:
+            self._line(stage, done, total)
+
+    def _bar(self, stage: str, done: int, total: int | None) -> None:
         from tqdm import tqdm
 
         if stage not in self._bars:
-            self._bars[stage] = tqdm(total=total, desc=stage, unit="doc", file=sys.stderr,
-                                     disable=None, leave=False)
+            unit = self.UNITS.get(stage, "doc")
+            self._bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr,
+                                     unit_scale=unit == "B", leave=False)
         bar = self._bars[stage]
         bar.update(done - bar.n)
+
+    def _line(self, stage: str, done: int, total: int | None) -> None:
+        import time
+
+        from tqdm import tqdm
+
+        now = time.monotonic()
+        started, last = self._times.setdefault(stage, (now, now))
+        if now - last < self.LOG_EVERY:
+            return
+        self._times[stage] = (started, now)
+        unit = self.UNITS.get(stage, "doc")
+        shape = ("{desc}: {n_fmt}/{total_fmt} ({percentage:.0f}%), {rate_fmt}, {remaining} left"
+                 if total else "{desc}: {n_fmt}, {rate_fmt}, {elapsed} so far")
+        click.echo(tqdm.format_meter(done, total, now - started, prefix=stage, unit=unit,
+                                     unit_scale=unit == "B", unit_divisor=1024,
+                                     bar_format=shape), err=True)
 
 
 if __name__ == "__main__":

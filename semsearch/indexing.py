@@ -30,9 +30,9 @@ from semsearch.store import DocumentTable, FolderFiles, IndexFolder, scratch_tab
 from semsearch.store.folder import EmbeddedSoFar, damaged_files
 from semsearch.store.records import Commit, Manifest, SegmentInfo
 
-#: progress(stage, done, total): stages "reading" (total unknown), "embedding", "probes",
-#: "training", "filling", "tuning", "merging"
-Progress = Callable[[str, int, "int | None"], None]
+#: progress(stage, done, total): stages "reading" (total unknown), "embedding", "lexical",
+#: "checksums" (in bytes), "probes", "training", "filling", "tuning", "merging", "folding"
+Progress = segment_files.Progress
 #: texts (of probes) to query vectors, or None where there is no model to embed them
 ProbeEmbedder = Callable[[list[str]], "np.ndarray | None"]
 EMBED_BATCH = 256
@@ -157,7 +157,7 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
             table.detach_previous()
             report = replace(report, reused=reuse.count)
         dimension = writer.dimension
-        segment = writer.finish()
+        segment = writer.finish(progress)
         kind = vector.choose_kind(count) if index_type == "auto" else index_type
         if query_vectors is not None:
             table.keep_probes(query_vectors)
@@ -251,17 +251,17 @@ def train_vector_index(segments_path, name: str, kind: str, store: SegmentSet,
         return None
     progress("probes", 0, 1)
     probes, probe_kind = _probes(table, store.dimension, query_vectors, probe_embedder)
-    progress("training", 0, 1)
+    progress("probes", 1, 1)
     rows = np.concatenate([s.rows for s in store]) if len(store) > 1 else store.segments[0].rows
     vectors = np.concatenate([s.vectors for s in store]) if len(store) > 1 \
         else store.segments[0].vectors
     index = vector.trained_type(kind).build(rows, vectors, progress)
-    progress("tuning", 0, 1)
-    tuning = vector.tune(index, store, rows, vectors, probes, target_recall, probe_kind)
+    tuning = vector.tune(index, store, rows, vectors, probes, target_recall, probe_kind,
+                         progress)
     (segments_path / name).mkdir()
     index.save(segments_path / name)
     return segment_files.describe_ann(segments_path, name, kind, tuple(s.name for s in segments),
-                                      len(index), dataclasses.asdict(tuning))
+                                      len(index), dataclasses.asdict(tuning), progress)
 
 
 def _probes(table: DocumentTable, dimension: int, given: np.ndarray | None,
@@ -508,7 +508,7 @@ def reindex(folder: IndexFolder, index_type: str | None, target_recall: float,
                 segment.append(rows, store.vectors(rows), [found[int(r)].text for r in rows])
                 store.evict()
                 progress("reading", start + len(rows), len(live))
-            info = segment.finish()
+            info = segment.finish(progress)
             fresh = SegmentSet([Segment(info, FolderFiles(writer.segments_path / name))])
             ann = train_vector_index(writer.segments_path, writer.new_name("ann"), kind, fresh,
                                      (info,), writer.documents, target_recall,

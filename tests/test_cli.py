@@ -388,3 +388,17 @@ def test_a_zotero_export_is_searchable_by_tag_with_no_flags(tmp_path):
     by_author = run("search", "language models", "--author", "Jacob Devlin", "--index",
                     tmp_path / "z", "--json").output.splitlines()
     assert [json.loads(row)["id"] for row in by_author] == ["EFGH5678"]
+
+
+def test_progress_off_a_terminal_is_a_line_per_stage_with_rate_and_time_left(tmp_path,
+                                                                             monkeypatch):
+    from semsearch import cli
+
+    monkeypatch.setattr(cli._ProgressBars, "LOG_EVERY", 0.0)
+    result = run("index", "--sample", "--index", tmp_path / "logged")
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("reading: ") and "doc/s" in line for line in lines)
+    embedding = [line for line in lines if line.startswith("embedding: ")]
+    assert embedding and embedding[-1].startswith("embedding: 148/148 (100%), ")
+    assert all("doc/s" in line and line.endswith(" left") for line in embedding)
+    assert any(line.startswith("checksums: ") and "B/s" in line for line in lines)

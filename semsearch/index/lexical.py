@@ -144,8 +144,9 @@ class PostingsWriter:
     def tokens(self) -> int:
         return int(sum(self._lengths))
 
-    def finish(self) -> None:
-        """Write terms, starts, docs, freqs and lengths into the folder."""
+    def finish(self, progress=None) -> None:
+        """Write terms, starts, docs, freqs and lengths into the folder (``progress`` as
+        ``semsearch.indexing.Progress``: stage "lexical", buckets sorted)."""
         np.save(self.folder / LENGTHS, np.asarray(self._lengths, dtype=np.int32))
         if not self._spilled:
             entries = np.concatenate(self._entries) if self._entries else np.empty(0, _ENTRY)
@@ -154,7 +155,14 @@ class PostingsWriter:
             return
         self._spill()
         buckets = sorted(self.folder.glob("bucket-*.bin"))
-        _write_sorted(self.folder, (_sorted(np.fromfile(path, dtype=_ENTRY)) for path in buckets),
+
+        def sorted_buckets():
+            for number, path in enumerate(buckets):
+                yield _sorted(np.fromfile(path, dtype=_ENTRY))
+                if progress:
+                    progress("lexical", number + 1, len(buckets))
+
+        _write_sorted(self.folder, sorted_buckets(),
                       total=sum(path.stat().st_size for path in buckets) // _ENTRY.itemsize)
         for path in buckets:
             path.unlink()

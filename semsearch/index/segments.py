@@ -13,6 +13,7 @@ Files of a segment (``seg-NNNNNN/``): ``rows.npy`` (int64, ascending), ``vectors
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,22 @@ if TYPE_CHECKING:
     from semsearch.store.folder import PartFiles
 
 ROWS, VECTORS = "rows.npy", "vectors.npy"
+
+#: progress(stage, done, total), as ``semsearch.indexing.Progress``
+Progress = Callable[[str, int, "int | None"], None]
+
+
+def _checksums(folder: Path, progress: Progress | None) -> dict[str, dict]:
+    """Each file's checksum; progress in bytes (stage "checksums")."""
+    paths = sorted(p for p in folder.iterdir() if p.is_file())
+    total, done, files = sum(p.stat().st_size for p in paths), 0, {}
+    for path in paths:
+        files[path.name] = _fs.file_checksum(path)
+        done += files[path.name]["bytes"]
+        if progress:
+            progress("checksums", done, total)
+    return files
+
 
 # -- the merge policy, in one place ---------------------------------------------------------
 
@@ -107,29 +124,30 @@ class SegmentWriter:
         self._rows.sync()
         self._vectors.sync()
 
-    def finish(self) -> SegmentInfo:
+    def finish(self, progress: Progress | None = None) -> SegmentInfo:
         """Write the postings, fsync everything, and describe the segment with checksums."""
         self._rows.close()
         self._vectors.close()
-        self._postings.finish()
+        self._postings.finish(progress)
         rows = np.load(self.path / ROWS, mmap_mode="r")
-        return described(self.path, self.name, rows, self._postings.tokens)
+        return described(self.path, self.name, rows, self._postings.tokens, progress)
 
 
-def described(path: Path, name: str, rows: np.ndarray, tokens: int) -> SegmentInfo:
+def described(path: Path, name: str, rows: np.ndarray, tokens: int,
+              progress: Progress | None = None) -> SegmentInfo:
     """The record of a segment whose files were just written into ``path``, fsynced."""
     _fs.fsync_tree(path)
-    files = {p.name: _fs.file_checksum(p) for p in sorted(path.iterdir()) if p.is_file()}
+    files = _checksums(path, progress)
     return SegmentInfo(name=name, count=len(rows), first_row=int(rows[0]) if len(rows) else 0,
                        last_row=int(rows[-1]) if len(rows) else 0, tokens=tokens, files=files)
 
 
 def describe_ann(folder: Path, name: str, kind: str, covers: tuple[str, ...], count: int,
-                 tuning: dict) -> AnnInfo:
+                 tuning: dict, progress: Progress | None = None) -> AnnInfo:
     """The record of a vector index just saved into ``folder / name``, its files fsynced."""
     path = folder / name
     _fs.fsync_tree(path)
-    files = {p.name: _fs.file_checksum(p) for p in sorted(path.iterdir()) if p.is_file()}
+    files = _checksums(path, progress)
     return AnnInfo(name=name, kind=kind, covers=covers, count=count, tuning=tuning, files=files)
 
 

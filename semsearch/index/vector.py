@@ -109,10 +109,14 @@ class TrainedIndex:
     def build(cls, rows: np.ndarray, vectors: np.ndarray, progress=None) -> TrainedIndex:
         """Train on a sample, then add every vector a chunk at a time (``vectors`` may be a
         memory map much larger than memory)."""
+        if progress:
+            progress("training", 0, 1)
         sample = _training_sample(vectors, cls._sample_size(len(vectors)))
         _fs.evict(vectors)
         index = cls._trained(sample, vectors.shape[1], len(vectors))
         del sample
+        if progress:
+            progress("training", 1, 1)
         for start in range(0, len(vectors), ADD_CHUNK):
             chunk = np.ascontiguousarray(vectors[start:start + ADD_CHUNK], dtype=np.float32)
             index.add_with_ids(chunk, np.ascontiguousarray(rows[start:start + ADD_CHUNK],
@@ -456,7 +460,8 @@ TUNING_MARGIN = 0.005
 
 
 def tune(index: TrainedIndex, store: VectorStore, rows: np.ndarray, vectors: np.ndarray,
-         probes: np.ndarray | None, target_recall: float, probe_kind: str = "given") -> Tuning:
+         probes: np.ndarray | None, target_recall: float, probe_kind: str = "given",
+         progress=None) -> Tuning:
     """Set the index's search to the fastest setting whose recall@10 against exact search
     reaches the target on half of ``probes``, and measure the recall on the other half.
 
@@ -470,23 +475,34 @@ def tune(index: TrainedIndex, store: VectorStore, rows: np.ndarray, vectors: np.
         probes, probe_kind = query_like(vectors, 2 * PROBES), "documents"
     probes = np.ascontiguousarray(probes, dtype=np.float32)
     tune_on, held_out = probes[0::2], probes[1::2]
+    searches = len(type(index).WITH) * math.ceil(math.log2(len(type(index).KNOB_VALUES)))
+    steps = iter(range(1, searches + 5))
+    report = (lambda: progress("tuning", next(steps), searches + 4)) if progress \
+        else (lambda: None)
     truth = exact_top(vectors, rows, tune_on, 10)
+    report()
     goal = min(target_recall + TUNING_MARGIN, 1.0)
     candidates = []
     for fixed in type(index).WITH:
-        value = _least_value_reaching(index, store, fixed, tune_on, truth, goal, vectors)
+        value = _least_value_reaching(index, store, fixed, tune_on, truth, goal, vectors,
+                                      report)
         candidates.append({**fixed, type(index).KNOB: value})
     index.set_search_params(min(candidates,
                                 key=lambda p: _seconds_per_query(index, store, p, tune_on)))
+    report()
     found = index.search(held_out, 10, store)[1]
+    report()
     recall = recall_at(found, exact_top(vectors, rows, held_out, 10))
     _fs.evict(vectors)
+    if progress:
+        progress("tuning", searches + 4, searches + 4)
     return Tuning(params=index.search_params(), recall_at_10=round(recall, 4),
                   sample_queries=len(held_out), probes=probe_kind, tuned_on=len(tune_on))
 
 
 def _least_value_reaching(index, store, fixed: dict[str, Any], queries: np.ndarray,
-                          truth: np.ndarray, goal: float, vectors: np.ndarray) -> int:
+                          truth: np.ndarray, goal: float, vectors: np.ndarray,
+                          step=lambda: None) -> int:
     """The smallest value of the index's knob (with ``fixed`` settings) whose recall reaches
     ``goal``, by bisection (recall grows with it); the largest if none does."""
     values = type(index).KNOB_VALUES
@@ -496,6 +512,7 @@ def _least_value_reaching(index, store, fixed: dict[str, Any], queries: np.ndarr
         index.set_search_params({**fixed, type(index).KNOB: values[middle]})
         found = index.search(queries, 10, store)[1]
         _fs.evict(vectors)  # the candidates' rows, re-ranked: most of the file by the end
+        step()
         if recall_at(found, truth) >= goal:
             high = middle
         else:
