@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import sys
 import textwrap
@@ -661,5 +662,27 @@ class _ProgressBars:
                                      bar_format=shape), err=True)
 
 
+def run() -> None:
+    """The `semsearch` command: ``main``, then the process ends without the interpreter's
+    teardown. Every command has committed and synced what it wrote by the time it returns, so
+    once its output is flushed there is nothing left to do but free memory (the model, the
+    vector index), which the system does at once and the interpreter slowly: a one-shot
+    search would spend that time on nothing."""
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader went away (`| head`): what it read was complete
+        pass
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    main()
+    run()

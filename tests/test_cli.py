@@ -402,3 +402,21 @@ def test_progress_off_a_terminal_is_a_line_per_stage_with_rate_and_time_left(tmp
     assert embedding and embedding[-1].startswith("embedding: 148/148 (100%), ")
     assert all("doc/s" in line and line.endswith(" left") for line in embedding)
     assert any(line.startswith("checksums: ") and "B/s" in line for line in lines)
+
+
+def test_the_command_ends_with_its_whole_output_and_exit_status(sample_index):
+    """`semsearch` skips the interpreter's teardown: nothing it printed may be lost."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "from semsearch.cli import run; run()"]
+    done = subprocess.run(command + ["search", "retrieval", "--index", str(sample_index),
+                                     "--json", "-k", "148"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["rank"] for line in done.stdout.splitlines()] == \
+        list(range(1, 149))
+    failed = subprocess.run(command + ["search", "", "--index", str(sample_index)],
+                            capture_output=True, text=True)
+    assert failed.returncode == 1 and failed.stderr.strip() == "Error: the query is empty"
+    usage = subprocess.run(command + ["search"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "give a QUERY" in usage.stderr
