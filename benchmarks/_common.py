@@ -53,12 +53,17 @@ def real_vectors() -> tuple[np.ndarray, np.ndarray]:
     return documents.astype(np.float32), queries.astype(np.float32)
 
 
-def synthetic_documents(real: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+def synthetic_documents(real: np.ndarray, count: int, seed: int = 0,
+                        out: np.ndarray | None = None) -> np.ndarray:
     """``count`` vectors: the real ones first, then real seeds moved by covariance-shaped
     noise (keeping the real embeddings' anisotropy and topical clusters; isotropic random
-    vectors have no neighbourhoods and make every approximate index look far worse)."""
+    vectors have no neighbourhoods and make every approximate index look far worse).
+    Written into ``out`` if given (a memory-mapped file, for more than fit in memory)."""
     rng = np.random.default_rng(seed)
     if count <= len(real):
+        if out is not None:
+            out[:] = real[:count]
+            return out
         return real[:count].copy()
     centred = real - real.mean(axis=0)
     covariance = centred.T @ centred / len(real)
@@ -66,7 +71,7 @@ def synthetic_documents(real: np.ndarray, count: int, seed: int = 0) -> np.ndarr
     # the noise's expected norm, to scale it to the cosine wanted
     noise_norm = float(np.sqrt(np.trace(covariance)))
     scale = np.sqrt(1 / SEED_COSINE**2 - 1) / noise_norm
-    out = np.empty((count, DIMENSION), dtype=np.float32)
+    out = np.empty((count, DIMENSION), dtype=np.float32) if out is None else out
     out[:len(real)] = real
     for start in range(len(real), count, 100_000):
         stop = min(count, start + 100_000)

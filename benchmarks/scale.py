@@ -17,6 +17,15 @@ Per size, on one copy of the built index, in this order (the daily workflow):
 
     python benchmarks/scale.py            # 100k and 1M, three runs each (median reported)
     python benchmarks/scale.py --quick    # 100k only, one run
+
+Whole builds (--builds): per size (100k, 1M, 3M), the library's build from texts and
+precomputed vectors read from a .npy file (memory-mapped, as a user's would be), in a process
+of its own: wall time and peak RSS (VmHWM: anonymous memory and the file pages it maps, so
+the vectors it reads count too); then one-shot `semsearch search` on the built index, hybrid
+and dense, five times each, the sizes measured in the same run. Writes scale_build.json/md.
+
+    python benchmarks/scale.py --builds                 # 100k, 1M and 3M, one build each
+    python benchmarks/scale.py --builds --sizes 100000  # one size
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import numpy as np
 from _common import RESULTS, SCRATCH, SHARED, claim_texts, eval_engine, synthetic_documents
 
 WORK = SCRATCH / "scale"
+HERE = Path(__file__).resolve().parent
 WARM_QUERIES = 200
 #: before segments, measured with the same library calls (issue 20)
 BASELINE = {100_000: {"add 10 s": 31.6, "add 10 peak RSS MB": 1760, "remove 1 s": 23.4},
@@ -196,6 +206,107 @@ def one_run(size: int, base: Path, documents, queries: list[str], run: int) -> d
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# -- whole builds ---------------------------------------------------------------------------
+
+#: measured before bounded builds (issue 21): the 1M build, and one-shot searches on it
+BUILD_BASELINE = {1_000_000: {"build s": 430, "peak RSS MB": 10_240, "cold hybrid s": "1.3-1.8",
+                              "cold dense s": "0.55-0.68"}}
+BUILD_TARGETS = {"1M peak RSS MB": 2560, "3M peak RSS MB": 4096, "1M cold hybrid s": 0.6,
+                 "1M cold dense s": 0.5}
+COLD_RUNS = 5
+
+#: builds an index in a process of its own; at exit writes its peak RSS and the build report
+BUILD = """
+import atexit, itertools, json, sys, time
+sys.path.insert(0, {here!r})
+import numpy as np
+from scale import SHARED, synthetic_texts
+from semsearch import Engine, read_documents
+figures = {{}}
+def report():
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+    figures["peak_rss_mb"] = int(status["VmHWM"].split()[0]) / 1024
+    json.dump(figures, open({figures!r}, "w"))
+atexit.register(report)
+documents = list(read_documents([SHARED / "scifact" / "corpus.jsonl"]))[:{size}]
+vectors = np.load({vectors!r}, mmap_mode="r")
+papers = itertools.chain(documents, synthetic_texts(documents, {size} - len(documents),
+                                                    seed={size}, prefix="s"))  # streamed
+started = time.perf_counter()
+built = Engine({folder!r}).build(papers, vectors=vectors)
+figures.update(seconds=time.perf_counter() - started, indexed=built.indexed)
+"""
+
+
+def vectors_file(size: int, real: np.ndarray) -> Path:
+    """``size`` synthetic vectors in a .npy file under WORK, written once."""
+    path = WORK / f"vectors-{size}.npy"
+    if not path.exists():
+        temporary = path.with_suffix(".tmp.npy")
+        out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32,
+                                        shape=(size, real.shape[1]))
+        synthetic_documents(real, size, out=out)
+        out.flush()
+        del out
+        temporary.rename(path)
+    return path
+
+
+def whole_build(size: int, real: np.ndarray, queries: list[str]) -> dict:
+    folder = WORK / f"build-{size}"
+    shutil.rmtree(folder, ignore_errors=True)
+    vectors = vectors_file(size, real)
+    with tempfile.NamedTemporaryFile(suffix=".json") as figures:
+        code = BUILD.format(here=str(HERE), figures=figures.name, size=size,
+                            vectors=str(vectors), folder=str(folder))
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"build of {size:,} failed: {result.stderr[-3000:]}")
+        built = json.loads(Path(figures.name).read_text())
+    command("info", "--index", str(folder))  # a user's index has been opened before
+    return {"build s": round(built["seconds"], 1), "build peak RSS MB": round(built["peak_rss_mb"]),
+            "indexed": built["indexed"], "disk bytes": disk_bytes(folder), "folder": str(folder)}
+
+
+def cold_rounds(folders: dict[int, str], queries: list[str]) -> dict[int, dict]:
+    """One-shot searches, COLD_RUNS of each mode on each size, the sizes taking turns."""
+    times = {size: {"hybrid": [], "dense": []} for size in folders}
+    for run in range(COLD_RUNS):
+        for size, folder in folders.items():
+            for mode in ("hybrid", "dense"):
+                times[size][mode].append(command("search", queries[run], "--mode", mode,
+                                                 "--index", folder)["seconds"])
+    return {size: {"cold hybrid s": statistics.median(t["hybrid"]),
+                   "cold dense s": statistics.median(t["dense"]),
+                   "cold hybrid each s": t["hybrid"], "cold dense each s": t["dense"]}
+            for size, t in times.items()}
+
+
+def builds(sizes: list[int]) -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    _, real = scifact()
+    queries = claim_texts()
+    figures = {}
+    for size in sizes:
+        figures[size] = whole_build(size, real, queries)
+        print(f"{size:,}: {json.dumps(figures[size])}", file=sys.stderr, flush=True)
+    for size, cold in cold_rounds({s: f["folder"] for s, f in figures.items()}, queries).items():
+        figures[size].update(cold)
+    result = {"machine": {"cpus": os.cpu_count()}, "builds": figures,
+              "baseline": BUILD_BASELINE, "targets": BUILD_TARGETS}
+    (RESULTS / "scale_build.json").write_text(json.dumps(result, indent=1) + "\n")
+    lines = ["| documents | build | peak RSS | on disk | cold hybrid (median of 5) | "
+             "cold dense (median of 5) |", "|---|---|---|---|---|---|"]
+    for size, f in figures.items():
+        lines.append(f"| {size:,} | {f['build s']:.0f} s | {f['build peak RSS MB']:,} MB | "
+                     f"{f['disk bytes'] / 1e9:.2f} GB | {f['cold hybrid s']:.2f} s | "
+                     f"{f['cold dense s']:.2f} s |")
+    lines.append("\nBefore (issue 21), 1M: build 430 s, peak RSS 10.0 GB; one-shot search "
+                 "1.3-1.8 s hybrid, 0.55-0.68 s dense.")
+    (RESULTS / "scale_build.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def median_run(runs: list[dict]) -> dict:
     """Each figure's median over the runs."""
     def walk(parts):
@@ -253,7 +364,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100k only, one run")
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--sizes", type=int, nargs="*", default=None)
+    parser.add_argument("--builds", action="store_true",
+                        help="whole builds at 100k, 1M and 3M, and one-shot searches on them")
     options = parser.parse_args()
+    if options.builds:
+        return builds(options.sizes or [100_000, 1_000_000, 3_000_000])
     sizes = options.sizes or ([100_000] if options.quick else [100_000, 1_000_000])
     runs = options.runs or (1 if options.quick else 3)
     WORK.mkdir(parents=True, exist_ok=True)
