@@ -13,12 +13,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
-import multiprocessing
 import os
 import pickle
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +25,8 @@ from semsearch.errors import InputError
 from semsearch.readers.text import json_record, open_input
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from semsearch.readers import ReadOptions
 
 #: files smaller than this are read on one core: starting the workers costs about a second
@@ -44,6 +44,9 @@ def worth_parallel(path: Path) -> bool:
 def documents_in_workers(path: Path, convert: Convert, options: ReadOptions,
                          workers: int | None = None) -> Iterator[Document]:
     """The Documents of a JSON-lines file in file order, read by ``workers`` processes."""
+    import multiprocessing  # here: every command imports this module, few read in parallel
+    from concurrent.futures import ProcessPoolExecutor
+
     workers = workers or os.cpu_count() or 1
     # "spawn": the caller may run threads (onnxruntime, BLAS), and a forked child could inherit
     # a lock one of them held
