@@ -131,28 +131,8 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
         report = tally.report(table, started)
         reuse = _Reuse.of(folder.interrupted_build(), embedding) if vectors is None else None
         table.finish_staging(reuse.documents if reuse else None)
-        tokenizer = bm25.Tokenizer(lexical)
-        writer, done, checkpoint = None, 0, CHECKPOINT_ROWS
-        for batch in table.batches(EMBED_BATCH):
-            rows = np.array([row for row, _ in batch], dtype=np.int64)
-            texts = [document.text for _, document in batch]
-            if vectors is not None:
-                matrix = _normalised(vectors[position_of_row[rows]])
-                if done % (64 * EMBED_BATCH) == 0:
-                    _fs.evict(vectors)  # a memory map read once: no need to keep it mapped
-            else:
-                matrix = _embedded(table, rows, texts, embedding, reuse)
-            if writer is None:
-                writer = SegmentWriter(generation.segments_path, "seg-000001", count,
-                                       matrix.shape[1], tokenizer)
-            writer.append(rows, matrix, texts)
-            done += len(batch)
-            progress("embedding", done, count)
-            if vectors is None and done >= checkpoint:  # a kill from here on loses no more
-                writer.sync()
-                generation.record_embedded(writer.name, done, embedding.model,
-                                           embedding.quantized)
-                checkpoint += CHECKPOINT_ROWS
+        writer = _first_segment(generation, table, count, embedding, position_of_row, reuse,
+                                bm25.Tokenizer(lexical), progress)
         if reuse is not None:
             table.detach_previous()
             report = replace(report, reused=reuse.count)
@@ -171,6 +151,36 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
         generation.commit(Manifest(model=embedding.model, dimension=dimension,
                                    quantized=embedding.quantized), commit)
     return replace(report, seconds=time.perf_counter() - started)
+
+
+def _first_segment(generation, table: DocumentTable, count: int, embedding: Embedding,
+                   position_of_row: np.ndarray, reuse: _Reuse | None,
+                   tokenizer: bm25.Tokenizer, progress: Progress) -> SegmentWriter:
+    """A build's papers in row order, with their vectors (given, taken from an interrupted
+    build, or embedded now), written to its segment; embedded vectors made durable every
+    CHECKPOINT_ROWS papers, for a build started again after this one is interrupted."""
+    vectors = embedding.given
+    writer, done, checkpoint = None, 0, CHECKPOINT_ROWS
+    for batch in table.batches(EMBED_BATCH):
+        rows = np.array([row for row, _ in batch], dtype=np.int64)
+        texts = [document.text for _, document in batch]
+        if vectors is not None:
+            matrix = _normalised(vectors[position_of_row[rows]])
+            if done % (64 * EMBED_BATCH) == 0:
+                _fs.evict(vectors)  # a memory map read once: no need to keep it mapped
+        else:
+            matrix = _embedded(table, rows, texts, embedding, reuse)
+        if writer is None:
+            writer = SegmentWriter(generation.segments_path, "seg-000001", count,
+                                   matrix.shape[1], tokenizer)
+        writer.append(rows, matrix, texts)
+        done += len(batch)
+        progress("embedding", done, count)
+        if vectors is None and done >= checkpoint:  # a kill from here on loses no more
+            writer.sync()
+            generation.record_embedded(writer.name, done, embedding.model, embedding.quantized)
+            checkpoint += CHECKPOINT_ROWS
+    return writer
 
 
 def _embedded(table: DocumentTable, rows: np.ndarray, texts: list[str], embedding: Embedding,
@@ -193,11 +203,11 @@ class _Reuse:
     """The vectors an interrupted build of this index wrote durably, found by exact title and
     abstract: a build started again embeds only the rest, never a paper twice."""
 
-    def __init__(self, attempt: EmbeddedSoFar, table_rows: np.ndarray, vectors: np.ndarray):
+    def __init__(self, attempt: EmbeddedSoFar, rows: np.ndarray, vectors: np.ndarray):
         self.documents = attempt.documents
-        self._rows = table_rows
+        self._rows = rows  # the rows whose vectors are durable, ascending
         self._vectors = vectors
-        self._up_to = int(table_rows[-1]) if len(table_rows) else -1
+        self._up_to = int(rows[-1]) if len(rows) else -1
         self.count = 0
 
     @classmethod
