@@ -26,6 +26,7 @@ and dense, five times each, the sizes measured in the same run. Writes scale_bui
 
     python benchmarks/scale.py --builds                 # 100k, 1M and 3M, one build each
     python benchmarks/scale.py --builds --sizes 100000  # one size
+    python benchmarks/scale.py --builds --again         # build again what was built before
 """
 
 from __future__ import annotations
@@ -268,8 +269,15 @@ def vectors_file(size: int, real: np.ndarray) -> Path:
     return path
 
 
-def whole_build(size: int, real: np.ndarray, queries: list[str]) -> dict:
+def whole_build(size: int, real: np.ndarray, again: bool) -> dict:
+    """The build's figures; a build measured before is kept (its figures are in
+    WORK/build-SIZE.json) unless ``again``: one-shot searches on every size can then be
+    measured in one run, after builds run at different times."""
     folder = WORK / f"build-{size}"
+    kept = WORK / f"build-{size}.json"
+    if not again and kept.exists() and (folder / "CURRENT").exists():
+        return json.loads(kept.read_text())
+    kept.unlink(missing_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
     vectors = vectors_file(size, real)
     with tempfile.NamedTemporaryFile(suffix=".json") as figures:
@@ -280,8 +288,12 @@ def whole_build(size: int, real: np.ndarray, queries: list[str]) -> dict:
             raise SystemExit(f"build of {size:,} failed: {result.stderr[-3000:]}")
         built = json.loads(Path(figures.name).read_text())
     command("info", "--index", str(folder))  # a user's index has been opened before
-    return {"build s": round(built["seconds"], 1), "build peak RSS MB": round(built["peak_rss_mb"]),
-            "indexed": built["indexed"], "disk bytes": disk_bytes(folder), "folder": str(folder)}
+    figures = {"build s": round(built["seconds"], 1),
+               "build peak RSS MB": round(built["peak_rss_mb"]), "indexed": built["indexed"],
+               "disk bytes": disk_bytes(folder), "folder": str(folder),
+               "built": time.strftime("%Y-%m-%d %H:%M")}
+    kept.write_text(json.dumps(figures))
+    return figures
 
 
 def cold_rounds(folders: dict[int, str], queries: list[str]) -> dict[int, dict]:
@@ -298,13 +310,13 @@ def cold_rounds(folders: dict[int, str], queries: list[str]) -> dict[int, dict]:
             for size, t in times.items()}
 
 
-def builds(sizes: list[int]) -> None:
+def builds(sizes: list[int], again: bool) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     _, real = scifact()
     queries = claim_texts()
     figures = {}
     for size in sizes:
-        figures[size] = whole_build(size, real, queries)
+        figures[size] = whole_build(size, real, again)
         print(f"{size:,}: {json.dumps(figures[size])}", file=sys.stderr, flush=True)
     for size, cold in cold_rounds({s: f["folder"] for s, f in figures.items()}, queries).items():
         figures[size].update(cold)
@@ -382,10 +394,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=None)
     parser.add_argument("--builds", action="store_true",
                         help="whole builds at 100k, 1M and 3M, and one-shot searches on them")
+    parser.add_argument("--again", action="store_true",
+                        help="with --builds: build again sizes already built and measured")
     options = parser.parse_args()
     compile_bytecode()
     if options.builds:
-        return builds(options.sizes or [100_000, 1_000_000, 3_000_000])
+        return builds(options.sizes or [100_000, 1_000_000, 3_000_000], options.again)
     sizes = options.sizes or ([100_000] if options.quick else [100_000, 1_000_000])
     runs = options.runs or (1 if options.quick else 3)
     WORK.mkdir(parents=True, exist_ok=True)
