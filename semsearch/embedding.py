@@ -33,6 +33,10 @@ from semsearch.errors import SemsearchError
 
 #: the name an index records for the bundled model
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
+#: single queries a process embeds with numpy before it starts onnxruntime: a one-shot
+#: command's query never waits for onnxruntime's start; a long-lived process soon runs on it
+#: (faster per query once started)
+NUMPY_QUERIES = 3
 
 
 class Embedder(Protocol):
@@ -153,6 +157,8 @@ class OnnxEmbedder:
         self._bf16_wanted = bf16_queries and not quantized
         self._bf16 = None
         self._session = None
+        self._numpy = None
+        self._numpy_queries = 0
         self._tokenizer = None
         config = self._path / "sentence_bert_config.json"
         self._max_length = json.loads(config.read_text()).get("max_seq_length", 256) \
@@ -183,6 +189,15 @@ class OnnxEmbedder:
         return vectors
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 1 and self._session is None and self._numpy_queries < NUMPY_QUERIES \
+                and not self._quantized and not self._bf16_wanted:
+            model = self._numpy_model()
+            if model is not None:  # a one-shot process's query: no onnxruntime to start
+                self._numpy_queries += 1
+                encoding = self._loaded_tokenizer().encode(texts[0])
+                pooled = model.hidden_states(encoding.ids, encoding.type_ids).mean(axis=0)
+                return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(
+                    np.float32).reshape(1, -1)
         bf16 = self._bf16_model()
         if bf16 is None or not texts:
             return self.embed_documents(texts)
@@ -203,7 +218,8 @@ class OnnxEmbedder:
     @property
     def query_runtime(self) -> str:
         """What embeds queries: "openvino-bf16" (up to 64 word pieces; fp32 beyond) or
-        "onnxruntime-fp32" (or "-int8")."""
+        "onnxruntime-fp32" (or "-int8"). A process's first NUMPY_QUERIES single queries in
+        fp32 run on numpy instead (the same vectors), while onnxruntime is not started."""
         if self._bf16_model() is not None:
             return "openvino-bf16"
         return "onnxruntime-int8" if self._quantized else "onnxruntime-fp32"
@@ -277,6 +293,15 @@ class OnnxEmbedder:
             self._input_names = {i.name for i in self._session.get_inputs()}
         return self._session.run(None, {name: values for name, values in feed.items()
                                         if name in self._input_names})[0]
+
+    def _numpy_model(self):
+        """The model's forward pass in numpy (``semsearch.numpy_bert``), or None where it
+        does not apply (not a plain BERT); loaded once."""
+        if self._numpy is None:
+            from semsearch.numpy_bert import NumpyBert
+
+            self._numpy = NumpyBert.load(self._path) or False
+        return self._numpy or None
 
     def _loaded_tokenizer(self):
         if self._tokenizer is None:
