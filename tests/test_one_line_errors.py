@@ -123,9 +123,14 @@ def test_a_damaged_model_cache_is_rebuilt_not_fatal(index, tmp_path):
 
 
 def test_an_unwritable_model_cache_fails_in_one_line(index, tmp_path):
+    """Embedding papers needs the model cache (the ONNX export); a search's query does not."""
     cache = write(tmp_path / "cache-is-a-file", "not a folder")
-    assert_one_line_failure(semsearch("search", "a query", "--index", index,
+    new = write(tmp_path / "new.jsonl", NEW_PAPER)
+    assert_one_line_failure(semsearch("add", new, "--index", index,
                                       env={"SEMSEARCH_CACHE": str(cache)}), "SEMSEARCH_CACHE")
+    searched = semsearch("search", "a query", "--index", index, "--mode", "dense",
+                         env={"SEMSEARCH_CACHE": str(cache)})
+    assert searched.returncode == 0, searched.stderr
 
 
 # -- a full disk and a read-only folder (real ones, on a small tmpfs) ------------------------
