@@ -487,10 +487,10 @@ def tune(index: TrainedIndex, store: VectorStore, rows: np.ndarray, vectors: np.
         value = _least_value_reaching(index, store, fixed, tune_on, truth, goal, vectors,
                                       report)
         candidates.append({**fixed, type(index).KNOB: value})
-    index.set_search_params(min(candidates,
-                                key=lambda p: _seconds_per_query(index, store, p, tune_on)))
+    index.set_search_params(min(candidates, key=lambda p: _seconds_per_query(index, store, p,
+                                                                             tune_on, vectors)))
     report()
-    found = index.search(held_out, 10, store)[1]
+    found = _found(index, store, held_out, vectors)
     report()
     recall = recall_at(found, exact_top(vectors, rows, held_out, 10))
     _fs.evict(vectors)
@@ -510,8 +510,7 @@ def _least_value_reaching(index, store, fixed: dict[str, Any], queries: np.ndarr
     while low < high:
         middle = (low + high) // 2
         index.set_search_params({**fixed, type(index).KNOB: values[middle]})
-        found = index.search(queries, 10, store)[1]
-        _fs.evict(vectors)  # the candidates' rows, re-ranked: most of the file by the end
+        found = _found(index, store, queries, vectors)
         step()
         if recall_at(found, truth) >= goal:
             high = middle
@@ -520,7 +519,19 @@ def _least_value_reaching(index, store, fixed: dict[str, Any], queries: np.ndarr
     return values[low]
 
 
-def _seconds_per_query(index, store, params: dict[str, Any], queries: np.ndarray) -> float:
+def _found(index, store, queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """The rows found for each query, searched some at a time, letting go of the vectors'
+    pages re-ranking read between them (a thousand probes re-rank a few hundred thousand
+    scattered rows: most of a large file's pages)."""
+    found = []
+    for start in range(0, len(queries), 128):
+        found.append(index.search(queries[start:start + 128], 10, store)[1])
+        _fs.evict(vectors)
+    return np.concatenate(found) if found else np.zeros((0, 10), dtype=np.int64)
+
+
+def _seconds_per_query(index, store, params: dict[str, Any], queries: np.ndarray,
+                       vectors: np.ndarray) -> float:
     """Median time of a single query with ``params`` (one at a time, as users search)."""
     index.set_search_params(params)
     times = []
@@ -528,6 +539,7 @@ def _seconds_per_query(index, store, params: dict[str, Any], queries: np.ndarray
         started = time.perf_counter()
         index.search(query, 10, store)
         times.append(time.perf_counter() - started)
+    _fs.evict(vectors)
     return float(np.median(times))
 
 
