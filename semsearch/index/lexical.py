@@ -305,13 +305,16 @@ def search(parts: Sequence[LexicalPart], tokenizer: Tokenizer, text: str,
         if not (where >= 0).any():
             continue
         totals = np.zeros(part.count, dtype=np.float32)
-        norm = settings.k1 * ((1 - settings.b) + settings.b * part.postings.lengths / average)
+        # in float32 throughout: this is the one pass over every document a query makes
+        norm = part.postings.lengths.astype(np.float32)
+        norm *= np.float32(settings.k1 * settings.b / average)
+        norm += np.float32(settings.k1 * (1 - settings.b))
         for position, term in enumerate(where):
             if term < 0:
                 continue
             docs, freqs = part.postings.postings(int(term))
             tf = freqs.astype(np.float32)
-            totals[docs] += (idf[position] * tf / (tf + norm[docs])).astype(np.float32)
+            totals[docs] += np.float32(idf[position]) * tf / (tf + norm[docs])
         if part.allowed is not None:
             totals[~part.allowed] = 0
         matched = np.flatnonzero(totals > 0)
