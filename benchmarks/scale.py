@@ -22,7 +22,8 @@ Whole builds (--builds): per size (100k, 1M, 3M), the library's build from texts
 precomputed vectors read from a .npy file (memory-mapped, as a user's would be), in a process
 of its own: wall time and peak RSS (VmHWM: anonymous memory and the file pages it maps, so
 the vectors it reads count too); then one-shot `semsearch search` on the built index, hybrid
-and dense, five times each, the sizes measured in the same run. Writes scale_build.json/md.
+and dense, five times each in three rounds (the median of the rounds' medians), the sizes
+taking turns. Writes scale_build.json/md.
 
     python benchmarks/scale.py --builds                 # 100k, 1M and 3M, one build each
     python benchmarks/scale.py --builds --sizes 100000  # one size
@@ -231,6 +232,8 @@ BUILD_BASELINE = {1_000_000: {"build s": 430, "peak RSS MB": 10_240, "cold hybri
 BUILD_TARGETS = {"1M peak RSS MB": 2560, "3M peak RSS MB": 4096, "1M cold hybrid s": 0.6,
                  "1M cold dense s": 0.5}
 COLD_RUNS = 5
+#: rounds of COLD_RUNS searches a mode on each size: the median of the rounds' medians counts
+COLD_ROUNDS = 3
 
 #: builds an index in a process of its own; at exit writes its peak RSS and the build report
 BUILD = """
@@ -305,8 +308,7 @@ def cold_rounds(folders: dict[int, str], queries: list[str]) -> dict[int, dict]:
                 times[size][mode].append(command("search", queries[run], "--mode", mode,
                                                  "--index", folder)["seconds"])
     return {size: {"cold hybrid s": statistics.median(t["hybrid"]),
-                   "cold dense s": statistics.median(t["dense"]),
-                   "cold hybrid each s": t["hybrid"], "cold dense each s": t["dense"]}
+                   "cold dense s": statistics.median(t["dense"])}
             for size, t in times.items()}
 
 
@@ -318,13 +320,18 @@ def builds(sizes: list[int], again: bool) -> None:
     for size in sizes:
         figures[size] = whole_build(size, real, again)
         print(f"{size:,}: {json.dumps(figures[size])}", file=sys.stderr, flush=True)
-    for size, cold in cold_rounds({s: f["folder"] for s, f in figures.items()}, queries).items():
-        figures[size].update(cold)
+    folders = {s: f["folder"] for s, f in figures.items()}
+    rounds = [cold_rounds(folders, queries) for _ in range(COLD_ROUNDS)]
+    for size in figures:
+        for mode in ("hybrid", "dense"):
+            each = [r[size][f"cold {mode} s"] for r in rounds]
+            figures[size][f"cold {mode} s"] = statistics.median(each)
+            figures[size][f"cold {mode} s, each round"] = each
     result = {"machine": {"cpus": os.cpu_count()}, "builds": figures,
               "baseline": BUILD_BASELINE, "targets": BUILD_TARGETS}
     (RESULTS / "scale_build.json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = ["| documents | build | peak RSS | on disk | cold hybrid (median of 5) | "
-             "cold dense (median of 5) |", "|---|---|---|---|---|---|"]
+    lines = ["| documents | build | peak RSS | on disk | one-shot hybrid | one-shot dense |",
+             "|---|---|---|---|---|---|"]
     for size, f in figures.items():
         lines.append(f"| {size:,} | {f['build s']:.0f} s | {f['build peak RSS MB']:,} MB | "
                      f"{f['disk bytes'] / 1e9:.2f} GB | {f['cold hybrid s']:.2f} s | "
