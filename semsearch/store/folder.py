@@ -16,12 +16,13 @@ This is the only module that decides where files go. Layout::
 
 A full build (`semsearch index`, `upgrade`) writes a new generation and switches CURRENT to
 it. A build interrupted after embedding part of its papers leaves its generation behind,
-unfinished (no manifest), for the next build to take those vectors from. Every other write happens inside the live generation: new segment files are written and
-fsynced, then one SQLite transaction records the new state (papers, tombstones, and a commit
-record naming the live segments). That transaction's commit is the commit of the write: a
-crash before it leaves the state before, and files no commit names are removed by the next
-write. A reader holds a read transaction and every file of the state it read open, so it keeps
-that state across any number of later writes, merges and builds.
+unfinished (no manifest), for the next build to take those vectors from. Every other write
+happens inside the live generation: new segment files are written and fsynced, then one
+SQLite transaction records the new state (papers, tombstones, and a commit record naming the
+live segments). That transaction's commit is the commit of the write: a crash before it
+leaves the state before, and files no commit names are removed by the next write. A reader
+holds a read transaction and every file of the state it read open, so it keeps that state
+across any number of later writes, merges and builds.
 """
 
 from __future__ import annotations
@@ -218,7 +219,7 @@ class IndexFolder:
                 # after: the generation the pointer names is never deleted.
                 if self._live_name() != staging.name:
                     (self.path / (POINTER + ".tmp")).unlink(missing_ok=True)
-                    self._keep_the_furthest_attempt()
+                    self._keep_the_furthest_attempt(staging)
                     if created_folder and not self.is_index():
                         shutil.rmtree(self.path, ignore_errors=True)
             self._drop_generations(keep={staging.name, previous})
@@ -228,13 +229,14 @@ class IndexFolder:
         attempts = [a for p in self._generations() if (a := _embedded_so_far(p)) is not None]
         return max(attempts, key=lambda a: a.rows, default=None)
 
-    def _keep_the_furthest_attempt(self) -> None:
-        """After a build that did not finish: of the unfinished builds, keep the one with the
-        most vectors written durably (for the next build to take them from), none other."""
+    def _keep_the_furthest_attempt(self, staging: Path) -> None:
+        """After a build that did not finish (``staging``): of the unfinished builds, keep
+        the one with the most vectors written durably (for the next build to take them
+        from), none other."""
         furthest = self.interrupted_build()
         for path in self._generations():
-            if not (path / MANIFEST).exists() and (furthest is None
-                                                   or path != furthest.generation):
+            unfinished = path == staging or not (path / MANIFEST).exists()
+            if unfinished and (furthest is None or path != furthest.generation):
                 shutil.rmtree(path, ignore_errors=True)
 
     @contextmanager
