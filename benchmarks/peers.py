@@ -525,16 +525,24 @@ def at_target(result: dict, target: float) -> dict | None:
     return min(reaching, key=lambda s: s["p50_ms"]) if reaching else None
 
 
+def measured(result: dict) -> str:
+    when = result.get("measured")
+    if not when:
+        return "before loads were recorded"
+    return f"{when['on']} ({when['load_before']}, {when['load_after']})"
+
+
 def table(results: list[dict]) -> str:
     lines = []
     for n in sorted({r["n"] for r in results}):
         lines += [f"\n### {n:,} vectors\n",
-                  "| system | build s | bytes a vector (resident / allocated) | cold start s |",
-                  "|---|---|---|---|"]
+                  "| system | build s | bytes a vector (resident / allocated) | cold start s | "
+                  "measured on (load average before, after) |", "|---|---|---|---|---|"]
         for r in (r for r in results if r["n"] == n):
             lines.append(f"| {r['system']} | {r['build_seconds']} | "
                          f"{r['bytes_per_vector_resident']:,.0f} / "
-                         f"{r['bytes_per_vector_allocated']:,.0f} | {r['cold_start_seconds']} |")
+                         f"{r['bytes_per_vector_allocated']:,.0f} | {r['cold_start_seconds']} | "
+                         f"{measured(r)} |")
         for target in TARGETS:
             lines += [f"\nrecall@10 on fragments >= {target} (semsearch: tuned to it on other "
                       "fragments):\n",
@@ -580,6 +588,7 @@ def main() -> None:
         for name in systems:
             if n > LARGEST.get(name, n) and not args.all_sizes:
                 continue
+            load_before = round(os.getloadavg()[0], 2)  # the 1-minute load: was it quiet?
             child = subprocess.Popen([sys.executable, __file__, "--run", f"{name}:{n}",
                                       *(["--all-sizes"] if args.all_sizes else [])],
                                      stdout=subprocess.PIPE, text=True, cwd=HERE)
@@ -592,10 +601,12 @@ def main() -> None:
             if child.wait() or found is None:
                 print(f"{name} at {n}: failed (exit {child.returncode})", flush=True)
                 continue
+            found["measured"] = {"on": time.strftime("%Y-%m-%d"), "load_before": load_before,
+                                 "load_after": round(os.getloadavg()[0], 2)}
             results.append(found)
             shutil.rmtree(WORK / f"{name}-{n}", ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
-    name = "peers" if set(sizes) == {100_000, 1_000_000} else \
+    name = "peers" if set(sizes) <= {100_000, 1_000_000} else \
         "peers-" + "-".join(str(n) for n in sizes)
     path = RESULTS / f"{name}.json"
     seconds = round(time.perf_counter() - started, 1)
