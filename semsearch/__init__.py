@@ -24,6 +24,7 @@ _EXPORTS = {
     "Hit": "semsearch.documents",
     "Explanation": "semsearch.documents",
     "Filter": "semsearch.filters",
+    "FacetValue": "semsearch.filters",
     "LexicalSettings": "semsearch.index.lexical",
     "FusionSettings": "semsearch.search.fusion",
     "read_documents": "semsearch.readers",
@@ -33,6 +34,7 @@ _EXPORTS = {
     "InputError": "semsearch.errors",
     "QueryError": "semsearch.errors",
     "StoreError": "semsearch.errors",
+    "UnknownPaper": "semsearch.errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -41,10 +43,11 @@ if TYPE_CHECKING:
     from semsearch.data import sample_paths
     from semsearch.documents import Document, Explanation, Hit
     from semsearch.engine import BuildReport, Engine, IndexInfo, UpdateReport
-    from semsearch.filters import Filter
+    from semsearch.filters import FacetValue, Filter
     from semsearch.index.lexical import LexicalSettings
     from semsearch.search.fusion import FusionSettings
-    from semsearch.errors import InputError, QueryError, SemsearchError, StoreError
+    from semsearch.errors import (InputError, QueryError, SemsearchError, StoreError,
+                                  UnknownPaper)
     from semsearch.readers import ReadOptions, read_documents
 
 

@@ -16,8 +16,8 @@ import numpy as np
 from semsearch import indexing
 from semsearch.documents import Document, Hit
 from semsearch.embedding import Embedder, OnnxEmbedder, model_dimension, model_name_for
-from semsearch.errors import InputError, QueryError, SemsearchError, StoreError
-from semsearch.filters import Filter
+from semsearch.errors import InputError, QueryError, SemsearchError, StoreError, UnknownPaper
+from semsearch.filters import FLAGS, FacetValue, Filter
 from semsearch.index import lexical as bm25
 from semsearch.index import vector
 from semsearch.indexing import BuildReport, Progress, UpdateReport
@@ -37,6 +37,8 @@ SUGGEST_FROM_ALL_UP_TO = 20_000
 MODES, DEFAULT_MODE = ranking.MODES, ranking.DEFAULT_MODE
 LIKE_METHODS, DEFAULT_LIKE_METHOD = feedback.METHODS, feedback.DEFAULT_METHOD
 INDEX_TYPES = ("auto",) + vector.KINDS
+#: what `facets` lists by default: authors are many, and are looked up by name instead
+FACET_KINDS = ("year", "category", "tag")
 DEFAULT_TARGET_RECALL = vector.DEFAULT_TARGET_RECALL
 LexicalSettings = bm25.LexicalSettings
 
@@ -326,6 +328,18 @@ class Engine:
         return explanations.explained(view, self.query_embedder, titles, centre, hits,
                                         [row for row, _ in answer])
 
+    def facets(self, kinds: Sequence[str] = FACET_KINDS, limit: int = 100
+               ) -> dict[str, list[FacetValue]]:
+        """What the papers can be filtered by: for each kind ("year", "category", "author",
+        "tag"), its values with how many papers have each; years in order, the rest the most
+        common first, ``limit`` of each."""
+        for kind in kinds:
+            if kind not in FLAGS:
+                raise QueryError(f"no facet {kind!r}: the facets are " + ", ".join(FLAGS))
+        documents = self._open().documents
+        return {kind: [FacetValue(value, count) for value, count in
+                       documents.facet_counts(kind, limit)] for kind in kinds}
+
     def get(self, id_or_title: str) -> Document:
         """A stored document by id, title (any case) or short name."""
         row = self._row_of(id_or_title)
@@ -342,7 +356,7 @@ class Engine:
         for doc_id in ids:
             row = view.documents.row_of_id(doc_id)
             if row is None:
-                raise QueryError(f"no paper with id {doc_id!r} in {self.folder.path}")
+                raise UnknownPaper(f"no paper with id {doc_id!r} in {self.folder.path}")
             rows.append(row)
         return view.vectors(rows)
 
@@ -506,7 +520,7 @@ class Engine:
         suggestions = self._closest_titles(key)
         hint = ("; closest titles: " + "; ".join(repr(t) for t in suggestions)) if suggestions \
             else ""
-        raise QueryError(f"no paper with id or title {key!r} in {self.folder.path}{hint}")
+        raise UnknownPaper(f"no paper with id or title {key!r} in {self.folder.path}{hint}")
 
     def _closest_titles(self, key: str, count: int = 3) -> list[str]:
         """Titles spelled most like ``key``, whole or up to their colon: among the papers BM25

@@ -24,3 +24,7 @@ class StoreError(SemsearchError):
 
 class QueryError(SemsearchError):
     """A query that cannot be answered as asked (empty text, bad k, unknown paper)."""
+
+
+class UnknownPaper(QueryError):
+    """A paper named by id or title that is not in the index."""

@@ -24,6 +24,14 @@ FLAGS = {"year": "--year", "category": "--category", "author": "--author", "tag"
 
 
 @dataclass(frozen=True)
+class FacetValue:
+    """A value papers can be filtered by (as the source wrote it), and how many have it."""
+
+    value: str
+    count: int
+
+
+@dataclass(frozen=True)
 class Pattern:
     """One value a facet key may take: exactly ``key``, or with ``prefix`` also any key that
     starts with ``key`` and a dot (a category family such as "cs")."""
@@ -68,10 +76,12 @@ class Filter:
     def parse(cls, year: str | None = None, categories: tuple[str, ...] = (),
               authors: tuple[str, ...] = (), tags: tuple[str, ...] = ()) -> Filter:
         """From the command line's words: ``--year 2023``, ``--year 2021..2024``, ``2021..``."""
-        return cls(years=parse_years(year) if year else None,
-                   categories=tuple(c.strip() for c in categories if c.strip()),
-                   authors=tuple(a.strip() for a in authors if a.strip()),
-                   tags=tuple(t.strip() for t in tags if t.strip()))
+        parsed = cls(years=parse_years(year) if year else None,
+                     categories=tuple(c.strip() for c in categories if c.strip()),
+                     authors=tuple(a.strip() for a in authors if a.strip()),
+                     tags=tuple(t.strip() for t in tags if t.strip()))
+        parsed.parts()  # refuses a part with nothing to match, now rather than at the search
+        return parsed
 
     def parts(self) -> list[list[Part]]:
         """The filter as parts to AND together, each a list of alternatives to OR."""
@@ -83,6 +93,10 @@ class Filter:
                            for a in self.authors])
         if self.tags:
             groups.append([Part("tag", t, (Pattern(fold(t)),)) for t in self.tags])
+        for group in groups:
+            for part in group:
+                if not any(pattern.key for pattern in part.patterns):
+                    raise QueryError(f"{part.flag} has no letters or digits to match")
         return groups
 
 

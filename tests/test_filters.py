@@ -94,3 +94,22 @@ def test_name_parts_read_both_orders_and_fold_accents():
     assert name_parts("Laurens van der Maaten") == ("laurens van der", "maaten")
     assert name_parts("Plato") == ("", "plato")
     assert author_keys("Aidan N. Gomez") >= {"gomez", "aidan gomez", "a gomez", "aidan n gomez"}
+
+
+@pytest.mark.parametrize("parts, flag", [({"authors": ("!!!",)}, "--author"),
+                                         ({"tags": ("??",)}, "--tag")])
+def test_a_name_or_tag_with_no_letters_is_refused_as_such(engine, parts, flag):
+    with pytest.raises(QueryError, match=f"{flag} .* has no letters or digits"):
+        found(engine, **parts)
+
+
+def test_facets_count_the_papers_with_each_value(engine):
+    facets = engine.facets()
+    assert [(f.value, f.count) for f in facets["year"]] == [
+        ("2017", 1), ("2018", 1), ("2019", 1), ("2020", 1)]
+    assert (facets["category"][0].value, facets["category"][0].count) == ("cs.CL", 2)
+    assert {f.value for f in facets["tag"]} == {"Transformers", "must read"}
+    authors = {f.value: f.count for f in engine.facets(["author"])["author"]}
+    assert authors["Aidan N. Gomez"] == 1 and len(authors) == 8
+    with pytest.raises(QueryError, match="no facet 'colour'"):
+        engine.facets(["colour"])

@@ -444,6 +444,14 @@ class DocumentTable:
         self._db.executemany("INSERT INTO facets (kind, value, row, shown) VALUES (?, ?, ?, ?)",
                              [(kind, key, row, shown) for kind, key, shown in facets_of(metadata)])
 
+    def facet_counts(self, kind: str, limit: int) -> list[tuple[str, int]]:
+        """The values papers have for a facet kind, as the source wrote them, with how many
+        papers have each: years in order, other kinds the most common first."""
+        order = "shown" if kind == "year" else "count(DISTINCT row) DESC, shown"
+        return [(shown, count) for shown, count in self._db.execute(
+            f"SELECT shown, count(DISTINCT row) FROM facets WHERE kind = ? GROUP BY shown "
+            f"ORDER BY {order} LIMIT ?", (kind, limit))]
+
     def rows_matching(self, where: Filter) -> np.ndarray:
         """Sorted rows of the documents that pass the filter."""
         queries, values = [], []
