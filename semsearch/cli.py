@@ -514,6 +514,72 @@ def show(paper, index, as_json) -> None:
                else "(no abstract: this paper is searched by its title)")
 
 
+@main.command()
+@index_option
+@click.option("--sample", is_flag=True,
+              help="Index the two bundled feed pages first if the index does not exist yet.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Any other than this machine's own (127.0.0.1, ::1) "
+                   "needs --token.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--token", default=None, metavar="TOKEN",
+              help="Every request must carry it (Authorization: Bearer TOKEN, or ?token=TOKEN "
+                   "once, to open the page): 16 or more letters, digits, '-', '_', '.', '~'. "
+                   "Default: $SEMSEARCH_TOKEN.")
+@click.option("--no-token", is_flag=True,
+              help="Serve another address without a token: anyone who reaches it can search "
+                   "and read the index.")
+def serve(index, sample, host, port, token, no_token) -> None:
+    """Serve an index over HTTP: a page for browsing papers at http://HOST:PORT/, and a JSON
+    API (GET /api/search?q=..., POST /api/like, GET /api/papers/ID, /api/info, /api/facets;
+    described at /openapi.json and /docs).
+
+    \b
+      semsearch serve --sample          # the bundled pages, at http://127.0.0.1:8000/
+      semsearch serve --index mine --port 8080
+      semsearch serve --host 0.0.0.0 --token "$(openssl rand -hex 16)"
+
+    The model and the index load once. A write by another process (`semsearch add`,
+    `remove`, `index`) is seen by the next request, without a restart; a request sees the
+    index as it was before a write or after it, never in between.
+    """
+    import ipaddress
+    import re
+
+    import uvicorn
+
+    from semsearch import config
+    from semsearch.server import create_app
+
+    token = token or config.server_token()
+    if token is not None and not re.fullmatch(r"[A-Za-z0-9._~-]{16,}", token):
+        raise click.BadParameter("16 or more letters, digits, '-', '_', '.' or '~'",
+                                 param_hint="--token")
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    if not local and token is None and not no_token:
+        raise click.UsageError(f"serving {host} lets other machines in: give --token TOKEN "
+                               f"(or --no-token to serve it open)")
+    engine = Engine(index)
+    if sample and not engine.exists:
+        from semsearch.data import sample_paths
+        from semsearch.readers import read_documents
+
+        with _ProgressBars() as progress:
+            report = engine.build(read_documents([str(p) for p in sample_paths()]),
+                                  progress=progress)
+        click.echo(f"Indexed {report.indexed} papers into {engine.path} in "
+                   f"{report.seconds:.1f} s")
+    engine = Engine.open(index)
+    app = create_app(engine, token=token, warm_up=True)
+    address = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+    click.echo(f"Serving {engine.info().count:,} papers from {engine.path} at {address}"
+               + (f"?token={token}" if token else "") + " (Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 @main.command(name="eval")
 @click.argument("collection", type=click.Path(file_okay=False, exists=True))
 @click.option("--mode", type=click.Choice(MODES + ("all",)), default=DEFAULT_MODE,

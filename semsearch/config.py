@@ -16,6 +16,8 @@ INDEX_VARIABLE = "SEMSEARCH_INDEX"
 #: where exported models are kept (default $XDG_CACHE_HOME/semsearch or ~/.cache/semsearch)
 CACHE_VARIABLE = "SEMSEARCH_CACHE"
 DEFAULT_INDEX = "default"
+#: the token `semsearch serve` asks of every request (as --token, which a process list shows)
+TOKEN_VARIABLE = "SEMSEARCH_TOKEN"
 
 #: Set before a library that could reach the network is loaded: semsearch never downloads a
 #: model and never reports usage (Hugging Face hub, transformers; onnxruntime, which otherwise
@@ -38,6 +40,10 @@ def cache_root() -> Path:
         return Path(configured)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "semsearch"
+
+
+def server_token() -> str | None:
+    return os.environ.get(TOKEN_VARIABLE) or None
 
 
 def offline_environment() -> dict[str, str]:

@@ -127,6 +127,11 @@ class Engine:
     def path(self) -> Path:
         return self.folder.path
 
+    @property
+    def exists(self) -> bool:
+        """Whether the location holds an index (even a damaged one)."""
+        return self.folder.is_index()
+
     def close(self) -> None:
         """Let go of the state this engine reads; the next call opens the newest."""
         if self._view is not None:
@@ -370,6 +375,13 @@ class Engine:
         or the name of an embedder of your own."""
         embedder = self.query_embedder
         return getattr(embedder, "query_runtime", type(embedder).__name__)
+
+    def warm_up(self) -> None:
+        """Open the index and start the query model now: for a long-running process, whose
+        first request should wait for neither. (A batch of two starts the model's runtime; a
+        single query would be answered without it, as a one-shot command's is.)"""
+        self._open()
+        self._query_vectors(["warm up", "the query model"])
 
     def verify(self) -> list[str]:
         """Problems found re-reading the index whole; an empty list means intact."""

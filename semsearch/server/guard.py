@@ -1,0 +1,100 @@
+"""What every request passes before the application sees it: the token, when the server has
+one, and a bound on the body's size.
+
+A token may come as ``Authorization: Bearer TOKEN``, as ``?token=TOKEN`` (so a link opens the
+page), or in the cookie the server sets when a request carried it right (so the page's own
+requests, scripts and styles carry it without the token in every address).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from http.cookies import SimpleCookie
+from urllib.parse import parse_qs
+
+COOKIE = "semsearch_token"
+
+
+class Guard:
+    """ASGI middleware: 401 without the token, 413 for a body over ``max_body`` bytes; both
+    answered as JSON with a message, like every other error."""
+
+    def __init__(self, app, token: str | None, max_body: int):
+        self.app = app
+        self.token = token
+        self.max_body = max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1")
+                   for name, value in scope.get("headers", [])}
+        from_address = False
+        if self.token is not None:
+            carried, from_address = self._carried(scope, headers)
+            if carried is None or not hmac.compare_digest(carried.encode(), self.token.encode()):
+                return await _answer(send, 401, "this server needs its token: "
+                                                "Authorization: Bearer TOKEN, or ?token=TOKEN")
+        declared = headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > self.max_body:
+            return await _answer(send, 413, f"the request body is over {self.max_body:,} bytes")
+        body, whole = await _read_body(receive, self.max_body)
+        if not whole:
+            return await _answer(send, 413, f"the request body is over {self.max_body:,} bytes")
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        async def remembering(message):
+            if from_address and message["type"] == "http.response.start":
+                cookie = (f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict")
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"set-cookie", cookie.encode("latin-1"))]}
+            await send(message)
+
+        await self.app(scope, replay, remembering)
+
+    def _carried(self, scope, headers: dict[str, str]) -> tuple[str | None, bool]:
+        """The token the request carries, and whether it came in the address."""
+        authorization = headers.get("authorization", "")
+        if authorization.lower().startswith("bearer "):
+            return authorization[7:].strip(), False
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if query.get("token"):
+            return query["token"][0], True
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", ""))
+        except Exception:  # a malformed cookie header carries no token
+            return None, False
+        return (cookie[COOKIE].value if COOKIE in cookie else None), False
+
+
+async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
+    """The whole body, or (what was read, False) once it passes ``limit`` bytes."""
+    parts, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(parts), True
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", False
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts), True
+
+
+async def _answer(send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

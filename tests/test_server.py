@@ -1,0 +1,206 @@
+"""The HTTP API through FastAPI's test client: answers shaped like the CLI's --json rows, every
+bad input a 4xx with a message, the token, and writes by another process seen at once."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+from semsearch import Engine
+from semsearch.documents import Document
+from semsearch.server import create_app
+from semsearch.server.app import MAX_BODY_BYTES, MAX_QUERY_CHARS, MAX_RESULTS
+
+from conftest import HashingEmbedder
+
+PAPERS = [
+    Document("2301.00001", "Graph attention networks", "Attention over graph neighbourhoods. "
+             "Nodes weigh their neighbours.",
+             {"year": 2018, "authors": ["Petar Velickovic"], "categories": ["cs.LG"]}),
+    Document("2301.00002", "Attention is all you need", "The transformer uses attention only. "
+             "It translates well.",
+             {"year": 2017, "authors": ["Ashish Vaswani"], "categories": ["cs.CL"]}),
+    Document("hep-th/9901001", "Strings on a lattice", "Lattice strings and their spectra.",
+             {"year": 1999, "categories": ["hep-th"]}),
+    Document("bert", "BERT", "Pretraining deep bidirectional transformers for language.",
+             {"year": 2019, "categories": ["cs.CL"]}),
+]
+
+
+@pytest.fixture(scope="module")
+def index_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("server") / "idx"
+    Engine(path, embedder=HashingEmbedder()).build(PAPERS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(index_path):
+    with TestClient(create_app(Engine.open(index_path, embedder=HashingEmbedder()))) as client:
+        yield client
+
+
+def test_search_answers_rows_shaped_like_the_cli_json(client):
+    answer = client.get("/api/search", params={"q": "attention transformer", "k": 2})
+    assert answer.status_code == 200
+    rows = answer.json()["results"]
+    assert len(rows) == 2
+    assert {"rank", "id", "title", "score", "link", "abstract", "year"} <= set(rows[0])
+    assert rows[0]["rank"] == 1 and rows[0]["link"].startswith("https://arxiv.org/abs/")
+
+
+def test_search_takes_filters_mode_and_explain(client):
+    rows = client.get("/api/search", params={"q": "attention", "mode": "lexical",
+                                             "year": "2018..2020", "explain": "true"}
+                      ).json()["results"]
+    assert [row["id"] for row in rows] == ["2301.00001"]
+    assert rows[0]["explain"]["matched_terms"]
+    rows = client.get("/api/search", params=[("q", "attention"), ("category", "cs.CL"),
+                                             ("category", "cs.LG")]).json()["results"]
+    assert {row["id"] for row in rows} == {"2301.00001", "2301.00002", "bert"}
+
+
+def test_like_leaves_out_the_papers_given(client):
+    answer = client.post("/api/like", json={"ids": ["2301.00002"], "not": ["hep-th/9901001"],
+                                            "k": 5})
+    assert answer.status_code == 200, answer.text
+    ids = [row["id"] for row in answer.json()["results"]]
+    assert ids and "2301.00002" not in ids and "hep-th/9901001" not in ids
+
+
+def test_one_paper_by_id_even_with_a_slash(client):
+    paper = client.get("/api/papers/hep-th/9901001").json()
+    assert paper["title"] == "Strings on a lattice" and paper["abstract"].startswith("Lattice")
+    assert client.get("/api/papers/bert").json()["year"] == 2019
+
+
+def test_info_and_facets(client):
+    info = client.get("/api/info").json()
+    assert info["count"] == 4 and info["model"] == "test-hashing-embedder"
+    facets = client.get("/api/facets").json()
+    assert [f["value"] for f in facets["year"]] == ["1999", "2017", "2018", "2019"]
+    assert facets["category"][0] == {"value": "cs.CL", "count": 2}
+    authors = client.get("/api/facets", params={"kind": "author"}).json()
+    assert set(authors) == {"author"}
+
+
+@pytest.mark.parametrize("params, status, says", [
+    ({"q": "x", "k": 0}, 422, "k"),
+    ({"q": "x", "k": -3}, 422, "k"),
+    ({"q": "x", "k": MAX_RESULTS + 1}, 422, "k"),
+    ({"q": "x", "k": "ten"}, 422, "k"),
+    ({"q": ""}, 422, "q"),
+    ({}, 422, "q"),
+    ({"q": "   "}, 400, "empty"),
+    ({"q": "x" * (MAX_QUERY_CHARS + 1)}, 422, "q"),
+    ({"q": "x", "mode": "psychic"}, 422, "mode"),
+    ({"q": "x", "year": "last year"}, 400, "--year"),
+    ({"q": "x", "year": "2020..2010"}, 400, "ends before it starts"),
+    ({"q": "x", "author": "!!!"}, 400, "no letters"),
+    ({"q": "x", "category": "astro-ph"}, 400, "no paper"),
+])
+def test_bad_search_input_is_a_4xx_with_a_message(client, params, status, says):
+    answer = client.get("/api/search", params=params)
+    assert answer.status_code == status, answer.text
+    assert says in answer.json()["error"]
+
+
+def test_a_long_query_goes_in_a_body_and_a_100kb_one_is_refused(client):
+    abstract = PAPERS[0].abstract * 40
+    answer = client.post("/api/search", json={"q": abstract, "k": 2})
+    assert answer.status_code == 200 and answer.json()["results"][0]["id"] == "2301.00001"
+    answer = client.post("/api/search", json={"q": "x" * 100_000})
+    assert answer.status_code == 413 and "body" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("body, status, says", [
+    ({"ids": []}, 422, "ids"),
+    ({"ids": ["no-such-paper"]}, 404, "no paper"),
+    ({"ids": ["bert"], "not": ["bert"]}, 400, "both liked and not liked"),
+    ({"ids": ["bert"], "k": 10_000}, 422, "k"),
+    ({"ids": ["bert"], "colour": "red"}, 422, "colour"),
+    ({"ids": ["x"] * 51}, 422, "ids"),
+    ("not json", 422, "JSON"),
+])
+def test_bad_like_input_is_a_4xx_with_a_message(client, body, status, says):
+    if isinstance(body, str):
+        answer = client.post("/api/like", content=body,
+                             headers={"content-type": "application/json"})
+    else:
+        answer = client.post("/api/like", json=body)
+    assert answer.status_code == status, answer.text
+    assert says in answer.json()["error"]
+
+
+def test_unknown_paper_and_address_are_404_json(client):
+    for address in ("/api/papers/nothing-here", "/api/nothing", "/etc/passwd",
+                    "/docs/../../etc/passwd", "/page.js/../../secret"):
+        answer = client.get(address)
+        assert answer.status_code == 404, address
+        assert answer.json()["error"]
+
+
+def test_a_body_over_the_bound_is_refused(client):
+    answer = client.post("/api/like", content=b"x" * (MAX_BODY_BYTES + 1),
+                         headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and "body" in answer.json()["error"]
+
+
+def test_a_failure_inside_is_json_without_a_traceback(index_path, monkeypatch):
+    engine = Engine.open(index_path, embedder=HashingEmbedder())
+    monkeypatch.setattr(engine, "search", lambda *a, **k: 1 / 0)
+    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
+        answer = client.get("/api/search", params={"q": "attention"})
+    assert answer.status_code == 500
+    assert answer.json() == {"error": "the server failed on this request "
+                                      "(ZeroDivisionError); its log says more"}
+
+
+def test_with_a_token_every_request_must_carry_it(index_path):
+    token = "s3cret-token-0123456789"
+    app = create_app(Engine.open(index_path, embedder=HashingEmbedder()), token=token)
+    with TestClient(app) as client:
+        for headers in ({}, {"authorization": "Bearer wrong-token-0123456789"}):
+            for address in ("/", "/api/search?q=attention", "/openapi.json", "/page.js"):
+                answer = client.get(address, headers=headers)
+                assert answer.status_code == 401 and "token" in answer.json()["error"]
+        good = client.get("/api/search?q=attention",
+                          headers={"authorization": f"Bearer {token}"})
+        assert good.status_code == 200
+        # the page opened with ?token= gets a cookie its own requests then carry
+        page = client.get(f"/?token={token}")
+        assert page.status_code == 200 and "semsearch" in page.text
+        assert client.get("/api/info").status_code == 200
+    with TestClient(app) as fresh:
+        assert fresh.get("/api/info").status_code == 401
+
+
+def test_the_page_and_the_docs_are_served_without_anything_from_elsewhere(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for address in ("/page.js", "/page.css", "/docs", "/docs/swagger-ui-bundle.js",
+                    "/docs/swagger-ui.css", "/openapi.json"):
+        answer = client.get(address)
+        assert answer.status_code == 200, address
+    for text in (page.text, client.get("/docs").text, client.get("/page.js").text):
+        assert "http://" not in text.replace("http://www.w3.org", "") and "https://" not in text
+
+
+def test_a_write_by_another_process_is_seen_by_the_next_request(client, index_path, tmp_path):
+    before = client.get("/api/info").json()["count"]
+    paper = {"id": "2405.99999", "title": "Quantum error correction with lattice surgery",
+             "abstract": "Surface codes merged by lattice surgery.", "year": 2024}
+    (tmp_path / "new.jsonl").write_text(json.dumps(paper) + "\n")
+    code = ("import sys; sys.path.insert(0, 'tests'); from conftest import HashingEmbedder; "
+            "from semsearch import Engine, read_documents; "
+            f"Engine({str(index_path)!r}, embedder=HashingEmbedder())"
+            f".add(read_documents([{str(tmp_path / 'new.jsonl')!r}]))")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert client.get("/api/info").json()["count"] == before + 1
+    assert client.get("/api/papers/2405.99999").status_code == 200
+    rows = client.get("/api/search", params={"q": "lattice surgery", "mode": "lexical"}
+                      ).json()["results"]
+    assert rows[0]["id"] == "2405.99999"
+    assert "2024" in [f["value"] for f in client.get("/api/facets").json()["year"]]
