@@ -114,10 +114,17 @@ class SearchRequest(Filters, Asked):  # in this order, the query comes first in 
     """A query, and the filters the papers must pass."""
 
 
+class SearchBody(SearchRequest):
+    """A query sent as JSON: its values of their own JSON types (in an address, every value is
+    text and is read as the type it stands for)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
 class LikeRequest(Filters):
     """Papers like ``ids`` and unlike ``not`` (ids or titles of papers in the index)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(strict=True, extra="forbid", populate_by_name=True)
     ids: Annotated[list[Name], Field(min_length=1, max_length=MAX_PAPERS)]
     unlike: Annotated[list[Name], Field(max_length=MAX_PAPERS, alias="not")] = []
     k: Annotated[int, Field(ge=1, le=MAX_RESULTS)] = 10
@@ -128,6 +135,7 @@ class LikeRequest(Filters):
 ERRORS = {status: {"model": ErrorBody, "description": description} for status, description in
           ((400, "a query that cannot be answered as asked"), (401, "the token is missing"),
            (413, "the body is too large"))}
+UNKNOWN = {404: {"model": ErrorBody, "description": "no such paper"}}
 
 
 def create_app(index: str | Path | Engine | None = None, *, token: str | None = None,
@@ -158,16 +166,19 @@ def create_app(index: str | Path | Engine | None = None, *, token: str | None = 
         return {"results": [hit.to_json() for hit in hits]}
 
     @app.get("/api/search", response_model=Results, responses=ERRORS,
+             response_model_exclude_unset=True,
              summary="Papers that best answer a query")
     def search(request: Annotated[SearchRequest, Query()]) -> dict[str, Any]:
         return answer(request)
 
     @app.post("/api/search", response_model=Results, responses=ERRORS,
+              response_model_exclude_unset=True,
               summary="Papers that best answer a query too long for an address")
-    def search_posted(request: Annotated[SearchRequest, Body()]) -> dict[str, Any]:
+    def search_posted(request: Annotated[SearchBody, Body()]) -> dict[str, Any]:
         return answer(request)
 
-    @app.post("/api/like", response_model=Results, responses=ERRORS,
+    @app.post("/api/like", response_model=Results, responses={**ERRORS, **UNKNOWN},
+              response_model_exclude_unset=True,
               summary="Papers like some papers and unlike others")
     def like(request: Annotated[LikeRequest, Body()]) -> dict[str, Any]:
         with served.engine() as engine:
@@ -177,7 +188,7 @@ def create_app(index: str | Path | Engine | None = None, *, token: str | None = 
         return {"results": [hit.to_json() for hit in hits]}
 
     @app.get("/api/papers/{paper_id:path}", response_model=Paper,
-             responses={**ERRORS, 404: {"model": ErrorBody, "description": "no such paper"}},
+             responses={**ERRORS, **UNKNOWN},
              summary="One paper, with its abstract")
     def paper(paper_id: Annotated[str, PathPart(max_length=MAX_NAME_CHARS)]) -> dict[str, Any]:
         with served.engine() as engine:
