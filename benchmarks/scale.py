@@ -28,6 +28,7 @@ taking turns. Writes scale_build.json/md.
     python benchmarks/scale.py --builds                 # 100k, 1M and 3M, one build each
     python benchmarks/scale.py --builds --sizes 100000  # one size
     python benchmarks/scale.py --builds --again         # build again what was built before
+    python benchmarks/scale.py --builds --again --sizes 1000000 --runs 3   # median of three
 """
 
 from __future__ import annotations
@@ -272,29 +273,38 @@ def vectors_file(size: int, real: np.ndarray) -> Path:
     return path
 
 
-def whole_build(size: int, real: np.ndarray, again: bool) -> dict:
-    """The build's figures; a build measured before is kept (its figures are in
-    WORK/build-SIZE.json) unless ``again``: one-shot searches on every size can then be
-    measured in one run, after builds run at different times."""
+def whole_build(size: int, real: np.ndarray, again: bool, runs: int = 1) -> dict:
+    """The build's figures, the median of ``runs`` builds (each one's in "runs"); a size
+    measured before is kept (its figures are in WORK/build-SIZE.json) unless ``again``:
+    one-shot searches on every size can then be measured in one run, after builds run at
+    different times."""
     folder = WORK / f"build-{size}"
     kept = WORK / f"build-{size}.json"
     if not again and kept.exists() and (folder / "CURRENT").exists():
         return json.loads(kept.read_text())
     kept.unlink(missing_ok=True)
-    shutil.rmtree(folder, ignore_errors=True)
     vectors = vectors_file(size, real)
-    with tempfile.NamedTemporaryFile(suffix=".json") as figures:
-        code = BUILD.format(here=str(HERE), figures=figures.name, size=size,
-                            vectors=str(vectors), folder=str(folder))
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise SystemExit(f"build of {size:,} failed: {result.stderr[-3000:]}")
-        built = json.loads(Path(figures.name).read_text())
+    each = []
+    for _ in range(runs):
+        shutil.rmtree(folder, ignore_errors=True)
+        with tempfile.NamedTemporaryFile(suffix=".json") as figures:
+            code = BUILD.format(here=str(HERE), figures=figures.name, size=size,
+                                vectors=str(vectors), folder=str(folder))
+            result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                    text=True)
+            if result.returncode != 0:
+                raise SystemExit(f"build of {size:,} failed: {result.stderr[-3000:]}")
+            built = json.loads(Path(figures.name).read_text())
+        each.append({"build s": round(built["seconds"], 1),
+                     "build peak RSS MB": round(built["peak_rss_mb"]),
+                     "built": time.strftime("%Y-%m-%d %H:%M"),
+                     "load average after": round(os.getloadavg()[0], 2)})
+        print(f"{size:,}: {json.dumps(each[-1])}", file=sys.stderr, flush=True)
     command("info", "--index", str(folder))  # a user's index has been opened before
-    figures = {"build s": round(built["seconds"], 1),
-               "build peak RSS MB": round(built["peak_rss_mb"]), "indexed": built["indexed"],
-               "disk bytes": disk_bytes(folder), "folder": str(folder),
-               "built": time.strftime("%Y-%m-%d %H:%M")}
+    figures = {"build s": statistics.median(r["build s"] for r in each),
+               "build peak RSS MB": statistics.median(r["build peak RSS MB"] for r in each),
+               "runs": each, "indexed": built["indexed"], "disk bytes": disk_bytes(folder),
+               "folder": str(folder)}
     kept.write_text(json.dumps(figures))
     return figures
 
@@ -312,13 +322,13 @@ def cold_rounds(folders: dict[int, str], queries: list[str]) -> dict[int, dict]:
             for size, t in times.items()}
 
 
-def builds(sizes: list[int], again: bool) -> None:
+def builds(sizes: list[int], again: bool, runs: int) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     _, real = scifact()
     queries = claim_texts()
     figures = {}
     for size in sizes:
-        figures[size] = whole_build(size, real, again)
+        figures[size] = whole_build(size, real, again, runs)
         print(f"{size:,}: {json.dumps(figures[size])}", file=sys.stderr, flush=True)
     folders = {s: f["folder"] for s, f in figures.items()}
     rounds = [cold_rounds(folders, queries) for _ in range(COLD_ROUNDS)]
@@ -333,7 +343,10 @@ def builds(sizes: list[int], again: bool) -> None:
     lines = ["| documents | build | peak RSS | on disk | one-shot hybrid | one-shot dense |",
              "|---|---|---|---|---|---|"]
     for size, f in figures.items():
-        lines.append(f"| {size:,} | {f['build s']:.0f} s | {f['build peak RSS MB']:,} MB | "
+        runs = len(f.get("runs", []))
+        median = f" (median of {runs})" if runs > 1 else ""
+        lines.append(f"| {size:,} | {f['build s']:.0f} s | {f['build peak RSS MB']:,.0f} MB"
+                     f"{median} | "
                      f"{f['disk bytes'] / 1e9:.2f} GB | {f['cold hybrid s']:.2f} s | "
                      f"{f['cold dense s']:.2f} s |")
     lines.append("\nBefore (issue 21), 1M: build 430 s, peak RSS 10.0 GB; one-shot search "
@@ -406,7 +419,8 @@ def main() -> None:
     options = parser.parse_args()
     compile_bytecode()
     if options.builds:
-        return builds(options.sizes or [100_000, 1_000_000, 3_000_000], options.again)
+        return builds(options.sizes or [100_000, 1_000_000, 3_000_000], options.again,
+                      options.runs or 1)
     sizes = options.sizes or ([100_000] if options.quick else [100_000, 1_000_000])
     runs = options.runs or (1 if options.quick else 3)
     WORK.mkdir(parents=True, exist_ok=True)
