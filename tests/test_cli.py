@@ -420,3 +420,51 @@ def test_the_command_ends_with_its_whole_output_and_exit_status(sample_index):
     assert failed.returncode == 1 and failed.stderr.strip() == "Error: the query is empty"
     usage = subprocess.run(command + ["search"], capture_output=True, text=True)
     assert usage.returncode == 2 and "give a QUERY" in usage.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--host", "0.0.0.0"], "give --token"),
+    (["--host", "192.168.1.20"], "give --token"),
+    (["--token", "short"], "16 or more"),
+    (["--token", "has spaces in it, sixteen+"], "16 or more"),
+])
+def test_serve_refuses_an_open_address_or_a_bad_token_before_starting(args, says):
+    result = run("serve", "--index", "nothing-here", *args, ok=False)
+    assert result.exit_code == 2 and says in result.output
+
+
+def test_serve_sample_indexes_serves_and_stops_on_sigterm(tmp_path):
+    """The README's second way in: `semsearch serve --sample`, then the page and the API."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "semsearch.cli", "serve", "--sample",
+                               "--index", str(tmp_path / "sample"), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        address = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                page = urllib.request.urlopen(address + "/", timeout=5).read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.3)
+        assert "<title>semsearch</title>" in page
+        answer = json.load(urllib.request.urlopen(
+            address + "/api/search?q=knowledge+graph+retrieval&k=3", timeout=30))
+        assert len(answer["results"]) == 3
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=30)[0]
+    assert server.returncode in (0, -signal.SIGTERM), output  # uvicorn re-raises the signal
+    assert "Indexed 148 papers" in output and f"at {address}/" in output
