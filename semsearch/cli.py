@@ -93,12 +93,46 @@ def input_options(function: Callable) -> Callable:
     return function
 
 
+def cluster_options(function: Callable) -> Callable:
+    """--ray [ADDRESS] and --ray-actors: shared by `index` and `add`, gathered into one ``ray``
+    argument (RaySettings, or None to embed here)."""
+    for option in reversed([
+        click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+                     metavar="[ADDRESS]",
+                     help="Embed the papers on a Ray cluster: an existing one's address "
+                          "(ray://HOST:10001, or auto), or none to start Ray on this machine. "
+                          "Needs pip install 'semsearch[ray]'. Reading and the index stay here."),
+        click.option("--ray-actors", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="Embedding actors on the cluster (default: one per CPU)."),
+    ]):
+        function = option(function)
+
+    @functools.wraps(function)
+    def gathered(*args, ray_address, ray_actors, **kwargs):
+        settings = None
+        if ray_address not in (None, "local", "auto") and ":" not in ray_address:
+            raise click.UsageError(f"--ray takes a cluster's address (ray://HOST:10001, "
+                                   f"HOST:6379 or auto), not {ray_address!r}: with none, put "
+                                   f"--ray after the PATHs")
+        if ray_address is not None:
+            from semsearch.ray_embedding import RaySettings
+
+            settings = RaySettings(address=None if ray_address == "local" else ray_address,
+                                   actors=ray_actors)
+        elif ray_actors is not None:
+            raise click.UsageError("--ray-actors goes with --ray")
+        return function(*args, ray=settings, **kwargs)
+
+    return gathered
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(dir_okay=False))
 @index_option
 @model_option
 @click.option("--sample", is_flag=True, help="Index the two feed pages that ship with semsearch.")
 @input_options
+@cluster_options
 @click.option("--index-type", type=click.Choice(INDEX_TYPES), default="auto",
               show_default=True,
               help="Vector index: auto picks exact for small collections, then HNSW, or IVF "
@@ -112,7 +146,7 @@ def input_options(function: Callable) -> Callable:
               help="Build in a folder that holds other things (they are left alone).")
 @json_option
 def index(paths, index, model, sample, format_name, id_field, title_field, abstract_field,
-          skip_bad, quantized, index_type, target_recall, dry_run, force, as_json) -> None:
+          skip_bad, quantized, ray, index_type, target_recall, dry_run, force, as_json) -> None:
     """Build an index from PATHS (replacing what the index held).
 
     \b
@@ -133,6 +167,9 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
     A build interrupted while embedding (Ctrl-C, a kill, a crash) resumes by itself: run the
     same command again and it takes the vectors already written (all but the last few
     thousand papers embedded) instead of embedding those papers again.
+
+    With --ray, the embedding runs on a Ray cluster's actors (this machine's, with no
+    address); the index is the same as a local build's (see README, "Scaling out").
     """
     from semsearch.data import sample_paths
     from semsearch.readers import ReadOptions, read_documents
@@ -142,7 +179,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
         raise click.UsageError("give at least one PATH, or --sample for the bundled pages")
     options = ReadOptions(id_field=id_field, title_field=title_field,
                           abstract_field=abstract_field, skip_bad=skip_bad)
-    engine = Engine(index, model=model, quantized=bool(quantized))
+    engine = Engine(index, model=model, quantized=bool(quantized), ray=ray)
     documents = read_documents(sources, format_name, options)
     with _ProgressBars() as progress:
         report = Engine.dry_run(documents, progress) if dry_run else engine.build(
@@ -180,9 +217,10 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @index_option
 @input_options
+@cluster_options
 @json_option
 def add(paths, index, format_name, id_field, title_field, abstract_field, skip_bad, quantized,
-        as_json) -> None:
+        ray, as_json) -> None:
     """Add the papers in PATHS to an index, or update them by id, without rebuilding it.
 
     A paper whose id is new is added; one whose title or abstract changed is embedded again;
@@ -194,7 +232,8 @@ def add(paths, index, format_name, id_field, title_field, abstract_field, skip_b
 
     options = ReadOptions(id_field=id_field, title_field=title_field,
                           abstract_field=abstract_field, skip_bad=skip_bad)
-    with Engine.open(index, quantized=quantized) as engine, _ProgressBars() as progress:
+    with Engine.open(index, quantized=quantized, ray=ray) as engine, \
+            _ProgressBars() as progress:
         report = engine.add(read_documents(list(paths), format_name, options), progress)
         path = engine.path
     if as_json:
@@ -577,6 +616,7 @@ def serve(index, sample, host, port, token, no_token) -> None:
     address = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     click.echo(f"Serving {engine.info().count:,} papers from {engine.path} at {address}"
                + (f"?token={token}" if token else "") + " (Ctrl-C stops)")
+    sys.stdout.flush()  # seen now, in a log or a pipe too, not when the server stops
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from semsearch.search.fusion import FusionSettings
 from semsearch.search.view import IndexView
 from semsearch.store import IndexFolder, Manifest, Snapshot, resolve
 from semsearch.store.records import FORMAT_VERSION
+
+if TYPE_CHECKING:
+    from semsearch.ray_embedding import RaySettings
 
 __all__ = ["BuildReport", "Engine", "IndexInfo", "UpdateReport"]
 
@@ -92,6 +96,8 @@ class Engine:
     was built unless ``quantized`` says otherwise.
     ``embedder`` replaces the model for both (for tests, or your own embedding function).
     ``fusion`` says how hybrid search combines the dense and BM25 rankings.
+    ``ray`` (a ``RaySettings``) embeds the papers of builds and adds on a Ray cluster
+    (``pip install semsearch[ray]``; see ``semsearch.ray_embedding``).
 
     An engine reads the state the index was in when it first needed it, however many writes
     come after; ``refresh`` moves it to the newest.
@@ -99,7 +105,8 @@ class Engine:
 
     def __init__(self, location: str | Path | None = None, *, model: str | None = None,
                  embedder: Embedder | None = None, quantized: bool | None = None,
-                 bf16_queries: bool = False, fusion: FusionSettings = FusionSettings()):
+                 bf16_queries: bool = False, fusion: FusionSettings = FusionSettings(),
+                 ray: RaySettings | None = None):
         self.folder = IndexFolder(resolve(location))
         self.fusion = fusion
         self._model = model
@@ -108,6 +115,7 @@ class Engine:
         self._bf16_queries = bf16_queries
         self._query_embedder: Embedder | None = embedder
         self._document_embedders: dict[bool, Embedder] = {}
+        self._ray = ray
         self._view: IndexView | None = None
 
     @classmethod
@@ -179,12 +187,16 @@ class Engine:
             quantized = bool(self._quantized)
             embedder = self._document_embedder(quantized)
             embedding = indexing.Embedding(model=embedder.model_name,
-                                           embed=embedder.embed_documents, quantized=quantized)
+                                           embed=embedder.embed_documents, quantized=quantized,
+                                           batch=_batch_of(embedder))
         self.close()
-        report = indexing.build(self.folder, documents, embedding, index_type=index_type,
-                                target_recall=target_recall, lexical=lexical, force=force,
-                                query_vectors=query_vectors, probe_embedder=self._probe_embedder,
-                                progress=progress)
+        try:
+            report = indexing.build(self.folder, documents, embedding, index_type=index_type,
+                                    target_recall=target_recall, lexical=lexical, force=force,
+                                    query_vectors=query_vectors,
+                                    probe_embedder=self._probe_embedder, progress=progress)
+        finally:
+            self._let_go_of_clusters()
         if vectors is None and isinstance(self.query_embedder, OnnxEmbedder):
             self.query_embedder.prepare()  # export (and convert) now: no query waits for it
         return report
@@ -199,8 +211,11 @@ class Engine:
         `rebuild` re-trains it.
         """
         self.close()
-        return indexing.update(self.folder, documents, [], self._embedding_for, progress,
-                               documents_given=True)
+        try:
+            return indexing.update(self.folder, documents, [], self._embedding_for, progress,
+                                   documents_given=True)
+        finally:
+            self._let_go_of_clusters()
 
     def remove(self, ids: Iterable[str]) -> UpdateReport:
         """Remove documents by id. Every id must be in the index, or nothing is removed."""
@@ -440,8 +455,24 @@ class Engine:
             return self._embedder
         if quantized not in self._document_embedders:
             model = self._model_for_use()
-            self._document_embedders[quantized] = OnnxEmbedder(model, quantized=quantized)
+            if self._ray is not None:
+                from semsearch.ray_embedding import RayEmbedder
+
+                self._document_embedders[quantized] = RayEmbedder(model, quantized, self._ray)
+            else:
+                self._document_embedders[quantized] = OnnxEmbedder(model, quantized=quantized)
         return self._document_embedders[quantized]
+
+    def _let_go_of_clusters(self) -> None:
+        """Stop a Ray instance a write started (one per write: a build of hours should not
+        leave it running, and the next write starts its own)."""
+        if self._ray is None:
+            return
+        from semsearch.ray_embedding import RayEmbedder
+
+        for embedder in self._document_embedders.values():
+            if isinstance(embedder, RayEmbedder):
+                embedder.close()
 
     def _embedding_for(self, manifest: Manifest) -> indexing.Embedding:
         """How an update embeds: the index's model, int8 if the index was built so (unless
@@ -450,7 +481,7 @@ class Engine:
         quantized = manifest.quantized if self._quantized is None else self._quantized
         embedder = self._document_embedder(quantized)
         return indexing.Embedding(model=manifest.model, embed=embedder.embed_documents,
-                                  quantized=quantized)
+                                  quantized=quantized, batch=_batch_of(embedder))
 
     def _probe_embedder(self, texts: list[str]) -> np.ndarray | None:
         """Probe texts embedded as queries, or None where the model cannot be loaded."""
@@ -584,3 +615,8 @@ def _normalised(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms == 0, 1, norms)
 
+
+def _batch_of(embedder: Embedder) -> int:
+    """Papers to hand the embedder at a time: its own preference (a cluster's window), else
+    the build's batch."""
+    return getattr(embedder, "preferred_batch", indexing.EMBED_BATCH)

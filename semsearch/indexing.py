@@ -91,6 +91,8 @@ class Embedding:
     embed: Callable[[list[str]], np.ndarray] | None = None
     given: np.ndarray | None = None
     quantized: bool = False
+    #: papers handed to ``embed`` at a time (a cluster wants more at once than one process)
+    batch: int = EMBED_BATCH
 
 
 def no_progress(stage: str, done: int, total: int | None) -> None:
@@ -161,7 +163,7 @@ def _first_segment(generation, table: DocumentTable, count: int, embedding: Embe
     CHECKPOINT_ROWS papers, for a build started again after this one is interrupted."""
     vectors = embedding.given
     writer, done, checkpoint = None, 0, CHECKPOINT_ROWS
-    for batch in table.batches(EMBED_BATCH):
+    for batch in table.batches(EMBED_BATCH if vectors is not None else embedding.batch):
         rows = np.array([row for row, _ in batch], dtype=np.int64)
         texts = [document.text for _, document in batch]
         if vectors is not None:
@@ -385,8 +387,8 @@ def _write_segment(writer, papers: list[tuple[int, Document]], embedding: Embedd
     """A new segment of the given (row, paper) pairs, rows ascending, embedded now."""
     segment = None
     done = 0
-    for start in range(0, len(papers), EMBED_BATCH):
-        batch = papers[start:start + EMBED_BATCH]
+    for start in range(0, len(papers), embedding.batch):
+        batch = papers[start:start + embedding.batch]
         texts = [document.text for _, document in batch]
         matrix = embedding.embed(texts)
         if segment is None:

@@ -1,0 +1,148 @@
+"""Embedding papers on a Ray cluster (``semsearch index --ray``), for collections whose
+embedding outgrows one machine.
+
+Reading, deduplication and the index build stay on the driver, as in a local build. What goes
+to the cluster is the embedding: the build hands over its papers' texts a window at a time
+(``window`` papers, the build's checkpoint unit, so a driver killed mid-run resumes from the
+last window written, as a local build does); Ray Data splits the window into batches and maps
+them over a pool of actors, each holding the ONNX model, loaded once an actor; the vectors
+come back tagged with their position in the window, so their order never depends on which
+actor answered first. A worker or actor that dies is restarted by Ray and its batch run again.
+
+Nothing here schedules work: that is Ray Data's ``map_batches`` with an actor pool, the
+pattern Ray documents for batch inference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from semsearch import config
+from semsearch.embedding import OnnxEmbedder, model_name_for
+from semsearch.errors import SemsearchError
+
+#: papers an actor embeds in one call: enough to keep its cores busy, small enough that a
+#: batch run again after a failure costs little
+ACTOR_BATCH = 256
+INSTALL_HINT = "--ray needs Ray: pip install 'semsearch[ray]'"
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where and how to embed on Ray. ``address``: an existing cluster's ("ray://host:10001"
+    or "auto"), or None to start a Ray instance on this machine for the run. ``actors``: how
+    many embedding actors (default: as many as the cluster's CPUs allow at ``threads``
+    each). ``window``: papers handed to the cluster at a time."""
+
+    address: str | None = None
+    actors: int | None = None
+    threads: int = 1
+    window: int = 8192
+
+
+class RayEmbedder:
+    """The Embedder of a build whose papers are embedded on a Ray cluster; queries (a few
+    probe texts in tuning) are embedded here."""
+
+    def __init__(self, model: str | None, quantized: bool, settings: RaySettings):
+        try:  # now, not after reading the input for an hour
+            found = importlib.util.find_spec("ray") is not None
+        except ValueError:  # the module table says it cannot be imported
+            found = False
+        if not found:
+            raise SemsearchError(INSTALL_HINT)
+        self._model = model
+        self._quantized = quantized
+        self.settings = settings
+        self._local = OnnxEmbedder(model, quantized=quantized)
+        self._started_here = False
+        self.preferred_batch = settings.window
+
+    @property
+    def model_name(self) -> str:
+        return model_name_for(self._model)
+
+    @property
+    def dimension(self) -> int:
+        return self._local.dimension
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._local.embed_queries(texts)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """The texts' vectors, in their order, embedded by the cluster's actors."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        ray = self._connected()
+        rows = ray.data.from_items([{"position": i, "text": text}
+                                    for i, text in enumerate(texts)])
+        embedded = rows.map_batches(
+            _EmbedActor, fn_constructor_kwargs={"model": self._model,
+                                                "quantized": self._quantized,
+                                                "threads": self.settings.threads},
+            batch_size=ACTOR_BATCH, batch_format="numpy", concurrency=self._actors(ray),
+            num_cpus=self.settings.threads)  # an actor pool: a dead actor is started again
+        # and its batch run again (Ray Data's default for actor pools: tests kill one)
+        vectors, seen = None, np.zeros(len(texts), dtype=bool)
+        for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+            positions = batch["position"]
+            if vectors is None:
+                vectors = np.empty((len(texts), batch["vector"].shape[1]), dtype=np.float32)
+            vectors[positions] = batch["vector"]
+            seen[positions] = True
+        if vectors is None or not seen.all():
+            raise SemsearchError(f"the Ray cluster returned {int(seen.sum())} of "
+                                 f"{len(texts)} vectors")
+        return vectors
+
+    def close(self) -> None:
+        """Stop the Ray instance this embedder started (a cluster it joined stays up)."""
+        if self._started_here:
+            import ray
+
+            ray.shutdown()
+            self._started_here = False
+
+    def _connected(self):
+        config.stay_offline()  # before Ray is loaded: no usage statistics
+        self._local.prepare()  # the ONNX file this machine's actors load, made once
+        local = self.settings.address is None
+        with config.local_ray_environment() if local else contextlib.nullcontext():
+            import ray
+            import ray.data
+
+            if ray.is_initialized():
+                return ray
+            options = dict(log_to_driver=False, logging_level=logging.WARNING,
+                           include_dashboard=False, configure_logging=False)
+            if local:
+                ray.init(**options)
+                self._started_here = True
+            else:
+                ray.init(address=self.settings.address, **options)
+            context = ray.data.DataContext.get_current()
+            context.enable_progress_bars = False  # the build reports progress itself
+        return ray
+
+    def _actors(self, ray) -> int:
+        if self.settings.actors:
+            return self.settings.actors
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        return max(1, cpus // max(1, self.settings.threads))
+
+
+class _EmbedActor:
+    """One embedding actor: the model loaded once, then batch after batch."""
+
+    def __init__(self, model: str | None, quantized: bool, threads: int):
+        self._embedder = OnnxEmbedder(model, quantized=quantized, threads=threads)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        vectors = self._embedder.embed_documents([str(text) for text in batch["text"]])
+        return {"position": batch["position"], "vector": vectors}

@@ -1,0 +1,109 @@
+"""Embedding on Ray, on a local Ray instance: the index a --ray build makes is the one a local
+build makes, an embedding actor killed mid-run leaves it exact, and without Ray installed
+--ray says how to get it."""
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from semsearch import Engine, read_documents
+from semsearch.cli import main
+from semsearch.embedding import OnnxEmbedder
+from semsearch.ray_embedding import RaySettings
+
+from conftest import DATA
+
+CORPUS = DATA / "scifact-first-60.jsonl"
+
+
+def cosines(engine: Engine, ids: list[str], reference: np.ndarray) -> np.ndarray:
+    return np.sum(engine.vectors(ids) * reference, axis=1)
+
+
+def test_a_ray_build_is_the_index_a_local_build_makes(tmp_path):
+    runner = CliRunner()
+    local = runner.invoke(main, ["index", str(CORPUS), "--index", str(tmp_path / "local")])
+    assert local.exit_code == 0, local.output
+    clustered = runner.invoke(main, ["index", str(CORPUS), "--index", str(tmp_path / "ray"),
+                                     "--ray", "--ray-actors", "2", "--json"])
+    assert clustered.exit_code == 0, clustered.output + str(clustered.exception)
+    assert json.loads(clustered.output.splitlines()[-1])["indexed"] == 60
+    local_engine, ray_engine = Engine.open(tmp_path / "local"), Engine.open(tmp_path / "ray")
+    ids = list(local_engine.ids())
+    assert list(ray_engine.ids()) == ids and ray_engine.info().count == 60
+    assert cosines(ray_engine, ids, local_engine.vectors(ids)).min() > 0.9999
+    assert ray_engine.search("cancer cells", k=3)[0].id == local_engine.search("cancer cells",
+                                                                             k=3)[0].id
+
+
+def _embedding_actors() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"_EmbedActor" in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_an_actor_killed_mid_run_leaves_the_index_exact(tmp_path):
+    papers = [paper for copy in range(6) for paper in _variants(copy)]
+    killed: list[int] = []
+
+    def kill_one_actor():
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not killed:
+            actors = _embedding_actors()
+            if actors:
+                time.sleep(1.5)  # let it take a batch first
+                os.kill(actors[0], signal.SIGKILL)
+                killed.append(actors[0])
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_one_actor, daemon=True)
+    killer.start()
+    engine = Engine(tmp_path / "ray", ray=RaySettings(actors=2, window=120))
+    report = engine.build(papers)
+    killer.join(5)
+    assert killed, "no embedding actor was found to kill"
+    assert report.indexed == len(papers) == engine.info().count
+    ids = list(engine.ids())
+    assert sorted(ids) == sorted(p.id for p in papers)
+    reference = OnnxEmbedder().embed_documents([p.text for p in papers])
+    by_id = {p.id: i for i, p in enumerate(papers)}
+    assert cosines(engine, ids, reference[[by_id[i] for i in ids]]).min() > 0.9999
+
+
+def _variants(copy: int):
+    from dataclasses import replace
+
+    for paper in read_documents([str(CORPUS)]):
+        yield replace(paper, id=f"{paper.id}-{copy}",
+                      title=f"{paper.title} (part {copy})") if copy else paper
+
+
+def test_without_ray_the_flag_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    result = CliRunner().invoke(main, ["index", str(CORPUS), "--index", str(tmp_path / "x"),
+                                       "--ray"])
+    assert result.exit_code == 1
+    assert "pip install 'semsearch[ray]'" in result.output
+
+
+def test_ray_actors_needs_ray(tmp_path):
+    result = CliRunner().invoke(main, ["index", str(CORPUS), "--ray-actors", "2"])
+    assert result.exit_code == 2 and "--ray-actors goes with --ray" in result.output
+
+
+def test_a_path_taken_for_an_address_is_explained(tmp_path):
+    result = CliRunner().invoke(main, ["index", "--ray", str(CORPUS)])
+    assert result.exit_code == 2 and "put --ray after the PATHs" in result.output
