@@ -84,6 +84,19 @@ class IndexFolder:
     def exists(self) -> bool:
         return (self.path / POINTER).is_file()
 
+    def change_stamp(self, generation: Path) -> tuple:
+        """Identity, size and time of change of the files a commit to ``generation`` writes:
+        equal stamps mean no commit came between them."""
+        stamp = []
+        for path in (self.path / POINTER, generation / documents_module.FILE,
+                     generation / (documents_module.FILE + "-wal")):
+            try:
+                found = path.stat()
+                stamp.append((found.st_ino, found.st_size, found.st_mtime_ns))
+            except FileNotFoundError:
+                stamp.append(None)
+        return tuple(stamp)
+
     def is_index(self) -> bool:
         """Whether the folder holds an index, even a broken one (a pointer or a generation)."""
         return self.exists() or bool(self._generations())
@@ -434,6 +447,7 @@ class Snapshot:
         self.documents = documents
         self._handles = handles
         self.tombstones = documents.tombstones()
+        self._latest_stamp: tuple | None = None
         self._closer = weakref.finalize(self, _close_all, handles,
                                         documents if own_documents else None)
 
@@ -483,9 +497,20 @@ class Snapshot:
         return self.path.name
 
     def is_latest(self, folder: IndexFolder) -> bool:
-        """Whether no write has been committed to ``folder`` since this state."""
-        return folder.generation().name == self.name and \
+        """Whether no write has been committed to ``folder`` since this state.
+
+        Asked before every request of a server, so the answer is kept with the files a
+        commit changes (the live-generation pointer, the document database and its log):
+        while none of them has changed, nothing was committed. The files are looked at
+        before the database is read, so a commit landing in between changes them again."""
+        stamp = folder.change_stamp(self.path)
+        if stamp == self._latest_stamp:
+            return True
+        latest = folder.generation().name == self.name and \
             _latest_number(self.path) == self.commit.number
+        if latest:
+            self._latest_stamp = stamp
+        return latest
 
     def locate(self, name: str) -> Path:
         """A path that reads this snapshot's file ``name``, even after it was deleted."""
