@@ -119,3 +119,24 @@ def test_a_reader_keeps_its_state_across_five_writes_and_a_merge(tmp_path, monke
     assert reader.refresh()
     assert reader.info().count == count + 20 - 3             # p120 was updated, not added
     assert "p3" not in {h.id for h in reader.search(questions[0], k=5)}
+
+
+def test_segments_whose_row_ranges_interleave_still_find_every_row(tmp_path, small_merges):
+    """Merging every segment but the largest can make a segment whose rows run from before
+    the largest's first row to after its last: each row is still read from its own segment
+    (hybrid search's cosines, `like`'s vectors), not from the one its number falls after."""
+    engine = Engine(tmp_path / "idx", embedder=HashingEmbedder())
+    engine.build([paper(n) for n in range(10)], index_type="exact")
+    for start in range(10, 70, 5):  # small adds: merged into one segment larger than the first
+        engine.add([paper(n) for n in range(start, start + 5)])
+    for start in range(70, 90, 5):  # then the first one is merged with the newer ones
+        engine.add([paper(n) for n in range(start, start + 5)])
+    ranges = sorted((s.info.first_row, s.info.last_row) for s in engine._open().segments)
+    assert any(a_last > b_first for (_, a_last), (b_first, _) in zip(ranges, ranges[1:])), \
+        f"the segments' row ranges do not interleave: {ranges}"
+    live = sorted(engine.ids())
+    expected = HashingEmbedder().embed_documents([paper(int(i[1:])).text for i in live])
+    np.testing.assert_allclose(engine.vectors(live), expected, atol=1e-6)
+    for number in (3, 42, 88):
+        assert engine.search(paper(number).text, k=5, mode="hybrid")[0].id == f"p{number}"
+        assert engine.more_like_this(f"p{number}", k=3)

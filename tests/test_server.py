@@ -204,3 +204,38 @@ def test_a_write_by_another_process_is_seen_by_the_next_request(client, index_pa
                       ).json()["results"]
     assert rows[0]["id"] == "2405.99999"
     assert "2024" in [f["value"] for f in client.get("/api/facets").json()["year"]]
+
+
+ROUNDS = 25
+WRITER = """
+import sys
+sys.path.insert(0, 'tests')
+from conftest import HashingEmbedder
+from semsearch import Engine
+from semsearch.documents import Document
+engine = Engine({path!r}, embedder=HashingEmbedder())
+for round in range({rounds}):
+    papers = [Document(f"churn-{{round}}-{{i}}", f"Attention study {{round}} {{i}}",
+                       "Attention over graphs and transformers, again.") for i in range(5)]
+    engine.add(papers)
+    engine.remove([paper.id for paper in papers])
+"""
+
+
+def test_searches_while_another_process_writes_all_answer(index_path):
+    """Adds, removes and the merges they cause, committed by another process while requests
+    keep coming: every request is answered from a whole state."""
+    app = create_app(Engine.open(index_path, embedder=HashingEmbedder()))
+    writer = subprocess.Popen([sys.executable, "-c", WRITER.format(path=str(index_path),
+                                                                    rounds=ROUNDS)])
+    statuses, answered = [], 0
+    with TestClient(app, raise_server_exceptions=False) as client:
+        while writer.poll() is None or answered < 20:
+            for params in ({"q": "attention graphs"},
+                           {"q": "attention transformers", "mode": "dense"}):
+                answer = client.get("/api/search", params={**params, "k": 20})
+                statuses.append((answer.status_code, answer.text[:300]))
+                answered += 1
+    assert writer.returncode == 0
+    assert [s for s in statuses if s[0] != 200] == []
+    assert answered > 20

@@ -219,24 +219,31 @@ class SegmentSet:
         return len(self.segments)
 
     def of_row(self, row: int) -> Segment | None:
-        at = bisect.bisect_right(self._firsts, int(row)) - 1
-        if at < 0:
-            return None
-        segment = self.segments[at]
-        return segment if segment.holds(np.array([row]))[0] else None
+        """The segment holding ``row``. Segments' row ranges may interleave (a merge of every
+        segment but the largest spans it), so every segment whose range covers the row is
+        asked, the latest-starting first."""
+        for at in range(bisect.bisect_right(self._firsts, int(row)) - 1, -1, -1):
+            segment = self.segments[at]
+            if segment.holds(np.array([row]))[0]:
+                return segment
+        return None
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
-        """The float vectors of these rows, in their order."""
+        """The float vectors of these rows, in their order, each read from the segment that
+        holds it (ranges may interleave: see ``of_row``)."""
         rows = np.asarray(rows, dtype=np.int64)
         if len(self.segments) == 1:
             segment = self.segments[0]
             return segment.vectors.take(segment.positions(rows), axis=0)
-        which = np.searchsorted(self._firsts, rows, side="right") - 1
         out = np.empty((len(rows), self.dimension), dtype=np.float32)
-        for number in np.unique(which):
-            chosen = which == number
-            segment = self.segments[int(number)]
-            out[chosen] = segment.vectors.take(segment.positions(rows[chosen]), axis=0)
+        missing = np.ones(len(rows), dtype=bool)
+        for segment in self.segments:
+            chosen = missing & segment.holds(rows)
+            if chosen.any():
+                out[chosen] = segment.vectors.take(segment.positions(rows[chosen]), axis=0)
+                missing &= ~chosen
+        if missing.any():
+            raise KeyError(int(rows[missing][0]))
         return out
 
     def evict(self) -> None:
