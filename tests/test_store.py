@@ -251,3 +251,16 @@ def test_an_intact_file_is_hashed_once_then_trusted_by_its_stamp(tmp_path, monke
     hashed.clear()
     store.Snapshot.pin(folder).close()
     assert hashed == []
+
+
+def test_a_located_file_still_reads_when_it_is_deleted_before_it_is_opened(tmp_path):
+    """A reader locates a file of its state, then opens it; a writer's cleanup may remove the
+    file in between. What `locate` gives must read the pinned file all the same."""
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "T", "A")])
+    snapshot = store.Snapshot.pin(folder)
+    name = next(name for name in snapshot.commit.files() if name.startswith("segments/"))
+    before = (snapshot.path / name).read_bytes()
+    located = snapshot.locate(name)
+    (snapshot.path / name).unlink()  # the cleanup, between locating and opening
+    assert located.read_bytes() == before

@@ -51,6 +51,8 @@ from semsearch.store.documents import DocumentTable
 from semsearch.store.records import FORMAT_VERSION, Commit, Manifest
 
 POINTER = "CURRENT"
+#: where this process's open files can be opened again by descriptor (Linux; /dev/fd elsewhere)
+_DESCRIPTORS = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
 SEGMENTS = "segments"
@@ -513,18 +515,14 @@ class Snapshot:
         return latest
 
     def locate(self, name: str) -> Path:
-        """A path that reads this snapshot's file ``name``, even after it was deleted."""
+        """A path that reads this snapshot's file ``name``, even after it was deleted: the
+        descriptor held since the state was pinned (a file's own path could be removed by a
+        writer's cleanup between being found here and being opened by the caller)."""
         handle = self._handles.get(name)
         if handle is None:
             raise StoreError(f"{self.path / name}: not part of this index state")
-        path = self.path / name
-        try:
-            held, current = os.fstat(handle), path.stat()
-            if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
-                return path
-        except OSError:
-            pass
-        return Path(f"/proc/self/fd/{handle}")
+        held = Path(f"{_DESCRIPTORS}/{handle}")
+        return held if held.exists() else self.path / name
 
     def part(self, name: str) -> PartFiles:
         """The files of one segment or vector index of this state."""
