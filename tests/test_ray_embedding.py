@@ -56,25 +56,31 @@ def _embedding_actors() -> list[int]:
 
 
 def test_an_actor_killed_mid_run_leaves_the_index_exact(tmp_path):
-    papers = [paper for copy in range(6) for paper in _variants(copy)]
-    killed: list[int] = []
+    # one window of two actor batches, each several seconds of embedding on one thread: an
+    # actor killed a moment after it appears dies holding its batch, which Ray runs again
+    papers = [paper for copy in range(8) for paper in _variants(copy)]
+    killed: list[float] = []
 
     def kill_one_actor():
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not killed:
-            actors = _embedding_actors()
-            if actors:
-                time.sleep(1.5)  # let it take a batch first
-                os.kill(actors[0], signal.SIGKILL)
-                killed.append(actors[0])
-            time.sleep(0.1)
+            for actor in _embedding_actors():
+                time.sleep(1.5)  # past loading the model, into its first batch
+                try:
+                    os.kill(actor, signal.SIGKILL)
+                except ProcessLookupError:  # gone already: look again
+                    continue
+                killed.append(time.monotonic())
+                break
+            time.sleep(0.05)
 
     killer = threading.Thread(target=kill_one_actor, daemon=True)
     killer.start()
-    engine = Engine(tmp_path / "ray", ray=RaySettings(actors=2, window=120))
+    engine = Engine(tmp_path / "ray", ray=RaySettings(actors=2, window=len(papers)))
     report = engine.build(papers)
+    finished = time.monotonic()
     killer.join(5)
-    assert killed, "no embedding actor was found to kill"
+    assert killed and killed[0] < finished, "no embedding actor was killed during the run"
     assert report.indexed == len(papers) == engine.info().count
     ids = list(engine.ids())
     assert sorted(ids) == sorted(p.id for p in papers)
