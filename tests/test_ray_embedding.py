@@ -5,6 +5,7 @@ build makes, an embedding actor killed mid-run leaves it exact, and without Ray 
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 from semsearch import Engine, read_documents
 from semsearch.cli import main
 from semsearch.embedding import OnnxEmbedder
-from semsearch.ray_embedding import RaySettings
+from semsearch.ray_embedding import RayEmbedder, RaySettings
 
 from conftest import DATA
 
@@ -87,6 +88,78 @@ def test_an_actor_killed_mid_run_leaves_the_index_exact(tmp_path):
     reference = OnnxEmbedder().embed_documents([p.text for p in papers])
     by_id = {p.id: i for i, p in enumerate(papers)}
     assert cosines(engine, ids, reference[[by_id[i] for i in ids]]).min() > 0.9999
+
+
+DRIVER = """
+import sys
+sys.path.insert(0, {tests!r})
+from semsearch import indexing
+from semsearch.engine import Engine
+from semsearch.ray_embedding import RayEmbedder, RaySettings
+from test_ray_embedding import _variants
+
+indexing.CHECKPOINT_ROWS = {window}
+embed = RayEmbedder.embed_documents
+
+def logged(self, texts):
+    vectors = embed(self, texts)
+    with open({log!r}, "a") as log:
+        log.write("".join(text.replace("\\n", " ") + "\\n" for text in texts))
+    return vectors
+
+RayEmbedder.embed_documents = logged
+papers = [paper for copy in range(8) for paper in _variants(copy)]
+Engine({index!r}, ray=RaySettings(actors=1, window={window})).build(papers)
+"""
+
+
+def test_a_driver_killed_mid_run_resumes_with_the_rest(tmp_path, monkeypatch):
+    from semsearch import indexing
+
+    window, log, index = 60, tmp_path / "first.log", tmp_path / "index"
+    papers = [paper for copy in range(8) for paper in _variants(copy)]
+    code = DRIVER.format(tests=str(Path(__file__).parent), window=window, log=str(log),
+                         index=str(index))
+    driver = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    deadline = time.monotonic() + 240
+    while _logged(log) < 3 * window and driver.poll() is None:
+        assert time.monotonic() < deadline, "the Ray build never got that far"
+        time.sleep(0.05)
+    driver.kill()  # the driver only: the Ray instance it started must not outlive it
+    driver.wait(timeout=60)
+    first = _logged(log)
+    assert 3 * window <= first < len(papers) and not (index / "CURRENT").exists()
+
+    embedded: list[str] = []
+    embed = RayEmbedder.embed_documents
+
+    def logged(self, texts):
+        embedded.extend(texts)
+        return embed(self, texts)
+
+    monkeypatch.setattr(RayEmbedder, "embed_documents", logged)
+    monkeypatch.setattr(indexing, "CHECKPOINT_ROWS", window)
+    engine = Engine(index, ray=RaySettings(actors=1, window=window))
+    report = engine.build(papers)
+    assert report.reused == first  # every window the killed driver got back was kept
+    texts = [paper.text for paper in papers]
+    assert embedded == texts[first:]  # and only the rest embedded, each once
+    assert engine.info().count == len(papers) and engine.verify() == []
+    reference = OnnxEmbedder().embed_documents(texts)
+    ids = [paper.id for paper in papers]
+    assert cosines(engine, ids, reference).min() > 0.9999
+    _wait_for_no_actors()  # what the killed driver started went with it
+
+
+def _logged(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def _wait_for_no_actors(seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while _embedding_actors():
+        assert time.monotonic() < deadline, "embedding actors outlived their driver"
+        time.sleep(0.5)
 
 
 def _variants(copy: int):
