@@ -15,6 +15,7 @@ import click
 from semsearch.errors import SemsearchError
 from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, DEFAULT_TARGET_RECALL,
                               INDEX_TYPES, LIKE_METHODS, MODES, Engine)
+from semsearch.ray_embedding import DEVICES as RAY_DEVICES
 from semsearch.readers import FORMATS
 
 EXAMPLES = """
@@ -94,7 +95,7 @@ def input_options(function: Callable) -> Callable:
 
 
 def cluster_options(function: Callable) -> Callable:
-    """--ray [ADDRESS] and --ray-actors: shared by `index` and `add`, gathered into one ``ray``
+    """--ray [ADDRESS], --ray-actors and --ray-device: shared by `index` and `add`, gathered into one ``ray``
     argument (RaySettings, or None to embed here)."""
     for option in reversed([
         click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
@@ -103,12 +104,16 @@ def cluster_options(function: Callable) -> Callable:
                           "(ray://HOST:10001, or auto), or none to start Ray on this machine. "
                           "Needs pip install 'semsearch[ray]'. Reading and the index stay here."),
         click.option("--ray-actors", type=click.IntRange(min=1), default=None, metavar="N",
-                     help="Embedding actors on the cluster (default: one per CPU)."),
+                     help="Embedding actors on the cluster (default: one per CPU, or per "
+                          "GPU on GPUs)."),
+        click.option("--ray-device", type=click.Choice(RAY_DEVICES), default=None,
+                     help="Where the actors embed: auto (default) takes a GPU an actor where "
+                          "the cluster has GPUs (the workers need onnxruntime-gpu), cpu never."),
     ]):
         function = option(function)
 
     @functools.wraps(function)
-    def gathered(*args, ray_address, ray_actors, **kwargs):
+    def gathered(*args, ray_address, ray_actors, ray_device, **kwargs):
         settings = None
         if ray_address not in (None, "local", "auto") and ":" not in ray_address:
             raise click.UsageError(f"--ray takes a cluster's address (ray://HOST:10001, "
@@ -118,9 +123,11 @@ def cluster_options(function: Callable) -> Callable:
             from semsearch.ray_embedding import RaySettings
 
             settings = RaySettings(address=None if ray_address == "local" else ray_address,
-                                   actors=ray_actors)
-        elif ray_actors is not None:
-            raise click.UsageError("--ray-actors goes with --ray")
+                                   actors=ray_actors,
+                                   **({"device": ray_device} if ray_device else {}))
+        elif ray_actors is not None or ray_device is not None:
+            raise click.UsageError(f"{'--ray-actors' if ray_actors else '--ray-device'} goes "
+                                   f"with --ray")
         return function(*args, ray=settings, **kwargs)
 
     return gathered

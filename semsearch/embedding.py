@@ -37,6 +37,8 @@ BUNDLED_MODEL = "all-MiniLM-L6-v2"
 #: command's query never waits for onnxruntime's start; a long-lived process soon runs on it
 #: (faster per query once started)
 NUMPY_QUERIES = 3
+GPU_HINT = ("embedding on a GPU needs onnxruntime-gpu where it runs "
+            "(pip install onnxruntime-gpu in place of onnxruntime)")
 
 
 class Embedder(Protocol):
@@ -148,8 +150,9 @@ class OnnxEmbedder:
     """
 
     def __init__(self, model: str | None = None, quantized: bool = False, threads: int = 0,
-                 batch_size: int = 32, bf16_queries: bool = False):
+                 batch_size: int = 32, bf16_queries: bool = False, gpu: bool = False):
         self._name = model_name_for(model)
+        self._gpu = gpu
         self._path = model_folder(model)
         self._quantized = quantized
         self._threads = threads
@@ -229,6 +232,15 @@ class OnnxEmbedder:
         self.onnx_path()
         self._bf16_model()
 
+    def providers(self) -> list[str]:
+        """onnxruntime's execution providers for this embedder: the CPU's, or on ``gpu`` CUDA's
+        first, which only onnxruntime-gpu has (said in one line, not left to fall back)."""
+        if not self._gpu:
+            return ["CPUExecutionProvider"]
+        if "CUDAExecutionProvider" not in _onnxruntime().get_available_providers():
+            raise SemsearchError(GPU_HINT)
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
     def onnx_path(self) -> Path:
         """The cached ONNX file this embedder runs, made first if it is not there yet.
 
@@ -282,13 +294,14 @@ class OnnxEmbedder:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
+            providers = self.providers()
             try:
-                session = onnxruntime.InferenceSession(
-                    str(self.onnx_path()), options, providers=["CPUExecutionProvider"])
+                session = onnxruntime.InferenceSession(str(self.onnx_path()), options,
+                                                       providers=providers)
             except Exception:  # a damaged cache file: made again once, from the weights
                 self._discard_cached_model()
-                session = onnxruntime.InferenceSession(
-                    str(self.onnx_path()), options, providers=["CPUExecutionProvider"])
+                session = onnxruntime.InferenceSession(str(self.onnx_path()), options,
+                                                       providers=providers)
             self._session = session
             self._input_names = {i.name for i in self._session.get_inputs()}
         return self._session.run(None, {name: values for name, values in feed.items()

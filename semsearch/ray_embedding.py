@@ -31,6 +31,8 @@ from semsearch.errors import SemsearchError
 #: batch run again after a failure costs little
 ACTOR_BATCH = 256
 INSTALL_HINT = "--ray needs Ray: pip install 'semsearch[ray]'"
+#: where the actors embed: "auto" takes one GPU an actor where the cluster has GPUs
+DEVICES = ("auto", "cpu", "gpu")
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,19 @@ class RaySettings:
     """Where and how to embed on Ray. ``address``: an existing cluster's ("ray://host:10001"
     or "auto"), or None to start a Ray instance on this machine for the run. ``actors``: how
     many embedding actors (default: as many as the cluster's CPUs allow at ``threads``
-    each). ``window``: papers handed to the cluster at a time."""
+    each, or its GPUs). ``device``: one of DEVICES. ``window``: papers handed to the cluster
+    at a time."""
 
     address: str | None = None
     actors: int | None = None
     threads: int = 1
+    device: str = "auto"
     window: int = 8192
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise SemsearchError(f"unknown Ray device {self.device!r}: one of "
+                                 f"{', '.join(DEVICES)}")
 
 
 class RayEmbedder:
@@ -80,22 +89,33 @@ class RayEmbedder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         ray = self._connected()
+        gpu = self._on_gpus(ray)
         rows = ray.data.from_items([{"position": i, "text": text}
                                     for i, text in enumerate(texts)])
         embedded = rows.map_batches(
             _EmbedActor, fn_constructor_kwargs={"model": self._model,
                                                 "quantized": self._quantized,
-                                                "threads": self.settings.threads},
-            batch_size=ACTOR_BATCH, batch_format="numpy", concurrency=self._actors(ray),
-            num_cpus=self.settings.threads)  # an actor pool: a dead actor is started again
-        # and its batch run again (Ray Data's default for actor pools: tests kill one)
+                                                "threads": self.settings.threads,
+                                                "gpu": gpu},
+            batch_size=ACTOR_BATCH, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=self._actors(ray, gpu)),
+            num_cpus=self.settings.threads, num_gpus=1 if gpu else 0)
+        # an actor pool: a dead actor is started again and its batch run again (Ray Data's
+        # default for actor pools: tests kill one)
         vectors, seen = None, np.zeros(len(texts), dtype=bool)
-        for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
-            positions = batch["position"]
-            if vectors is None:
-                vectors = np.empty((len(texts), batch["vector"].shape[1]), dtype=np.float32)
-            vectors[positions] = batch["vector"]
-            seen[positions] = True
+        try:
+            for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+                positions = batch["position"]
+                if vectors is None:
+                    vectors = np.empty((len(texts), batch["vector"].shape[1]),
+                                       dtype=np.float32)
+                vectors[positions] = batch["vector"]
+                seen[positions] = True
+        except Exception as error:  # our own one-line errors, raised in an actor
+            cause = _our_error(error)
+            if cause is None:
+                raise
+            raise cause from None
         if vectors is None or not seen.all():
             raise SemsearchError(f"the Ray cluster returned {int(seen.sum())} of "
                                  f"{len(texts)} vectors")
@@ -128,21 +148,50 @@ class RayEmbedder:
                 ray.init(address=self.settings.address, **options)
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False  # the build reports progress itself
+            # and Ray Data's notes on each run (also in its session's logs) are not for the
+            # user's terminal; its errors are
+            logging.getLogger("ray.data").setLevel(logging.ERROR)
         return ray
 
-    def _actors(self, ray) -> int:
+    def _on_gpus(self, ray) -> bool:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if self.settings.device == "gpu" and not gpus:
+            raise SemsearchError("--ray-device gpu: the Ray cluster has no GPUs")
+        return self.settings.device != "cpu" and gpus > 0
+
+    def _actors(self, ray, gpu: bool) -> int:
         if self.settings.actors:
             return self.settings.actors
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        return max(1, cpus // max(1, self.settings.threads))
+        resources = ray.cluster_resources()
+        if gpu:
+            return max(1, int(resources["GPU"]))
+        return max(1, int(resources.get("CPU", 1)) // max(1, self.settings.threads))
 
 
 class _EmbedActor:
     """One embedding actor: the model loaded once, then batch after batch."""
 
-    def __init__(self, model: str | None, quantized: bool, threads: int):
-        self._embedder = OnnxEmbedder(model, quantized=quantized, threads=threads)
+    def __init__(self, model: str | None, quantized: bool, threads: int, gpu: bool):
+        self._embedder = OnnxEmbedder(model, quantized=quantized, threads=threads, gpu=gpu)
+        self._embedder.providers()  # a GPU actor without CUDA says so before any batch
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = self._embedder.embed_documents([str(text) for text in batch["text"]])
         return {"position": batch["position"], "vector": vectors}
+
+
+def _our_error(error: BaseException) -> SemsearchError | None:
+    """The SemsearchError an actor raised, found among the exceptions Ray wraps it in (a
+    task error's cause, an actor error's arguments, chained exceptions)."""
+    pending, seen = [error], set()
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, SemsearchError):
+            return SemsearchError(*error.args)
+        pending += [error.__cause__, error.__context__, getattr(error, "cause", None),
+                    *(argument for argument in error.args
+                      if isinstance(argument, BaseException))]
+    return None

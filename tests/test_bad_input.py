@@ -7,7 +7,6 @@ exit non-zero, and leave the index on disk exactly as it was; the ones that are 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path

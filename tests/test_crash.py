@@ -23,7 +23,7 @@ from semsearch import Engine
 from semsearch.documents import Document
 
 from conftest import HashingEmbedder
-from crash_worker import apply, kind_of
+from crash_worker import apply
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 

@@ -109,9 +109,9 @@ def test_scores_over_many_segments_equal_one_segment_over_all(sample_paths, tmp_
 def test_postings_spilled_to_disk_are_the_postings_kept_in_memory(sample_paths, tmp_path,
                                                                   monkeypatch):
     texts = sample_texts(sample_paths) * 3
-    in_memory = segment(tmp_path / "memory", texts, np.arange(len(texts)))
+    segment(tmp_path / "memory", texts, np.arange(len(texts)))
     monkeypatch.setattr(bm25, "SPILL_AT", 500)
-    spilled = segment(tmp_path / "spilled", texts, np.arange(len(texts)))
+    segment(tmp_path / "spilled", texts, np.arange(len(texts)))
     assert not list((tmp_path / "spilled").glob("bucket-*"))
     for name in bm25.FILES:
         np.testing.assert_array_equal(np.load(tmp_path / "memory" / name),

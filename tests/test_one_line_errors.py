@@ -8,7 +8,6 @@ the right to mount, as root in CI has).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess

@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
-from semsearch import Engine, read_documents
+from semsearch import Engine, config, read_documents
 from semsearch.cli import main
-from semsearch.embedding import OnnxEmbedder
+from semsearch.embedding import GPU_HINT, OnnxEmbedder
+from semsearch.errors import SemsearchError
 from semsearch.ray_embedding import RayEmbedder, RaySettings
 
 from conftest import DATA
@@ -186,3 +188,31 @@ def test_ray_actors_needs_ray(tmp_path):
 def test_a_path_taken_for_an_address_is_explained(tmp_path):
     result = CliRunner().invoke(main, ["index", "--ray", str(CORPUS)])
     assert result.exit_code == 2 and "put --ray after the PATHs" in result.output
+
+
+def test_actors_take_a_gpu_each_where_the_cluster_has_gpus(tmp_path):
+    """On a local instance that declares a GPU (this machine has none): by default each actor
+    asks for one and runs CUDA's provider, which onnxruntime-gpu has and this onnxruntime has
+    not, so the build stops with that in one line; --ray-device cpu embeds on CPUs there."""
+    papers = list(_variants(0))
+    config.stay_offline()
+    with config.local_ray_environment():
+        import ray
+
+        ray.init(num_gpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        with pytest.raises(SemsearchError) as stopped:
+            Engine(tmp_path / "gpu", ray=RaySettings(actors=1)).build(papers)
+        assert str(stopped.value) == GPU_HINT
+        assert not (tmp_path / "gpu" / "CURRENT").exists()
+        engine = Engine(tmp_path / "cpu", ray=RaySettings(actors=1, device="cpu"))
+        assert engine.build(papers).indexed == len(papers) == engine.info().count
+    finally:
+        ray.shutdown()
+
+
+def test_gpu_actors_on_a_cluster_without_gpus_are_refused(tmp_path):
+    result = CliRunner().invoke(main, ["index", str(CORPUS), "--index", str(tmp_path / "x"),
+                                       "--ray", "--ray-device", "gpu"])
+    assert result.exit_code == 1
+    assert "--ray-device gpu: the Ray cluster has no GPUs" in result.output
