@@ -90,15 +90,19 @@ class RayEmbedder:
             return np.zeros((0, 0), dtype=np.float32)
         ray = self._connected()
         gpu = self._on_gpus(ray)
+        # a block a batch: Ray Data hands out blocks, so a window in one block (its default
+        # for a small list) would keep every actor but one idle
+        blocks = -(-len(texts) // ACTOR_BATCH)
         rows = ray.data.from_items([{"position": i, "text": text}
-                                    for i, text in enumerate(texts)])
+                                    for i, text in enumerate(texts)],
+                                   override_num_blocks=blocks)
         embedded = rows.map_batches(
             _EmbedActor, fn_constructor_kwargs={"model": self._model,
                                                 "quantized": self._quantized,
                                                 "threads": self.settings.threads,
                                                 "gpu": gpu},
             batch_size=ACTOR_BATCH, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=self._actors(ray, gpu)),
+            compute=ray.data.ActorPoolStrategy(size=min(blocks, self._actors(ray, gpu))),
             num_cpus=self.settings.threads, num_gpus=1 if gpu else 0)
         # an actor pool: a dead actor is started again and its batch run again (Ray Data's
         # default for actor pools: tests kill one)
