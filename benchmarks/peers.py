@@ -4,6 +4,7 @@
                                                     # systems stop at 100k)
     python benchmarks/peers.py --sizes 100000       # one size
     python benchmarks/peers.py --systems semsearch,hnswlib   # replaces just their results
+    python benchmarks/peers.py --rounds 3          # timings: the median of three, in turns
 
 Needs `pip install -e ".[bench]"` (FAISS comes with semsearch; usearch, hnswlib, Chroma,
 LanceDB and txtai are the extra's).
@@ -371,8 +372,13 @@ def measure(search, search_batch, queries, truth, fragments: int) -> dict:
         started = time.perf_counter()
         search(query)
         times.append((time.perf_counter() - started) * 1000)
+    per_fragment = [len(set(f) & set(t)) / len(t) for f, t in zip(found[:fragments],
+                                                                    truth[:fragments])]
     return {"recall@10": round(recall_at(found, truth), 4),
             "recall@10_fragments": round(recall_at(found[:fragments], truth[:fragments]), 4),
+            # how far the fragments' recall could move with another draw of as many fragments
+            "recall@10_fragments_standard_error": round(float(np.std(per_fragment, ddof=1)
+                                                              / np.sqrt(fragments)), 4),
             "recall@10_claims": round(recall_at(found[fragments:], truth[fragments:]), 4),
             "p50_ms": round(statistics.median(times), 4),
             "p99_ms": round(float(np.percentile(times, 99)), 4), "batch_qps": round(qps, 1)}
@@ -529,7 +535,42 @@ def measured(result: dict) -> str:
     when = result.get("measured")
     if not when:
         return "before loads were recorded"
-    return f"{when['on']} ({when['load_before']}, {when['load_after']})"
+    rounds = f", median of {result['rounds']} rounds" if result.get("rounds", 1) > 1 else ""
+    return f"{when['on']} ({when['load_before']}, {when['load_after']}){rounds}"
+
+
+#: a system's figures that the machine's load moves: their median over rounds is reported
+TIMED = ("build_seconds", "cold_start_seconds", "bytes_per_vector_resident",
+         "bytes_per_vector_allocated")
+TIMED_A_SETTING = ("p50_ms", "p99_ms", "batch_qps")
+
+
+def median_of_rounds(runs: list[dict]) -> dict:
+    """One system's result from several rounds: timings as their medians (each round's kept
+    beside them); recall and settings from the first round, which every round repeats (the
+    builds are seeded) unless semsearch's timed choice between settings went the other way,
+    which the rounds' "params" show."""
+    if len(runs) == 1:
+        return runs[0]
+    result = dict(runs[0], rounds=len(runs),
+                  measured={"on": runs[0]["measured"]["on"],
+                            "load_before": max(r["measured"]["load_before"] for r in runs),
+                            "load_after": max(r["measured"]["load_after"] for r in runs)})
+    for field in TIMED:
+        result[field] = round(statistics.median(r[field] for r in runs), 3)
+    settings = []
+    for position, setting in enumerate(runs[0]["settings"]):
+        repeats = [r["settings"][position] for r in runs if len(r["settings"]) > position]
+        merged = dict(setting)
+        for field in TIMED_A_SETTING:
+            merged[f"{field}_rounds"] = [s[field] for s in repeats]
+            merged[field] = round(statistics.median(merged[f"{field}_rounds"]), 4)
+        if "params" in setting:
+            merged["params_rounds"] = [s["params"] for s in repeats]
+            merged["recall@10_fragments_rounds"] = [s["recall@10_fragments"] for s in repeats]
+        settings.append(merged)
+    result["settings"] = settings
+    return result
 
 
 def table(results: list[dict]) -> str:
@@ -567,6 +608,9 @@ def main() -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--all-sizes", action="store_true",
                         help="every system at every size (LARGEST lists the ones left out)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every system this many times, taking turns, and report "
+                             "the median timings")
     parser.add_argument("--run", help=argparse.SUPPRESS)     # SYSTEM:N, in a child process
     args = parser.parse_args()
     if args.run:
@@ -583,28 +627,31 @@ def main() -> None:
     systems = args.systems.split(",")
     started = time.perf_counter()
     prepare(sizes)
-    results = []
-    for n in sizes:
-        for name in systems:
-            if n > LARGEST.get(name, n) and not args.all_sizes:
-                continue
-            load_before = round(os.getloadavg()[0], 2)  # the 1-minute load: was it quiet?
-            child = subprocess.Popen([sys.executable, __file__, "--run", f"{name}:{n}",
-                                      *(["--all-sizes"] if args.all_sizes else [])],
-                                     stdout=subprocess.PIPE, text=True, cwd=HERE)
-            found = None
-            for line in child.stdout:
-                if line.startswith("RESULT "):
-                    found = json.loads(line[len("RESULT "):])
-                else:
-                    print(line, end="", flush=True)
-            if child.wait() or found is None:
-                print(f"{name} at {n}: failed (exit {child.returncode})", flush=True)
-                continue
-            found["measured"] = {"on": time.strftime("%Y-%m-%d"), "load_before": load_before,
-                                 "load_after": round(os.getloadavg()[0], 2)}
-            results.append(found)
-            shutil.rmtree(WORK / f"{name}-{n}", ignore_errors=True)
+    rounds: dict[tuple[str, int], list[dict]] = {}
+    for round_number, n, name in ((r, n, name) for r in range(args.rounds) for n in sizes
+                                  for name in systems):
+        if n > LARGEST.get(name, n) and not args.all_sizes:
+            continue
+        if args.rounds > 1:
+            print(f"round {round_number + 1} of {args.rounds}: {name} at {n:,}", flush=True)
+        load_before = round(os.getloadavg()[0], 2)  # the 1-minute load: was it quiet?
+        child = subprocess.Popen([sys.executable, __file__, "--run", f"{name}:{n}",
+                                  *(["--all-sizes"] if args.all_sizes else [])],
+                                 stdout=subprocess.PIPE, text=True, cwd=HERE)
+        found = None
+        for line in child.stdout:
+            if line.startswith("RESULT "):
+                found = json.loads(line[len("RESULT "):])
+            else:
+                print(line, end="", flush=True)
+        if child.wait() or found is None:
+            print(f"{name} at {n}: failed (exit {child.returncode})", flush=True)
+            continue
+        found["measured"] = {"on": time.strftime("%Y-%m-%d"), "load_before": load_before,
+                             "load_after": round(os.getloadavg()[0], 2)}
+        rounds.setdefault((name, n), []).append(found)
+        shutil.rmtree(WORK / f"{name}-{n}", ignore_errors=True)
+    results = [median_of_rounds(runs) for runs in rounds.values()]
     RESULTS.mkdir(exist_ok=True)
     name = "peers" if set(sizes) <= {100_000, 1_000_000} else \
         "peers-" + "-".join(str(n) for n in sizes)
