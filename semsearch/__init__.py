@@ -29,6 +29,7 @@ _EXPORTS = {
     "FusionSettings": "semsearch.search.fusion",
     "read_documents": "semsearch.readers",
     "ReadOptions": "semsearch.readers",
+    "RaySettings": "semsearch.ray_embedding",
     "sample_paths": "semsearch.data",
     "SemsearchError": "semsearch.errors",
     "InputError": "semsearch.errors",
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from semsearch.search.fusion import FusionSettings
     from semsearch.errors import (InputError, QueryError, SemsearchError, StoreError,
                                   UnknownPaper)
+    from semsearch.ray_embedding import RaySettings
     from semsearch.readers import ReadOptions, read_documents
 
 
