@@ -1,6 +1,6 @@
-"""Embedding on Ray, on a local Ray instance: the index a --ray build makes is the one a local
-build makes, an embedding actor killed mid-run leaves it exact, and without Ray installed
---ray says how to get it."""
+"""Embedding on Ray, on a local Ray instance: the index a --ray build or add makes is the one
+made here, an embedding actor or the driver killed mid-run leaves it exact, and without Ray
+installed --ray says how to get it."""
 
 import json
 import os
@@ -44,6 +44,31 @@ def test_a_ray_build_is_the_index_a_local_build_makes(tmp_path):
     assert cosines(ray_engine, ids, local_engine.vectors(ids)).min() > 0.9999
     assert ray_engine.search("cancer cells", k=3)[0].id == local_engine.search("cancer cells",
                                                                              k=3)[0].id
+
+
+def test_papers_added_with_ray_get_the_vectors_a_local_add_gives(tmp_path, monkeypatch):
+    sent = []
+    embed_on_ray = RayEmbedder.embed_documents
+    monkeypatch.setattr(RayEmbedder, "embed_documents",
+                        lambda self, texts: sent.append(len(texts)) or embed_on_ray(self, texts))
+    first = tmp_path / "first-40.jsonl"
+    first.write_text("".join(CORPUS.read_text().splitlines(keepends=True)[:40]))
+    runner = CliRunner()
+    for name in ("local", "ray"):
+        built = runner.invoke(main, ["index", str(first), "--index", str(tmp_path / name)])
+        assert built.exit_code == 0, built.output
+    local = runner.invoke(main, ["add", str(CORPUS), "--index", str(tmp_path / "local")])
+    assert local.exit_code == 0, local.output
+    clustered = runner.invoke(main, ["add", str(CORPUS), "--index", str(tmp_path / "ray"),
+                                     "--ray", "--ray-actors", "1", "--json"])
+    assert clustered.exit_code == 0, clustered.output + str(clustered.exception)
+    report = json.loads(clustered.output.splitlines()[-1])
+    assert (report["new"], report["unchanged"]) == (20, 40)
+    assert sent == [20]  # only the new papers, and through the cluster
+    local_engine, ray_engine = Engine.open(tmp_path / "local"), Engine.open(tmp_path / "ray")
+    ids = sorted(local_engine.ids())
+    assert sorted(ray_engine.ids()) == ids and ray_engine.info().count == 60
+    assert cosines(ray_engine, ids, local_engine.vectors(ids)).min() > 0.9999
 
 
 def _embedding_actors() -> list[int]:
