@@ -168,9 +168,11 @@ def test_a_driver_killed_mid_run_resumes_with_the_rest(tmp_path, monkeypatch):
     monkeypatch.setattr(indexing, "CHECKPOINT_ROWS", window)
     engine = Engine(index, ray=RaySettings(actors=1, window=window))
     report = engine.build(papers)
-    assert report.reused == first  # every window the killed driver got back was kept
+    # every window the killed driver wrote was kept: all it got back but, at most, the last,
+    # whose vectors the kill may have caught between coming back and being made durable
+    assert first - window <= report.reused <= first and report.reused % window == 0
     texts = [paper.text for paper in papers]
-    assert embedded == texts[first:]  # and only the rest embedded, each once
+    assert embedded == texts[report.reused:]  # and only the rest embedded, each once
     assert engine.info().count == len(papers) and engine.verify() == []
     reference = OnnxEmbedder().embed_documents(texts)
     ids = [paper.id for paper in papers]
