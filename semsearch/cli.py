@@ -95,8 +95,8 @@ def input_options(function: Callable) -> Callable:
 
 
 def cluster_options(function: Callable) -> Callable:
-    """--ray [ADDRESS], --ray-actors and --ray-device: shared by `index` and `add`, gathered into one ``ray``
-    argument (RaySettings, or None to embed here)."""
+    """--ray [ADDRESS], --ray-actors and --ray-device: shared by `index` and `add`, gathered
+    into one ``ray`` argument (RaySettings, or None to embed here)."""
     for option in reversed([
         click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
                      metavar="[ADDRESS]",
@@ -108,7 +108,8 @@ def cluster_options(function: Callable) -> Callable:
                           "GPU on GPUs)."),
         click.option("--ray-device", type=click.Choice(RAY_DEVICES), default=None,
                      help="Where the actors embed: auto (default) takes a GPU an actor where "
-                          "the cluster has GPUs (the workers need onnxruntime-gpu), cpu never."),
+                          "the cluster has GPUs (the workers need onnxruntime-gpu), cpu never, "
+                          "gpu always (an error on a cluster without GPUs)."),
     ]):
         function = option(function)
 
