@@ -613,6 +613,8 @@ def main() -> None:
                              "the median timings")
     parser.add_argument("--run", help=argparse.SUPPRESS)     # SYSTEM:N, in a child process
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds takes 1 or more")
     if args.run:
         name, n, *step = args.run.split(":")
         if int(n) > LARGEST.get(name, int(n)) and not args.all_sizes:
