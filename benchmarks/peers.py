@@ -48,7 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.index.vector import exact_top, recall_at  # the ANN benchmark may (DESIGN.md)
+from semsearch.index.vector import (  # the ANN benchmark may (DESIGN.md)
+    exact_top, recall_at, recall_per_query)
 
 from _common import (RESULTS, SCRATCH, SHARED, claim_texts, real_vectors, require,
                      synthetic_documents)
@@ -372,8 +373,7 @@ def measure(search, search_batch, queries, truth, fragments: int) -> dict:
         started = time.perf_counter()
         search(query)
         times.append((time.perf_counter() - started) * 1000)
-    per_fragment = [len(set(f) & set(t)) / len(t) for f, t in zip(found[:fragments],
-                                                                    truth[:fragments])]
+    per_fragment = recall_per_query(found[:fragments], truth[:fragments])
     return {"recall@10": round(recall_at(found, truth), 4),
             "recall@10_fragments": round(recall_at(found[:fragments], truth[:fragments]), 4),
             # how far the fragments' recall could move with another draw of as many fragments

@@ -28,8 +28,8 @@ from _common import RESULTS, SHARED, require
 ROUNDS = 3
 PAPERS = 5_183   # all of SciFact
 FEW = 20         # a build that is almost all fixed cost
-SETTINGS = {"local, 2 threads": None, "ray, 1 actor x 2 threads": (1, 2),
-            "ray, 2 actors x 1 thread": (2, 1)}
+LOCAL = "local, 2 threads"
+SETTINGS = {LOCAL: None, "ray, 1 actor x 2 threads": (1, 2), "ray, 2 actors x 1 thread": (2, 1)}
 #: what the projection is for
 ARXIV, PUBMED = 2_500_000, 36_000_000
 
@@ -77,14 +77,14 @@ def main() -> None:
         print(f"round {round_number + 1}: Ray's fixed cost: {fixed[-1]:.1f} s", flush=True)
     shutil.rmtree(scratch, ignore_errors=True)
     median = {name: statistics.median(times) for name, times in seconds.items()}
-    local = median["local, 2 threads"]
+    local = median[LOCAL]
     start = statistics.median(fixed)
     rows = {name: {"build_seconds_median": round(median[name], 1),
                    "runs": [round(t, 1) for t in seconds[name]],
                    "papers_per_s": round(indexed / median[name], 1),
                    "over_local": round(median[name] / local - 1, 3),
                    "over_local_without_fixed_cost": round(
-                       (median[name] - (start if name != "local, 2 threads" else 0)) / local
+                       (median[name] - (start if name != LOCAL else 0)) / local
                        - 1, 3)}
             for name in SETTINGS}
     # one core's worth, via Ray, once started (a cluster's build pays its start once)

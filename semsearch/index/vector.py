@@ -581,8 +581,14 @@ def exact_top(vectors: np.ndarray, rows: np.ndarray, queries: np.ndarray, k: int
 
 def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean share of each query's true top k that was found."""
-    hits = [len(set(f[f >= 0].tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth)]
-    return float(np.mean(hits)) if hits else 1.0
+    hits = recall_per_query(found, truth)
+    return float(np.mean(hits)) if len(hits) else 1.0
+
+
+def recall_per_query(found: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Each query's share of its true top k that was found (-1 in ``found``: nothing)."""
+    return np.array([len(set(f[f >= 0].tolist()) & set(t.tolist())) / len(t)
+                     for f, t in zip(found, truth)], dtype=np.float64)
 
 
 def _training_sample(vectors: np.ndarray, size: int) -> np.ndarray:
