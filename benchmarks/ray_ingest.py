@@ -84,8 +84,7 @@ def main() -> None:
                    "papers_per_s": round(indexed / median[name], 1),
                    "over_local": round(median[name] / local - 1, 3),
                    "over_local_without_fixed_cost": round(
-                       (median[name] - (start if name != LOCAL else 0)) / local
-                       - 1, 3)}
+                       (median[name] - (0 if name == LOCAL else start)) / local - 1, 3)}
             for name in SETTINGS}
     # one core's worth, via Ray, once started (a cluster's build pays its start once)
     per_actor = indexed / (median["ray, 2 actors x 1 thread"] - start) / 2
