@@ -140,3 +140,35 @@ def test_segments_whose_row_ranges_interleave_still_find_every_row(tmp_path, sma
     for number in (3, 42, 88):
         assert engine.search(paper(number).text, k=5, mode="hybrid")[0].id == f"p{number}"
         assert engine.more_like_this(f"p{number}", k=3)
+
+
+def test_re_ranking_scores_candidates_in_every_segment_as_numpy_would(tmp_path, small_merges):
+    """The exact re-ranking of a trained index's candidates reads each row's vector in place
+    from the segment that holds it, gapped (rows removed by a merge) or not, ranges
+    interleaved or not: the same top k as scoring copies of the vectors."""
+    engine = Engine(tmp_path / "idx", embedder=HashingEmbedder())
+    engine.build([paper(n) for n in range(10)], index_type="exact")
+    for start in range(10, 90, 5):
+        engine.add([paper(n) for n in range(start, start + 5)])
+        engine.remove([f"p{start - 3}"])
+    store = engine._open().segments
+    assert len(store) > 1 and not all(segment.gapless for segment in store)
+    held = np.concatenate([segment.rows for segment in store])
+    rng = np.random.default_rng(5)
+    queries = HashingEmbedder().embed_queries([paper(n).text for n in (4, 33, 71)])
+    candidates = np.stack([rng.permutation(held)[:30] for _ in queries])
+    candidates[1, 20:] = -1                     # fewer candidates, padded as FAISS pads
+    candidates[2, 5:] = -1                      # fewer than k
+    scores, rows = store.best_of(queries, candidates, 8)
+    for query, found, got_scores, got_rows in zip(queries, candidates, scores, rows):
+        found = found[found >= 0]
+        exact = store.vectors(found) @ query
+        best = np.argsort(-exact, kind="stable")[:8]
+        np.testing.assert_allclose(got_scores[:len(best)], exact[best], atol=1e-6)
+        # the rows are the candidates those scores belong to (ties may come in either order)
+        chosen = got_rows[:len(best)]
+        assert len(set(chosen)) == len(best) and set(chosen) <= set(found)
+        np.testing.assert_allclose(store.vectors(chosen) @ query, got_scores[:len(best)],
+                                   atol=1e-6)
+        assert list(got_rows[len(best):]) == [-1] * (8 - len(best))
+        assert np.all(np.isneginf(got_scores[len(best):]))

@@ -18,14 +18,21 @@ def clustered_vectors(n, d=128, clusters=40, seed=0):
 
 
 class ArrayStore:
-    """Float vectors by row, as the segments keep them, for the re-ranking."""
+    """Float vectors by row, for the re-ranking: scored with numpy, one query at a time."""
 
     def __init__(self, rows, vectors):
         self.by_row = dict(zip(np.asarray(rows).tolist(), range(len(rows))))
         self.matrix = vectors
 
-    def vectors(self, rows):
-        return self.matrix[[self.by_row[int(r)] for r in rows]]
+    def best_of(self, queries, candidates, k):
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        for i, found in enumerate(candidates):
+            found = found[found >= 0]
+            exact = self.matrix[[self.by_row[int(r)] for r in found]] @ queries[i]
+            best = np.argsort(-exact, kind="stable")[:k]
+            scores[i, :len(best)], ids[i, :len(best)] = exact[best], found[best]
+        return scores, ids
 
 
 def built(kind, rows, vectors):
@@ -120,6 +127,19 @@ def test_exact_search_keeps_only_the_rows_it_is_told_to():
     few = np.zeros(500, bool)
     few[:2] = True
     assert list(vector.exact_search(vectors, rows, vectors[:1], 5, few)[1][0]) == [0, 2, -1, -1, -1]
+
+
+def test_scoring_by_position_reads_each_candidate_in_place_and_stops_at_the_padding():
+    vectors = clustered_vectors(400)
+    queries = vectors[[3, 50]] + 0.01
+    positions = np.array([[9, 3, 200, 77, -1, 1, 2],      # after the -1: padding, not read
+                          [-1, 50, 51, 52, 53, 54, 55]])   # nothing to score
+    scores, found = vector.best_by_position(vectors, queries, positions, 3)
+    exact = vectors[[9, 3, 200, 77]] @ queries[0]
+    best = np.argsort(-exact)[:3]
+    assert list(found[0]) == list(np.array([9, 3, 200, 77])[best]) and found[0, 0] == 3
+    np.testing.assert_allclose(scores[0], exact[best], rtol=1e-6)
+    assert list(found[1]) == [-1, -1, -1] and np.isneginf(scores[1]).all()
 
 
 def test_merged_answers_keep_the_best_of_each():

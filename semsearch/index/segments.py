@@ -22,7 +22,7 @@ import numpy as np
 
 from semsearch import _fs
 from semsearch.errors import StoreError
-from semsearch.index import lexical
+from semsearch.index import lexical, vector
 from semsearch.store.records import AnnInfo, Commit, SegmentInfo
 
 if TYPE_CHECKING:
@@ -187,18 +187,23 @@ class Segment:
             raise StoreError(f"{self.files.shown(name)}: cannot read the segment "
                              f"({error})") from None
 
+    @property
+    def gapless(self) -> bool:
+        """Whether it holds every row from its first to its last: a row's position is then
+        its offset from the first."""
+        return self.info.last_row - self.info.first_row == self.info.count - 1
+
     def positions(self, rows: np.ndarray) -> np.ndarray:
         """Where rows this segment holds sit in its arrays."""
-        first = self.info.first_row
-        if self.info.last_row - first == self.info.count - 1:  # no gaps: an offset
-            return np.asarray(rows, dtype=np.int64) - first
+        if self.gapless:
+            return np.asarray(rows, dtype=np.int64) - self.info.first_row
         return np.searchsorted(self.rows, rows)
 
     def holds(self, rows: np.ndarray) -> np.ndarray:
         """For each row, whether this segment holds it."""
         rows = np.asarray(rows, dtype=np.int64)
         inside = (rows >= self.info.first_row) & (rows <= self.info.last_row)
-        if not inside.any():
+        if self.gapless or not inside.any():
             return inside
         at = np.minimum(np.searchsorted(self.rows, rows), self.info.count - 1)
         return inside & (self.rows[at] == rows)
@@ -245,6 +250,29 @@ class SegmentSet:
         if missing.any():
             raise KeyError(int(rows[missing][0]))
         return out
+
+    def best_of(self, queries: np.ndarray, candidates: np.ndarray,
+                k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per query, the k of its candidate rows (-1: none) closest to it by their float
+        vectors, read where they lie: (scores, rows), best first, -inf and -1 where fewer."""
+        if len(self.segments) == 1 and self.segments[0].gapless:  # positions are an offset
+            first = self.segments[0].info.first_row
+            scores, best = vector.best_by_position(self.segments[0].vectors, queries,
+                                                   candidates - first, k)
+            return scores, np.where(best >= 0, best + first, -1)
+        parts = []
+        for segment in self.segments:
+            held = segment.holds(candidates)
+            if held.any():
+                # each query's held positions first, largest first: the rest are -1
+                positions = np.sort(np.where(held, segment.positions(candidates), -1),
+                                    axis=1)[:, ::-1]
+                scores, best = vector.best_by_position(segment.vectors, queries, positions, k)
+                parts.append((scores, np.where(best >= 0, segment.rows[best], -1)))
+        if not parts:
+            return (np.full((len(queries), k), -np.inf, dtype=np.float32),
+                    np.full((len(queries), k), -1, dtype=np.int64))
+        return vector.merged(parts, k)
 
     def evict(self) -> None:
         """Let go of the vector pages read so far (see ``_fs.evict``): for long passes."""

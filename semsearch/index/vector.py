@@ -49,9 +49,13 @@ KINDS = ("exact", "hnsw", "ivf")
 
 
 class VectorStore(Protocol):
-    """Where the float vectors are: the segments, by row."""
+    """Where the float vectors are (the segments), which re-ranking scores in place."""
 
-    def vectors(self, rows: np.ndarray) -> np.ndarray: ...
+    def best_of(self, queries: np.ndarray, candidates: np.ndarray,
+                k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per query, the k of its candidate rows (-1: none) closest to it by their float
+        vectors: (scores, rows), best first, -inf and -1 where there are fewer."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -180,9 +184,13 @@ class TrainedIndex:
         else:
             selector = self._excluding(excluded)
             params = self._faiss_params(selector) if selector is not None else None
+        self._ready_for(len(queries))
         with _threads_for(len(queries)):
             _, candidates = self._index.search(queries, k * self.rerank_factor, params=params)
-        return reranked(store, queries, candidates, k)
+        return store.best_of(queries, candidates, k)
+
+    def _ready_for(self, query_count: int) -> None:
+        """Set the index up for a search of this many queries (nothing to do, unless said)."""
 
     def _excluding(self, excluded: np.ndarray | None):
         """A selector that lets every row through but the excluded ones (made once for the
@@ -275,6 +283,10 @@ class IvfIndex(TrainedIndex):
     KNOB_VALUES = _fine_steps(1, 2048)
     WITH = ({"rerank_factor": 10}, {"rerank_factor": 20})
 
+    def __init__(self, index) -> None:
+        super().__init__(index)
+        self._implem = index.implem  # faiss's scan, as last set (see ``_ready_for``)
+
     @staticmethod
     def codes_for(dimension: int) -> str:
         """One 4-bit code per 2 dimensions (192 for MiniLM's 384): 96 bytes a vector."""
@@ -309,15 +321,14 @@ class IvfIndex(TrainedIndex):
         _centroids_to_fp16(faiss.extract_index_ivf(index))
         return index
 
-    def search(self, queries: np.ndarray, k: int, store: VectorStore,
-               excluded: np.ndarray | None = None,
-               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _ready_for(self, query_count: int) -> None:
         # For a few queries, faiss's scan without query batching, collecting into a heap
         # (its implementation 10), is faster than the one it picks itself (measured in
         # benchmarks/); batches keep faiss's choice. Either gives right answers, so two
         # threads racing on this setting cost at most speed.
-        self._index.implem = 10 if len(as_matrix(queries)) < SINGLE_QUERY_BELOW else 0
-        return super().search(queries, k, store, excluded, allowed)
+        implem = 10 if query_count < SINGLE_QUERY_BELOW else 0
+        if implem != self._implem:  # faiss's attributes are slow to set
+            self._index.implem = self._implem = implem
 
     def search_params(self) -> dict[str, Any]:
         import faiss
@@ -390,20 +401,27 @@ def check_kind(kind: str) -> None:
 
 # -- exact search and re-ranking ------------------------------------------------------------
 
-def reranked(store: VectorStore, queries: np.ndarray, candidates: np.ndarray,
-             k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The best k of each query's candidate rows, scored exactly against the float vectors."""
-    scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-    ids = np.full((len(queries), k), -1, dtype=np.int64)
-    for i, found in enumerate(candidates):
-        if len(found) and found[-1] < 0:  # faiss fills the end with -1 when it found fewer
-            found = found[found >= 0]
-        if not len(found):
-            continue
-        exact = np.dot(store.vectors(found), queries[i])
-        best = top(exact, k)
-        scores[i, :len(best)], ids[i, :len(best)] = exact[best], found[best]
-    return scores, ids
+def best_by_position(vectors: np.ndarray, queries: np.ndarray, positions: np.ndarray,
+                     k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per query, the k of its ``positions`` in ``vectors`` with the highest inner product,
+    best first: (scores, positions), -inf and -1 where there are fewer. Each query's positions
+    end at its first negative one (as FAISS pads its answers with -1).
+
+    FAISS's kernel reads each candidate where it lies (a memory-mapped segment), where numpy
+    would first copy every candidate out."""
+    import faiss
+
+    queries = as_matrix(queries)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # as stored: not copied
+    positions = np.ascontiguousarray(positions, dtype=np.int64)
+    scores = np.empty((len(queries), k), dtype=np.float32)
+    found = np.empty((len(queries), k), dtype=np.int64)
+    faiss.knn_inner_products_by_idx(
+        faiss.swig_ptr(queries), faiss.swig_ptr(vectors), faiss.swig_ptr(positions),
+        queries.shape[1], len(queries), len(vectors), positions.shape[1], k,
+        faiss.swig_ptr(scores), faiss.swig_ptr(found), positions.shape[1])
+    scores[found < 0] = -np.inf
+    return scores, found
 
 
 def exact_search(vectors: np.ndarray, rows: np.ndarray, queries: np.ndarray, k: int,
