@@ -27,6 +27,7 @@ from semsearch.search import feedback, ranking
 from semsearch.search.fusion import FusionSettings
 from semsearch.search.view import IndexView
 from semsearch.store import IndexFolder, Manifest, Snapshot, resolve
+from semsearch.store.documents import PaperFields
 from semsearch.store.records import FORMAT_VERSION
 
 if TYPE_CHECKING:
@@ -526,17 +527,17 @@ class Engine:
         Given query vectors (``cosine_to``, one an answer), each hit's score is its cosine
         similarity to its query, and what it was ranked by is kept as its ranking score."""
         view = self._open()
-        found = view.documents.by_rows({row for ranked in answers for row, _ in ranked})
+        found = view.documents.fields_by_rows({row for ranked in answers for row, _ in ranked})
         hits = []
         for position, ranked in enumerate(answers):
-            cosines = None
-            if cosine_to is not None and ranked:
-                cosines = view.vectors([row for row, _ in ranked]) @ cosine_to[position]
-            hits.append([Hit(rank=rank, id=found[row].id, title=found[row].title,
-                             score=score if cosines is None else float(cosines[rank - 1]),
-                             abstract=found[row].abstract, metadata=found[row].metadata,
-                             ranking_score=None if cosines is None else score)
-                         for rank, (row, score) in enumerate(ranked, start=1)])
+            if cosine_to is None or not ranked:
+                hits.append([_hit(rank, found[row], score)
+                             for rank, (row, score) in enumerate(ranked, start=1)])
+                continue
+            cosines = (view.vectors([row for row, _ in ranked]) @ cosine_to[position]).tolist()
+            hits.append([_hit(rank, found[row], cosine, ranking_score=score)
+                         for rank, ((row, score), cosine) in enumerate(zip(ranked, cosines),
+                                                                        start=1)])
         return hits
 
     def _row_of(self, id_or_title: str) -> int:
@@ -610,10 +611,19 @@ def _check_k(k: int) -> None:
         raise QueryError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
 
 
+def _hit(rank: int, paper: PaperFields, score: float,
+         ranking_score: float | None = None) -> Hit:
+    doc_id, title, abstract, metadata = paper
+    return Hit(rank=rank, id=doc_id, title=title, score=score, abstract=abstract,
+               metadata=metadata, ranking_score=ranking_score)
+
+
 def _normalised(matrix: np.ndarray) -> np.ndarray:
-    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1, norms)
+    """Each row at unit length (a zero row stays zero), in few numpy calls: a query pays
+    for each."""
+    matrix = np.array(matrix, dtype=np.float32, order="C")
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))[:, None]
+    return np.divide(matrix, norms, out=matrix, where=norms > 0)
 
 
 def _batch_of(embedder: Embedder) -> int:

@@ -76,6 +76,13 @@ def test_precomputed_vectors_skip_the_model(tmp_path):
     hits = engine.search_vector(np.eye(1, 8, 2, dtype=np.float32)[0], k=1)
     assert hits[0].id == "t1" and hits[0].score == pytest.approx(1.0)
     assert engine.more_like_this("t1", k=1)[0].id != "t1"
+    # a query of any length is taken at unit length, so scores stay cosines; zero stays zero
+    query = np.array([0, 0, 3, 4, 0, 0, 0, 0], dtype=np.int64)
+    [scaled, zero] = engine.search_vectors(np.stack([query, 0 * query]), k=2)
+    assert [(h.id, h.score) for h in scaled] == [("t2", pytest.approx(0.8)),
+                                                  ("t1", pytest.approx(0.6))]
+    assert [h.score for h in zero] == [0.0, 0.0]
+    assert list(query) == [0, 0, 3, 4, 0, 0, 0, 0]  # the caller's array is left as it was
 
 
 def test_vectors_must_match_the_documents():

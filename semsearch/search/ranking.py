@@ -50,4 +50,4 @@ def combined(dense: Ranking | None, lexical: Ranking | None, k: int,
 
 def pairs(ranking: Ranking) -> list[tuple[int, float]]:
     scores, rows = ranking
-    return [(int(row), float(score)) for score, row in zip(scores, rows)]
+    return list(zip(rows.tolist(), scores.tolist()))

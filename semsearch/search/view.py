@@ -35,6 +35,7 @@ class IndexView:
         self._ann: vector.TrainedIndex | None = None
         self._tokenizer: bm25.Tokenizer | None = None
         self._live: dict[str, np.ndarray | None] = {}
+        self._unindexed: list[Segment] | None = None
 
     # -- parts ------------------------------------------------------------------------------
 
@@ -52,6 +53,15 @@ class IndexView:
             self._ann = vector.trained_type(info.kind).load(self.snapshot.part(info.name))
             self._ann.set_search_params(info.tuning.get("params") or {})
         return self._ann
+
+    @property
+    def unindexed(self) -> list[Segment]:
+        """The segments the trained vector index does not cover (all, without one): searched
+        exactly."""
+        if self._unindexed is None:
+            covered = set(self.commit.ann.covers) if self.commit.ann else set()
+            self._unindexed = [s for s in self.segments if s.name not in covered]
+        return self._unindexed
 
     @property
     def tokenizer(self) -> bm25.Tokenizer:
@@ -104,11 +114,9 @@ class IndexView:
             ann = self.ann
             if ann is not None:
                 parts.append(ann.search(queries, depth, self.segments, self.tombstones, allowed))
-            covered = set(self.commit.ann.covers) if self.commit.ann else set()
-            for segment in self.segments:
-                if segment.name not in covered:
-                    parts.append(vector.exact_search(segment.vectors, segment.rows, queries,
-                                                     depth, self._keep(segment, allowed)))
+            for segment in self.unindexed:
+                parts.append(vector.exact_search(segment.vectors, segment.rows, queries, depth,
+                                                 self._keep(segment, allowed)))
             scores, rows = vector.merged(parts, depth)
         rankings = []
         for found_scores, found_rows in zip(scores, rows):

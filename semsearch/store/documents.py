@@ -60,6 +60,8 @@ SCHEMA = """
 BUILDING = "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -262144;"
 #: a live database: every commit durable before it returns
 LIVE = "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;"
+#: a paper's id, title, abstract and metadata, in the order ``Document`` takes them
+PaperFields = tuple[str, str, str, dict[str, Any]]
 _PLURALS = {"category": "categories", "author": "authors", "tag": "tags"}
 
 
@@ -365,9 +367,12 @@ class DocumentTable:
             "SELECT row FROM documents ORDER BY row")), dtype=np.int64)
 
     def by_rows(self, rows: Iterable[int]) -> dict[int, Document]:
+        return {row: Document(*fields) for row, fields in self.fields_by_rows(rows).items()}
+
+    def fields_by_rows(self, rows: Iterable[int]) -> dict[int, PaperFields]:
+        """The papers of these rows as plain tuples: what a search needs to make its hits,
+        without making Documents on the way."""
         wanted = [int(row) for row in rows]
-        if not wanted:
-            return {}
         found = {}
         for start in range(0, len(wanted), 512):
             chunk = wanted[start:start + 512]
@@ -375,10 +380,10 @@ class DocumentTable:
             # in the connection's statement cache instead of being parsed again for each k.
             size = 1 << (len(chunk) - 1).bit_length()
             marks = ",".join("?" * size)
-            for row in self._db.execute(
+            for row, doc_id, title, abstract, metadata in self._db.execute(
                     f"SELECT row, id, title, abstract, metadata FROM documents WHERE row IN "
                     f"({marks})", chunk + [-1] * (size - len(chunk))):
-                found[row[0]] = _document(row[1:])
+                found[row] = (doc_id, title, abstract, orjson.loads(metadata))
         return found
 
     def random_rows(self, count: int, rng: np.random.Generator) -> list[int]:
