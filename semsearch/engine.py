@@ -302,7 +302,7 @@ class Engine:
                        where: Filter | None = None) -> list[list[Hit]]:
         """``search_vector`` for each row of ``vectors``, searched together on every core."""
         _check_k(k)
-        vectors = _normalised(np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1))
+        vectors = vector.normalised(np.asarray(vectors).reshape(len(vectors), -1))
         self._check_dimension(vectors)
         view = self._open()
         rankings = view.dense(vectors, k, self._allowed(where), exclude)
@@ -616,14 +616,6 @@ def _hit(rank: int, paper: PaperFields, score: float,
     doc_id, title, abstract, metadata = paper
     return Hit(rank=rank, id=doc_id, title=title, score=score, abstract=abstract,
                metadata=metadata, ranking_score=ranking_score)
-
-
-def _normalised(matrix: np.ndarray) -> np.ndarray:
-    """Each row at unit length (a zero row stays zero), in few numpy calls: a query pays
-    for each."""
-    matrix = np.array(matrix, dtype=np.float32, order="C")
-    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))[:, None]
-    return np.divide(matrix, norms, out=matrix, where=norms > 0)
 
 
 def _batch_of(embedder: Embedder) -> int:

@@ -167,7 +167,7 @@ def _first_segment(generation, table: DocumentTable, count: int, embedding: Embe
         rows = np.array([row for row, _ in batch], dtype=np.int64)
         texts = [document.text for _, document in batch]
         if vectors is not None:
-            matrix = _normalised(vectors[position_of_row[rows]])
+            matrix = vector.normalised(vectors[position_of_row[rows]])
             if done % (64 * EMBED_BATCH) == 0:
                 _fs.evict(vectors)  # a memory map read once: no need to keep it mapped
         else:
@@ -282,7 +282,7 @@ def _probes(table: DocumentTable, dimension: int, given: np.ndarray | None,
     sampled titles (3 to 8 words, as people type) embedded as queries by the index's model;
     none where there is no model to embed them (vectors of your own without it)."""
     if given is not None:
-        return _normalised(np.asarray(given, dtype=np.float32)), "given"
+        return vector.normalised(np.asarray(given, dtype=np.float32)), "given"
     if embed is None:
         return None, ""
     rng = np.random.default_rng(0)
@@ -567,9 +567,3 @@ def _staged(table: DocumentTable, documents: Iterable[Document], progress: Progr
         if progress is not None and position % 1000 == 0:
             progress("reading", position + 1, None)
         yield position, outcome, row
-
-
-def _normalised(matrix: np.ndarray) -> np.ndarray:
-    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1, norms)

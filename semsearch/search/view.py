@@ -35,7 +35,7 @@ class IndexView:
         self._ann: vector.TrainedIndex | None = None
         self._tokenizer: bm25.Tokenizer | None = None
         self._live: dict[str, np.ndarray | None] = {}
-        self._unindexed: list[Segment] | None = None
+        self._coverage: tuple[SegmentSet, list[Segment]] | None = None
 
     # -- parts ------------------------------------------------------------------------------
 
@@ -55,13 +55,22 @@ class IndexView:
         return self._ann
 
     @property
-    def unindexed(self) -> list[Segment]:
-        """The segments the trained vector index does not cover (all, without one): searched
+    def covered(self) -> SegmentSet:
+        """The segments the trained vector index holds: its candidates' vectors are there."""
+        return self._by_coverage()[0]
+
+    @property
+    def uncovered(self) -> list[Segment]:
+        """The segments no trained vector index holds (``Commit.uncovered``): searched
         exactly."""
-        if self._unindexed is None:
-            covered = set(self.commit.ann.covers) if self.commit.ann else set()
-            self._unindexed = [s for s in self.segments if s.name not in covered]
-        return self._unindexed
+        return self._by_coverage()[1]
+
+    def _by_coverage(self) -> tuple[SegmentSet, list[Segment]]:
+        if self._coverage is None:
+            uncovered = {info.name for info in self.commit.uncovered}
+            self._coverage = (SegmentSet([s for s in self.segments if s.name not in uncovered]),
+                              [s for s in self.segments if s.name in uncovered])
+        return self._coverage
 
     @property
     def tokenizer(self) -> bm25.Tokenizer:
@@ -113,8 +122,8 @@ class IndexView:
             parts = []
             ann = self.ann
             if ann is not None:
-                parts.append(ann.search(queries, depth, self.segments, self.tombstones, allowed))
-            for segment in self.unindexed:
+                parts.append(ann.search(queries, depth, self.covered, self.tombstones, allowed))
+            for segment in self.uncovered:
                 parts.append(vector.exact_search(segment.vectors, segment.rows, queries, depth,
                                                  self._keep(segment, allowed)))
             scores, rows = vector.merged(parts, depth)

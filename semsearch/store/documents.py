@@ -367,7 +367,7 @@ class DocumentTable:
             "SELECT row FROM documents ORDER BY row")), dtype=np.int64)
 
     def by_rows(self, rows: Iterable[int]) -> dict[int, Document]:
-        return {row: Document(*fields) for row, fields in self.fields_by_rows(rows).items()}
+        return {row: Document(*paper) for row, paper in self.fields_by_rows(rows).items()}
 
     def fields_by_rows(self, rows: Iterable[int]) -> dict[int, PaperFields]:
         """The papers of these rows as plain tuples: what a search needs to make its hits,
@@ -380,10 +380,10 @@ class DocumentTable:
             # in the connection's statement cache instead of being parsed again for each k.
             size = 1 << (len(chunk) - 1).bit_length()
             marks = ",".join("?" * size)
-            for row, doc_id, title, abstract, metadata in self._db.execute(
+            for row in self._db.execute(
                     f"SELECT row, id, title, abstract, metadata FROM documents WHERE row IN "
                     f"({marks})", chunk + [-1] * (size - len(chunk))):
-                found[row] = (doc_id, title, abstract, orjson.loads(metadata))
+                found[row[0]] = _fields(row[1:])
         return found
 
     def random_rows(self, count: int, rng: np.random.Generator) -> list[int]:
@@ -542,9 +542,13 @@ def _log_is_empty(path: Path) -> bool:
     return not log.exists() or log.stat().st_size == 0
 
 
-def _document(columns: tuple) -> Document:
+def _fields(columns: tuple) -> PaperFields:
     doc_id, title, abstract, metadata = columns
-    return Document(id=doc_id, title=title, abstract=abstract, metadata=orjson.loads(metadata))
+    return doc_id, title, abstract, orjson.loads(metadata)
+
+
+def _document(columns: tuple) -> Document:
+    return Document(*_fields(columns))
 
 
 def _dump(metadata: dict[str, Any]) -> str:
