@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,6 +66,17 @@ def index_root(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("SEMSEARCH_INDEX_ROOT", str(root))
     monkeypatch.delenv("SEMSEARCH_INDEX", raising=False)
     return root
+
+
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def worker_process(args: Sequence[str], **options) -> subprocess.Popen:
+    """A child process a test may interrupt with SIGINT: Ctrl-C's default action restored in
+    it (a suite started as a background job of a shell runs with SIGINT ignored, which a child
+    inherits, and a worker that ignores the signal would never stop)."""
+    return subprocess.Popen(list(args), preexec_fn=_interruptible, **options)
 
 
 def write(path: Path, text: str | bytes) -> Path:

@@ -22,7 +22,7 @@ import pytest
 from semsearch import Engine
 from semsearch.documents import Document
 
-from conftest import HashingEmbedder
+from conftest import HashingEmbedder, worker_process
 from crash_worker import apply
 
 WORKER = Path(__file__).with_name("crash_worker.py")
@@ -60,8 +60,8 @@ def check_after(path: Path, states: list[set[str]], committed: list[int], attemp
 
 def run_worker(path: Path, first: int, merge_at=None, fold_at=None):
     extra = [str(merge_at), str(fold_at)] if merge_at else []
-    worker = subprocess.Popen([sys.executable, str(WORKER), str(path), str(first), *extra],
-                              stdout=subprocess.PIPE, text=True, cwd=WORKER.parent)
+    worker = worker_process([sys.executable, str(WORKER), str(path), str(first), *extra],
+                            stdout=subprocess.PIPE, text=True, cwd=WORKER.parent)
     assert worker.stdout.readline().strip() == "ready"
     return worker
 
@@ -69,8 +69,7 @@ def run_worker(path: Path, first: int, merge_at=None, fold_at=None):
 def said(worker, already: list[str] = ()) -> tuple[list[int], str]:
     """What a killed worker had said (``already``: lines read before the kill): the operations
     it committed, and what was in flight."""
-    lines = [*already, *worker.stdout.read().splitlines()]
-    worker.wait()
+    lines = [*already, *worker.communicate(timeout=120)[0].splitlines()]
     committed = [int(line.split()[1]) for line in lines if line.startswith("committed")]
     doing = ""
     for line in lines:
@@ -173,7 +172,7 @@ def test_sigint_right_at_the_commit_never_loses_a_write(tmp_path):
 BUILDER = """
 import sys
 sys.path.insert(0, {tests!r})
-from conftest import HashingEmbedder
+from conftest import HashingEmbedder, worker_process
 from semsearch import Engine
 from semsearch.documents import Document
 print("ready", flush=True)
@@ -192,15 +191,35 @@ def test_sigint_right_as_a_build_switches_never_loses_the_index(tmp_path):
     pointer = path / "CURRENT"
     for attempt in range(SIGINTS):
         code = BUILDER.format(tests=str(WORKER.parent), path=str(path))
-        worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        worker = worker_process([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         assert worker.stdout.readline().strip() == "ready"
         before = pointer.read_bytes()
         deadline = time.monotonic() + 30
         while pointer.read_bytes() == before and time.monotonic() < deadline:
             pass
         worker.send_signal(signal.SIGINT)
-        worker.communicate()
+        worker.communicate(timeout=120)
         live = path / pointer.read_text().strip()
         assert live.is_dir(), f"attempt {attempt}: CURRENT names a deleted generation"
         with Engine.open(path, embedder=HashingEmbedder()) as engine:
             assert engine.verify() == [] and engine.info().count in (1, 50)
+
+
+def test_a_worker_stops_at_ctrl_c_even_when_the_suite_runs_with_it_ignored(tmp_path):
+    """A suite started as a background job of a script runs with SIGINT ignored, and its
+    children inherit that: the crash tests' workers must take Ctrl-C all the same."""
+    code = f"""
+import signal, subprocess, sys
+sys.path.insert(0, {str(WORKER.parent)!r})
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+from conftest import worker_process
+child = worker_process([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                       stdout=subprocess.PIPE, text=True)
+child.stdout.readline()
+child.send_signal(signal.SIGINT)
+print(child.wait(timeout=30))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) == -signal.SIGINT

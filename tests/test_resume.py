@@ -16,7 +16,7 @@ import pytest
 from semsearch import Engine
 from semsearch.documents import Document
 
-from conftest import HashingEmbedder
+from conftest import HashingEmbedder, worker_process
 
 COUNT = 3000
 CHECKPOINT = 512
@@ -66,7 +66,7 @@ def test_a_build_interrupted_while_embedding_resumes_with_the_rest(tmp_path, how
     index, log = tmp_path / "index", tmp_path / "first.log"
     code = WORKER.format(tests=str(Path(__file__).parent), checkpoint=CHECKPOINT,
                          log=str(log), index=str(index))
-    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    worker = worker_process([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while len(embedded_lines(log)) < COUNT * 0.6 and worker.poll() is None:
         assert time.monotonic() < deadline, "the build never got that far"
