@@ -85,6 +85,9 @@ def input_options(function: Callable) -> Callable:
         click.option("--skip-bad", is_flag=True,
                      help="Pass over unreadable records (counted in the report) instead of "
                           "stopping."),
+        click.option("--verbose", "-v", is_flag=True,
+                     help="List every passage of a page that was read as neither a paper nor "
+                          "page chrome (the report counts them), with its line."),
         click.option("--quantized/--fp32", "quantized", default=None,
                      help="Embed with the int8 model (about twice as fast, slightly less exact: "
                           "see benchmarks/README.md) or the fp32 one. Default: fp32 for `index`, "
@@ -154,7 +157,8 @@ def cluster_options(function: Callable) -> Callable:
               help="Build in a folder that holds other things (they are left alone).")
 @json_option
 def index(paths, index, model, sample, format_name, id_field, title_field, abstract_field,
-          skip_bad, quantized, ray, index_type, target_recall, dry_run, force, as_json) -> None:
+          skip_bad, verbose, quantized, ray, index_type, target_recall, dry_run, force,
+          as_json) -> None:
     """Build an index from PATHS (replacing what the index held).
 
     \b
@@ -202,6 +206,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
                                "skipped_bad": skipped, "indexed": report.indexed,
                                "without_abstract": report.without_abstract,
                                "reused_from_interrupted_build": report.reused,
+                               **_unread_json(options, verbose),
                                "seconds": round(report.seconds, 3)}))
         _warn_repeated(report.replaced, report.repeated_ids)
         return
@@ -217,6 +222,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
     click.echo(f"  read {report.read}, duplicates dropped {report.duplicates}, "
                f"replaced by a later version {report.replaced}, bad records skipped {skipped}")
     _say_without_abstract(report.without_abstract)
+    _say_unread(options, verbose)
     _warn_repeated(report.replaced, report.repeated_ids)
     _list_skipped(options.skipped)
 
@@ -227,8 +233,8 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
 @input_options
 @cluster_options
 @json_option
-def add(paths, index, format_name, id_field, title_field, abstract_field, skip_bad, quantized,
-        ray, as_json) -> None:
+def add(paths, index, format_name, id_field, title_field, abstract_field, skip_bad, verbose,
+        quantized, ray, as_json) -> None:
     """Add the papers in PATHS to an index, or update them by id, without rebuilding it.
 
     A paper whose id is new is added; one whose title or abstract changed is embedded again;
@@ -246,7 +252,8 @@ def add(paths, index, format_name, id_field, title_field, abstract_field, skip_b
         path = engine.path
     if as_json:
         click.echo(json.dumps({"index": str(path), **_update_json(report),
-                               "skipped_bad": len(options.skipped)}))
+                               "skipped_bad": len(options.skipped),
+                               **_unread_json(options, verbose)}))
     else:
         click.echo(f"{path}: {report.new} added, {report.updated} updated (re-embedded), "
                    f"{report.unchanged} unchanged (skipped), {report.duplicates} duplicates of "
@@ -254,6 +261,7 @@ def add(paths, index, format_name, id_field, title_field, abstract_field, skip_b
         if options.skipped:
             click.echo(f"  bad records skipped {len(options.skipped)}")
         _say_without_abstract(report.without_abstract)
+        _say_unread(options, verbose)
     _warn_repeated(report.repeated, report.repeated_ids)
     _list_skipped(options.skipped)
 
@@ -289,6 +297,27 @@ def _say_without_abstract(count: int) -> None:
     if count:
         click.echo(f"  {count} papers without an abstract, searched by title (if your files "
                    f"name their abstracts otherwise, say which field with --abstract-field)")
+
+
+def _say_unread(options, verbose: bool) -> None:
+    """Passages of a page that became neither a paper nor chrome: counted, listed if asked."""
+    count = len(options.unread)
+    if not count:
+        return
+    what = "passage" if count == 1 else "passages"
+    click.echo(f"  {count} {what} of a page read as neither a paper nor page chrome"
+               + ("" if verbose else " (--verbose lists them)"))
+    if verbose:
+        for passage in options.unread:
+            click.echo(f"  {passage}", err=True)
+
+
+def _unread_json(options, verbose: bool) -> dict:
+    found = {"unread_passages": len(options.unread)}
+    if verbose:
+        found["unread"] = [{"file": p.path, "line": p.line, "reason": p.reason}
+                           for p in options.unread]
+    return found
 
 
 def _warn_repeated(count: int, ids: tuple[str, ...]) -> None:

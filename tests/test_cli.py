@@ -468,3 +468,16 @@ def test_serve_sample_indexes_serves_and_stops_on_sigterm(tmp_path):
         output = server.communicate(timeout=30)[0]
     assert server.returncode in (0, -signal.SIGTERM), output  # uvicorn re-raises the signal
     assert "Indexed 148 papers" in output and f"at {address}/" in output
+
+
+def test_passages_read_as_neither_paper_nor_chrome_are_counted_and_listed(tmp_path):
+    page = DATA / "pages" / "daily-feed-with-comments.txt"
+    said = run("index", page, "--dry-run", "--index", tmp_path / "x").output
+    assert "3 papers would be indexed" in said
+    assert "1 passage of a page read as neither a paper nor page chrome (--verbose lists " \
+        "them)" in said
+    listed = run("index", page, "--dry-run", "--verbose", "--index", tmp_path / "x").output
+    assert "daily-feed-with-comments.txt:37: read as neither a paper nor page chrome: " \
+        "'See all papers from this week'" in listed
+    record = json.loads(run("index", page, "--dry-run", "--json", "-v").output)
+    assert record["unread_passages"] == 1 and record["unread"][0]["line"] == 37

@@ -6,7 +6,7 @@ from semsearch.documents import title_id
 from semsearch.errors import InputError
 from semsearch.readers import ReadOptions, detect_format, read_documents
 
-from conftest import SHARED, needs_shared, write
+from conftest import DATA, SHARED, needs_shared, write
 
 FEED_PAGE = """new
 
@@ -66,6 +66,84 @@ def test_feed_abstract_without_title_names_its_line(tmp_path):
     with pytest.raises(InputError, match=r"page\.txt:3: a paragraph of \d+ characters with "
                                          r"no title line before it"):
         read(path)
+
+
+PAGES = DATA / "pages"
+
+
+def read_page(name: str) -> tuple[list, list[str]]:
+    """The papers of a saved page, and the line numbers of what was read as neither a paper
+    nor page chrome."""
+    options = ReadOptions()
+    docs = list(read_documents([PAGES / name], options=options))
+    return docs, [problem.line for problem in options.unread]
+
+
+def test_a_feed_page_with_comments_lines_keeps_the_titles_and_a_one_sentence_abstract():
+    docs, unread = read_page("daily-feed-with-comments.txt")
+    assert [d.title for d in docs] == [
+        "Graph Retrieval Augmented Generation for Long Scientific Documents",
+        "Sparse Mixtures of Experts Are Robust Learners",
+        "Self-Correcting Code Generation with Execution Feedback"]
+    assert docs[0].id == title_id(docs[0].title)
+    assert docs[0].metadata["comments"] == "12 pages, 4 figures"
+    assert docs[1].abstract == ("We show that sparse mixtures of experts resist label noise "
+                                "better than dense models.")
+    assert docs[1].metadata["authors"] == ["Ada Lovelace", "Alan Turing"]
+    assert docs[1].metadata["journal_ref"] == "Proceedings of the Example Conference 2024"
+    assert unread == [37]  # "See all papers from this week": reported, not a paper
+
+
+def test_an_arxiv_listing_gives_ids_authors_and_categories_never_subjects_as_titles():
+    docs, unread = read_page("arxiv-list-new.txt")
+    assert [(d.id, d.title) for d in docs] == [
+        ("2412.01017", "Graph Retrieval Augmented Generation for Long Scientific Documents"),
+        ("2412.01023", "A Short Note on Tokenizer Drift"),
+        ("2412.00981", "Sparse Mixtures of Experts Are Robust Learners")]
+    first = docs[0]
+    assert first.link == "https://arxiv.org/abs/2412.01017"
+    assert first.metadata["authors"] == ["Ada Lovelace", "Alan Turing", "Grace Hopper"]
+    assert first.metadata["categories"] == ["cs.CL", "cs.IR"]
+    assert first.metadata["year"] == 2024
+    assert first.abstract.startswith("Retrieval-augmented generation over long")
+    assert docs[1].abstract.startswith("We show that tokenizers")  # one sentence
+    assert docs[2].metadata["categories"] == ["cs.LG", "cs.CL"]
+    assert unread == []
+
+
+def test_an_arxiv_listing_without_abstracts_gives_its_papers_by_title():
+    docs, unread = read_page("arxiv-list-recent.txt")
+    assert [(d.id, d.title, d.abstract) for d in docs] == [
+        ("2412.04567", "Prompt Compression for Retrieval Augmented Generation", ""),
+        ("2412.04321", "Multilingual Evaluation of Summarisation Metrics", "")]
+    assert docs[1].metadata["categories"] == ["cs.CL", "cs.AI"]
+    assert unread == []
+
+
+def test_an_arxiv_abstract_page_reads_as_one_paper_with_what_follows_its_abstract():
+    docs, unread = read_page("arxiv-abs.txt")
+    [paper] = docs
+    assert (paper.id, paper.title) == ("2412.01017", "Graph Retrieval Augmented Generation for "
+                                                     "Long Scientific Documents")
+    assert paper.abstract.startswith("Retrieval-augmented generation") and \
+        paper.abstract.endswith("at the same cost.")
+    assert paper.metadata["categories"] == ["cs.CL", "cs.IR"]
+    assert paper.metadata["comments"] == "12 pages, 4 figures"
+    assert unread == []
+
+
+def test_the_same_paper_from_a_listing_and_its_abstract_page_is_one_paper():
+    listed = {d.id: d for d in read_page("arxiv-list-new.txt")[0]}
+    [page] = read_page("arxiv-abs.txt")[0]
+    assert listed[page.id].content_key == page.content_key
+
+
+def test_a_title_with_nothing_after_it_is_reported_with_its_line(tmp_path):
+    options = ReadOptions()
+    path = write(tmp_path / "page.txt", FEED_PAGE + "\nA Title Whose Abstract Was Not Copied\n")
+    assert len(list(read_documents([path], options=options))) == 2
+    [passage] = options.unread
+    assert passage.line == 21 and "A Title Whose Abstract Was Not Copied" in str(passage)
 
 
 # -- JSONL ------------------------------------------------------------------------------------

@@ -36,12 +36,19 @@ class ReadOptions:
     skip_bad: bool = False
     #: bad records passed over when ``skip_bad`` is set, in the order met
     skipped: list[InputError] = field(default_factory=list)
+    #: passages of a page read as neither a paper nor page chrome (a title with nothing
+    #: after it, say), in the order met: nothing was made of them
+    unread: list[InputError] = field(default_factory=list)
 
     def bad(self, error: InputError) -> None:
         """Raise, or note and carry on, as the user asked."""
         if not self.skip_bad:
             raise error
         self.skipped.append(error)
+
+    def passed_over(self, passage: InputError) -> None:
+        """Note a passage that was not read as a paper, for the report."""
+        self.unread.append(passage)
 
 
 def read_documents(paths: Iterable[str | Path], format: str | None = None,
