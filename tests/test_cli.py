@@ -312,8 +312,23 @@ def test_hybrid_scores_read_the_same_across_queries(sample_index):
 
     nonsense = top("medieval french troubadour poetry")
     relevant = top("retrieval augmented generation with knowledge graphs")
-    assert nonsense["score"] < 0.3 < 0.6 < relevant["score"]
-    assert 0 < nonsense["ranking_score"] <= 1 and "ranking_score" in relevant
+    assert nonsense["cosine"] < 0.3 < 0.6 < relevant["cosine"]
+    assert 0 < nonsense["score"] <= 1 and 0 < relevant["score"] <= 1
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_the_score_column_falls_with_the_rank(sample_index, mode):
+    """The README's own example once read 0.624, 0.534, 0.624 down the ranks: the table
+    showed the cosine while hybrid ranked by the fused score."""
+    query = "retrieval augmented generation with knowledge graphs"
+    rows = [json.loads(line) for line in run("search", query, "--index", sample_index, "--json",
+                                             "--mode", mode).output.splitlines()]
+    scores = [row["score"] for row in rows]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) > 1
+    assert all(("cosine" in row) == (mode != "lexical") for row in rows)
+    table = run("search", query, "--index", sample_index, "--mode", mode).output.splitlines()
+    shown = [float(line.split()[1]) for line in table[1:] if line[:4].strip().isdigit()]
+    assert shown == sorted(shown, reverse=True) and len(shown) == 10
 
 
 def test_a_filter_that_leaves_one_paper_still_scores_it(tmp_path):

@@ -362,7 +362,7 @@ def test_explain_gives_the_closest_sentence_and_matched_words(engine):
 
 def test_more_like_these_with_a_negative_moves_away_from_it(engine):
     def scores(negatives, method):
-        return {hit.id: hit.ranking_score for hit in engine.more_like_these(
+        return {hit.id: hit.score for hit in engine.more_like_these(
             ["g1", "g2"], negatives, k=5, method=method, mode="dense")}
 
     assert scores(["t1"], "rocchio")["t2"] < scores([], "rocchio")["t2"]  # t2 is like t1

@@ -13,8 +13,11 @@ from conftest import DATA
 from semsearch import Engine, StoreError
 from semsearch.cli import main
 
-#: what format 1 answered for "cancer" (k=3) in each mode, recorded when the fixture was written
-FORMAT_1_ANSWERS = {"dense": ["33370", "5836", "70490"], "hybrid": ["5836", "33370", "70490"],
+#: what format 1 answered for "cancer" (k=3) in each mode, recorded when the fixture was
+#: written; hybrid since BM25 is scaled with a paper without the query's words as its floor
+#: (only two of the 20 papers have the word: the second was scaled to 0 before, and is close to
+#: the first now, so the first by meaning leads)
+FORMAT_1_ANSWERS = {"dense": ["33370", "5836", "70490"], "hybrid": ["33370", "5836", "70490"],
                     "lexical": ["5836", "33370"]}
 
 

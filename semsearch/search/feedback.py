@@ -14,7 +14,7 @@ import numpy as np
 
 from semsearch.errors import QueryError
 from semsearch.search.fusion import FusionSettings
-from semsearch.search.ranking import combined, depth
+from semsearch.search.ranking import Sides, hybrid, pairs
 from semsearch.search.view import IndexView
 
 METHODS = ("classifier", "rocchio")
@@ -32,26 +32,39 @@ def rank_like(view: IndexView, liked_rows: list[int], disliked_rows: list[int], 
     """The top k (row, score) papers like ``liked_rows`` and unlike ``disliked_rows``, none of
     them among the answers."""
     exclude = frozenset(liked_rows + disliked_rows)
-    wanted = depth(k, mode, fusion)
-    dense = lexical = None
-    if mode != "lexical":
-        liked = view.vectors(liked_rows)
-        disliked = view.vectors(disliked_rows) if disliked_rows \
-            else np.zeros((0, liked.shape[1]), np.float32)
-        if method == "rocchio" or (len(liked) == 1 and not len(disliked)):
-            # one paper and nothing to contrast it with: its own vector is the query
-            query = liked.mean(axis=0) - (0.25 * disliked.mean(axis=0) if len(disliked) else 0)
-        else:
-            query = _classifier_direction(view, liked, disliked, set(exclude))
-        query = query / max(float(np.linalg.norm(query)), 1e-12)
-        [dense] = view.dense(query.reshape(1, -1).astype(np.float32), wanted, allowed, exclude)
-    if mode != "dense":
+    query = None if mode == "lexical" else \
+        _direction(view, liked_rows, disliked_rows, method, exclude).reshape(1, -1)
+
+    def dense(wanted: int, allowed: np.ndarray | None):
+        return view.dense(query, wanted, allowed, exclude)[0]
+
+    def lexical(wanted: int, allowed: np.ndarray | None):
         found = view.documents.by_rows(liked_rows)
         text = " ".join(found[row].text for row in liked_rows)
         scores, rows = view.lexical(text, wanted + len(exclude), allowed)
         keep = ~np.isin(rows, list(exclude))
-        lexical = (scores[keep][:wanted], rows[keep][:wanted])
-    return combined(dense, lexical, k, fusion)
+        return scores[keep][:wanted], rows[keep][:wanted]
+
+    if mode == "dense":
+        return pairs(dense(k, allowed))
+    if mode == "lexical":
+        return pairs(lexical(k, allowed))
+    return hybrid(Sides(dense=dense, lexical=lexical), k, allowed, fusion)
+
+
+def _direction(view: IndexView, liked_rows: list[int], disliked_rows: list[int], method: str,
+               exclude: frozenset[int]) -> np.ndarray:
+    """The query vector of the dense side, at unit length: the liked papers' mean less a
+    quarter of the disliked ones' (rocchio), or a classifier's weights."""
+    liked = view.vectors(liked_rows)
+    disliked = view.vectors(disliked_rows) if disliked_rows \
+        else np.zeros((0, liked.shape[1]), np.float32)
+    if method == "rocchio" or (len(liked) == 1 and not len(disliked)):
+        # one paper and nothing to contrast it with: its own vector is the query
+        query = liked.mean(axis=0) - (0.25 * disliked.mean(axis=0) if len(disliked) else 0)
+    else:
+        query = _classifier_direction(view, liked, disliked, set(exclude))
+    return (query / max(float(np.linalg.norm(query)), 1e-12)).astype(np.float32)
 
 
 def liked_centre(view: IndexView, liked_rows: list[int]) -> np.ndarray:

@@ -1,19 +1,29 @@
 """Ranking papers for a query: by meaning (dense), by words (lexical, BM25), or both fused
-(hybrid, which scores best on SciFact and Cranfield: see benchmarks/README.md)."""
+(hybrid, which scores best on SciFact and Cranfield: see benchmarks/README.md).
+
+A filter selects from a ranking, never re-ranks it: in hybrid search, papers are fused on the
+scale of the unfiltered rankings (``fusion``), and the papers that pass are taken in that
+order; only when fewer than k of the unfiltered candidates pass are the sides searched again
+among the passing papers, for the rest.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from semsearch.errors import QueryError
-from semsearch.search.fusion import FusionSettings, fuse
+from semsearch.search.fusion import FusionSettings, fuse, scales_of
 from semsearch.search.view import IndexView, Ranking
 
 #: search modes, and the one searches use unless told otherwise
 MODES = ("hybrid", "dense", "lexical")
 DEFAULT_MODE = "hybrid"
+
+#: one side of a hybrid ranking: (depth, allowed rows or None) -> (scores, rows), best first
+Side = Callable[[int, "np.ndarray | None"], Ranking]
 
 
 def check_mode(mode: str) -> None:
@@ -21,31 +31,52 @@ def check_mode(mode: str) -> None:
         raise QueryError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
 
 
-def depth(k: int, mode: str, fusion: FusionSettings) -> int:
-    """How many candidates each side searches for: fusion wants a deeper pool."""
-    return max(k, fusion.depth) if mode == "hybrid" else k
+@dataclass(frozen=True)
+class Sides:
+    """The two searches a hybrid ranking fuses."""
+
+    dense: Side
+    lexical: Side
 
 
 def rank(view: IndexView, texts: Sequence[str], vectors: np.ndarray | None, k: int, mode: str,
          allowed: np.ndarray | None, fusion: FusionSettings) -> list[list[tuple[int, float]]]:
     """The top k (row, score) of each query: one side's ranking, or both fused."""
-    wanted = depth(k, mode, fusion)
-    dense = view.dense(vectors, wanted, allowed) if mode != "lexical" else [None] * len(texts)
+    if mode == "dense":
+        return [pairs(found) for found in view.dense(vectors, k, allowed)]
+    if mode == "lexical":
+        return [pairs(view.lexical(text, k, allowed)) for text in texts]
+    depth = max(k, fusion.depth)
+    dense = view.dense(vectors, depth)  # every query at once: the vector index batches them
     answers = []
     for position, text in enumerate(texts):
-        lexical = view.lexical(text, wanted, allowed) if mode != "dense" else None
-        answers.append(combined(dense[position], lexical, k, fusion))
+        query = vectors[position:position + 1]
+        sides = Sides(dense=lambda wanted, rows, query=query: view.dense(query, wanted, rows)[0],
+                      lexical=lambda wanted, rows, text=text: view.lexical(text, wanted, rows))
+        answers.append(hybrid(sides, k, allowed, fusion,
+                              reference=(dense[position], view.lexical(text, depth))))
     return answers
 
 
-def combined(dense: Ranking | None, lexical: Ranking | None, k: int,
-             fusion: FusionSettings) -> list[tuple[int, float]]:
-    """The top k (row, score): from the one side searched, or both fused."""
-    if lexical is None:
-        return pairs(dense)[:k]
-    if dense is None:
-        return pairs(lexical)[:k]
-    return fuse(dense, lexical, fusion)[:k]
+def hybrid(sides: Sides, k: int, allowed: np.ndarray | None, fusion: FusionSettings,
+           reference: tuple[Ranking, Ranking] | None = None) -> list[tuple[int, float]]:
+    """The top k (row, fused score) among ``allowed`` rows (all if None), ranked as the whole
+    index ranks them. ``reference``: the sides' unfiltered rankings, if already searched."""
+    depth = max(k, fusion.depth)
+    dense, lexical = reference or (sides.dense(depth, None), sides.lexical(depth, None))
+    scales = scales_of(dense, lexical, fusion)
+    fused = fuse(dense, lexical, fusion, scales)
+    if allowed is None:
+        return fused[:k]
+    rows = np.fromiter((row for row, _ in fused), dtype=np.int64, count=len(fused))
+    passing = [pair for pair, passes in zip(fused, np.isin(rows, allowed)) if passes]
+    if len(passing) >= k:
+        return passing[:k]
+    # Fewer than k of the candidates pass: the other passing papers are past both sides' top
+    # ``depth`` in the whole index, so they score 0; they follow in the sides' order.
+    more = fuse(sides.dense(depth, allowed), sides.lexical(depth, allowed), fusion, scales)
+    seen = {row for row, _ in passing}
+    return (passing + [pair for pair in more if pair[0] not in seen])[:k]
 
 
 def pairs(ranking: Ranking) -> list[tuple[int, float]]:

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException
 
 from semsearch import __version__
-from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, FACET_KINDS, LIKE_METHODS,
+from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, FACET_KINDS, HYBRID_SCALE,
+                              LIKE_METHODS,
                               MODES, Engine, IndexInfo)
 from semsearch.errors import SemsearchError, StoreError, UnknownPaper
 from semsearch.filters import FLAGS, FacetValue, Filter
@@ -78,8 +79,11 @@ class Row(Paper):
     """A result as ``semsearch search --json`` prints it."""
 
     rank: int
-    score: float
-    ranking_score: float | None = None
+    score: float = Field(description="what the results are ordered by: in hybrid search "
+                         + HYBRID_SCALE + "; in dense search the cosine; in lexical search "
+                         "the BM25 score")
+    cosine: float | None = Field(None, description="cosine similarity of the query and the "
+                                 "paper by the model (absent in lexical search)")
     explain: ExplanationBody | None = None
 
 

@@ -1,0 +1,77 @@
+"""Ranking (semsearch.search.ranking): a filter selects from the ranking of the whole index
+and never re-ranks it, in every mode and for `like`; asking for more results never changes
+how two papers compare."""
+
+from __future__ import annotations
+
+import pytest
+
+from semsearch import Engine, Filter, read_documents, sample_paths
+from semsearch.documents import Document
+
+from conftest import HashingEmbedder
+
+QUERIES = ["retrieval augmented generation with knowledge graphs", "multimodal benchmark",
+           "language model reasoning", "speech recognition", "protein structure"]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    """The sample's papers, every third one in cs.CL."""
+    papers = [Document(d.id, d.title, d.abstract,
+                       {"categories": ["cs.CL" if n % 3 == 0 else "cs.CV"]})
+              for n, d in enumerate({d.id: d for d in read_documents(sample_paths())}.values())]
+    engine = Engine(tmp_path_factory.mktemp("ranking") / "index", embedder=HashingEmbedder())
+    engine.build(papers)
+    return engine
+
+
+def passing(hits, ids: set[str]) -> list[str]:
+    return [hit.id for hit in hits if hit.id in ids]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_a_filtered_search_is_the_unfiltered_ranking_with_the_rest_left_out(engine, mode):
+    where = Filter(categories=("cs.CL",))
+    in_cl = {hit.id for hit in engine.search_vector(engine.embed(["x"])[0], k=1000, where=where)}
+    for query in QUERIES:
+        everything = engine.search(query, k=148, mode=mode)
+        filtered = engine.search(query, k=5, mode=mode, where=where)
+        assert [hit.id for hit in filtered] == passing(everything, in_cl)[:5], query
+        unfiltered_score = {hit.id: hit.score for hit in everything}
+        assert [hit.score for hit in filtered] == \
+            pytest.approx([unfiltered_score[hit.id] for hit in filtered])
+
+
+def test_like_with_a_filter_selects_from_its_unfiltered_ranking(engine):
+    where = Filter(categories=("cs.CL",))
+    in_cl = {hit.id for hit in engine.search_vector(engine.embed(["x"])[0], k=1000, where=where)}
+    ids = list(engine.ids())
+    for liked in (ids[:2], ids[5:8]):
+        everything = engine.more_like_these(liked, k=140)
+        filtered = engine.more_like_these(liked, k=4, where=where)
+        assert [hit.id for hit in filtered] == passing(everything, in_cl)[:4]
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 60])
+def test_asking_for_more_results_keeps_the_order_of_the_first(engine, k):
+    for query in QUERIES:
+        assert [hit.id for hit in engine.search(query, k=k)] == \
+            [hit.id for hit in engine.search(query, k=148)][:k]
+
+
+def test_papers_past_both_sides_best_still_come_in_the_dense_order(tmp_path):
+    """When fewer than k of the papers either side ranks among its best in the whole index
+    pass the filter, the others that pass come after them, scoring 0, in the dense order."""
+    papers = [Document(f"p{i}", f"Graph networks paper {i}",
+                       f"Graph neural networks and message passing, study {i}.",
+                       {"categories": ["cs.LG"]}) for i in range(400)]
+    papers += [Document(f"r{i}", f"Rare topic {i}", f"Volcanoes and lava flows {'in depth ' * i}.",
+                        {"categories": ["physics.geo-ph"]}) for i in range(4)]
+    engine = Engine(tmp_path / "index", embedder=HashingEmbedder())
+    engine.build(papers)
+    where = Filter(categories=("physics.geo-ph",))
+    hits = engine.search("graph neural networks", k=4, where=where)
+    dense = engine.search("graph neural networks", k=4, where=where, mode="dense")
+    assert [hit.id for hit in hits] == [hit.id for hit in dense]
+    assert all(hit.score == 0 for hit in hits)
