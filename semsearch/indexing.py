@@ -27,7 +27,9 @@ from semsearch.index import segments as segment_files
 from semsearch.index import vector
 from semsearch.index.segments import Segment, SegmentSet, SegmentWriter
 from semsearch.store import DocumentTable, FolderFiles, IndexFolder, scratch_table
-from semsearch.store.folder import EmbeddedSoFar, damaged_files
+from semsearch.reuse import Reuse, block_digest
+from semsearch.store.folder import damaged_files
+from semsearch.store.pending import PendingVectors, text_key
 from semsearch.store.records import Commit, Manifest, SegmentInfo
 
 #: progress(stage, done, total): stages "reading" (total unknown), "embedding", "lexical",
@@ -56,6 +58,12 @@ class BuildReport:
     without_abstract: int = 0
     #: papers whose vectors an interrupted build had written, taken instead of embedded again
     reused: int = 0
+    #: papers whose title and abstract the index already held (embedded by the same model):
+    #: their vectors were taken from it
+    unchanged: int = 0
+    #: papers an interrupted build had embedded whose vectors failed their checksum: embedded
+    #: again
+    damaged: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,9 @@ class UpdateReport:
     without_abstract: int = 0
     #: what the merge policy did after the write, if anything: "merged" or "folded"
     merge: str = ""
+    #: new and updated papers whose vectors an interrupted add had embedded: taken, not
+    #: embedded again
+    reused: int = 0
 
     @property
     def changed(self) -> bool:
@@ -131,13 +142,18 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
             raise InputError("vectors", None, f"{len(vectors)} vectors for "
                                               f"{sum(tally.outcomes.values())} documents")
         report = tally.report(table, started)
-        reuse = _Reuse.of(folder.interrupted_build(), embedding) if vectors is None else None
-        table.finish_staging(reuse.documents if reuse else None)
-        writer = _first_segment(generation, table, count, embedding, position_of_row, reuse,
-                                bm25.Tokenizer(lexical), progress)
+        table.finish_staging()
+        reuse = Reuse.gather(folder, table, embedding.model, embedding.quantized) \
+            if vectors is None else None
+        try:
+            writer = _first_segment(generation, table, count, embedding, position_of_row, reuse,
+                                    bm25.Tokenizer(lexical), progress)
+        finally:
+            if reuse is not None:
+                reuse.close()
         if reuse is not None:
-            table.detach_previous()
-            report = replace(report, reused=reuse.count)
+            report = replace(report, reused=reuse.resumed, unchanged=reuse.unchanged,
+                             damaged=reuse.damaged)
         dimension = writer.dimension
         segment = writer.finish(progress)
         kind = vector.choose_kind(count) if index_type == "auto" else index_type
@@ -156,13 +172,15 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
 
 
 def _first_segment(generation, table: DocumentTable, count: int, embedding: Embedding,
-                   position_of_row: np.ndarray, reuse: _Reuse | None,
+                   position_of_row: np.ndarray, reuse: Reuse | None,
                    tokenizer: bm25.Tokenizer, progress: Progress) -> SegmentWriter:
-    """A build's papers in row order, with their vectors (given, taken from an interrupted
-    build, or embedded now), written to its segment; embedded vectors made durable every
-    CHECKPOINT_ROWS papers, for a build started again after this one is interrupted."""
+    """A build's papers in row order, with their vectors (given, taken from the live index or
+    an interrupted build, or embedded now), written to its segment; made durable every
+    CHECKPOINT_ROWS papers, each stretch with its checksum, for a build started again after
+    this one is interrupted."""
     vectors = embedding.given
     writer, done, checkpoint = None, 0, CHECKPOINT_ROWS
+    blocks: list[tuple[int, str]] = []
     for batch in table.batches(EMBED_BATCH if vectors is not None else embedding.batch):
         rows = np.array([row for row, _ in batch], dtype=np.int64)
         texts = [document.text for _, document in batch]
@@ -171,7 +189,7 @@ def _first_segment(generation, table: DocumentTable, count: int, embedding: Embe
             if done % (64 * EMBED_BATCH) == 0:
                 _fs.evict(vectors)  # a memory map read once: no need to keep it mapped
         else:
-            matrix = _embedded(table, rows, texts, embedding, reuse)
+            matrix = _embedded(rows, texts, embedding, reuse)
         if writer is None:
             writer = SegmentWriter(generation.segments_path, "seg-000001", count,
                                    matrix.shape[1], tokenizer)
@@ -180,18 +198,21 @@ def _first_segment(generation, table: DocumentTable, count: int, embedding: Embe
         progress("embedding", done, count)
         if vectors is None and done >= checkpoint:  # a kill from here on loses no more
             writer.sync()
-            generation.record_embedded(writer.name, done, embedding.model, embedding.quantized)
+            start = blocks[-1][0] if blocks else 0
+            blocks.append((done, block_digest(writer.path, start, done)))
+            generation.record_embedded(writer.name, done, embedding.model, embedding.quantized,
+                                       blocks)
             checkpoint += CHECKPOINT_ROWS
     return writer
 
 
-def _embedded(table: DocumentTable, rows: np.ndarray, texts: list[str], embedding: Embedding,
-              reuse: _Reuse | None) -> np.ndarray:
-    """The vectors of a batch: taken from an interrupted build where it embedded the same
-    text, embedded by the model otherwise."""
+def _embedded(rows: np.ndarray, texts: list[str], embedding: Embedding,
+              reuse: Reuse | None) -> np.ndarray:
+    """The vectors of a batch: taken where the live index or an interrupted build holds the
+    same text by the same model, embedded by the model otherwise."""
     if reuse is None:
         return embedding.embed(texts)
-    matrix, taken = reuse.take(table, rows)
+    matrix, taken = reuse.take(rows)
     if taken.all():
         return matrix
     fresh = embedding.embed([text for text, done in zip(texts, taken) if not done])
@@ -199,47 +220,6 @@ def _embedded(table: DocumentTable, rows: np.ndarray, texts: list[str], embeddin
         return fresh
     matrix[~taken] = fresh
     return matrix
-
-
-class _Reuse:
-    """The vectors an interrupted build of this index wrote durably, found by exact title and
-    abstract: a build started again embeds only the rest, never a paper twice."""
-
-    def __init__(self, attempt: EmbeddedSoFar, rows: np.ndarray, vectors: np.ndarray):
-        self.documents = attempt.documents
-        self._rows = rows  # the rows whose vectors are durable, ascending
-        self._vectors = vectors
-        self._up_to = int(rows[-1]) if len(rows) else -1
-        self.count = 0
-
-    @classmethod
-    def of(cls, attempt: EmbeddedSoFar | None, embedding: Embedding) -> _Reuse | None:
-        """Reuse of ``attempt`` if its vectors are of this embedding's model, else None."""
-        if attempt is None or (attempt.model, attempt.quantized) != (embedding.model,
-                                                                     embedding.quantized):
-            return None
-        try:
-            rows = np.load(attempt.segment / segment_files.ROWS, mmap_mode="r")[:attempt.rows]
-            vectors = np.load(attempt.segment / segment_files.VECTORS, mmap_mode="r")
-        except (OSError, ValueError):
-            return None  # nothing to take: it is embedded again
-        if len(rows) != attempt.rows or len(vectors) < attempt.rows:
-            return None
-        return cls(attempt, np.array(rows), vectors)
-
-    def take(self, table: DocumentTable, rows: np.ndarray):
-        """(vectors with the taken rows filled in, or None if none; which rows were taken),
-        ``table`` holding this build's papers with the interrupted build's attached."""
-        mine, theirs = table.reusable_rows(int(rows[0]), int(rows[-1]), self._up_to)
-        taken = np.isin(rows, mine)
-        if not len(mine):
-            return None, taken
-        matrix = np.empty((len(rows), self._vectors.shape[1]), dtype=np.float32)
-        matrix[taken] = self._vectors[np.searchsorted(self._rows, theirs)]
-        self.count += len(mine)
-        if self.count % (64 * EMBED_BATCH) < len(mine):
-            _fs.evict(self._vectors)
-        return matrix, taken
 
 
 def dry_run(documents: Iterable[Document], progress: Progress | None = None) -> BuildReport:
@@ -367,14 +347,19 @@ def update(folder: IndexFolder, documents: Iterable[Document], remove_ids: list[
         if not table.modified:  # nothing new: no commit either
             return replace(report, seconds=time.perf_counter() - started)
         segments = base.segments
+        pending = PendingVectors(writer.pending_path, embedding.model, embedding.quantized)
+        reused = 0
         if fresh:
-            segments += (_write_segment(writer, sorted(fresh.items()), embedding,
-                                        bm25.settings_from(base.lexical), progress),)
+            segment, reused = _write_segment(writer, sorted(fresh.items()), embedding,
+                                             bm25.settings_from(base.lexical), pending, progress)
+            segments += (segment,)
         table.bury(dropped)
         changed = {"added": base.changed_since_build["added"] + len(fresh),
                    "removed": base.changed_since_build["removed"] + len(dropped)}
         writer.commit(replace(base, segments=segments, count=count, next_row=next_row,
                               changed_since_build=changed))
+        pending.discard()
+        report = replace(report, reused=reused)
     try:
         merge = merge_if_needed(folder, progress)
     except StoreError as error:  # the write itself is committed: a merge is housekeeping
@@ -383,21 +368,52 @@ def update(folder: IndexFolder, documents: Iterable[Document], remove_ids: list[
 
 
 def _write_segment(writer, papers: list[tuple[int, Document]], embedding: Embedding,
-                   settings: bm25.LexicalSettings, progress: Progress) -> SegmentInfo:
-    """A new segment of the given (row, paper) pairs, rows ascending, embedded now."""
-    segment = None
-    done = 0
-    for start in range(0, len(papers), embedding.batch):
-        batch = papers[start:start + embedding.batch]
-        texts = [document.text for _, document in batch]
-        matrix = embedding.embed(texts)
-        if segment is None:
-            segment = SegmentWriter(writer.segments_path, writer.new_name("seg"), len(papers),
-                                    matrix.shape[1], bm25.Tokenizer(settings))
-        segment.append(np.array([row for row, _ in batch], dtype=np.int64), matrix, texts)
-        done += len(batch)
-        progress("embedding", done, len(papers))
-    return segment.finish()
+                   settings: bm25.LexicalSettings, pending: PendingVectors,
+                   progress: Progress) -> tuple[SegmentInfo, int]:
+    """A new segment of the given (row, paper) pairs, rows ascending, and how many of their
+    vectors were taken from ``pending`` (an interrupted add's) rather than embedded now.
+    What is embedded is kept in ``pending`` every CHECKPOINT_ROWS papers, and when the write
+    is interrupted, so that the same add run again takes it."""
+    known = pending.load()
+    segment, done, reused = None, 0, 0
+    try:
+        for start in range(0, len(papers), embedding.batch):
+            batch = papers[start:start + embedding.batch]
+            texts = [document.text for _, document in batch]
+            keys = [text_key(text) for text in texts]
+            missing = [i for i, key in enumerate(keys) if key not in known]
+            fresh = embedding.embed([texts[i] for i in missing]) if missing else None
+            if fresh is not None:
+                pending.add([keys[i] for i in missing], fresh)
+            dimension = fresh.shape[1] if fresh is not None else len(known[keys[0]])
+            matrix = np.empty((len(batch), dimension), dtype=np.float32)
+            if fresh is not None:
+                matrix[missing] = fresh
+            for i, key in enumerate(keys):
+                if key in known:
+                    matrix[i] = known[key]
+            reused += len(batch) - len(missing)
+            if segment is None:
+                segment = SegmentWriter(writer.segments_path, writer.new_name("seg"),
+                                        len(papers), dimension, bm25.Tokenizer(settings))
+            segment.append(np.array([row for row, _ in batch], dtype=np.int64), matrix, texts)
+            done += len(batch)
+            progress("embedding", done, len(papers))
+            if pending.unsaved >= CHECKPOINT_ROWS:
+                pending.save()
+    except BaseException:
+        _keep_quietly(pending)  # what was embedded before the interruption is kept
+        raise
+    return segment.finish(), reused
+
+
+def _keep_quietly(pending: PendingVectors) -> None:
+    """Save what an interrupted add embedded, if the disk lets us; a failure to is no worse
+    than the interruption itself."""
+    try:
+        pending.save()
+    except (OSError, ValueError):
+        pass
 
 
 # -- merging -------------------------------------------------------------------------------

@@ -84,34 +84,38 @@ class DocumentTable:
         db.execute("BEGIN")
         return cls(db, path, keep_text)
 
-    def finish_staging(self, previous: Path | None = None) -> None:
+    def finish_staging(self) -> None:
         """Make what a build staged durable before it embeds anything (a build started again
-        after a crash matches its papers against these), and attach ``previous``, the table
-        of an interrupted build, for ``reusable_rows``."""
+        after a crash matches its papers against these)."""
         self._db.execute("COMMIT")
         with self.path.open("rb") as handle:
             os.fsync(handle.fileno())
-        if previous is not None:
-            self._db.execute("ATTACH DATABASE ? AS previous",
-                             (f"file:{urllib.parse.quote(str(previous))}?mode=ro",))
         self._db.execute("BEGIN")
 
-    def reusable_rows(self, first: int, last: int, up_to: int) -> tuple[np.ndarray, np.ndarray]:
-        """(row, previous row) for the rows in [first, last] whose exact title and abstract
-        the attached previous table holds at a row at most ``up_to``: what that build
-        embedded is what this one would."""
+    def attach(self, schema: str, path: Path) -> None:
+        """Attach another document table, read-only, as ``schema`` (for ``reusable_rows``)."""
+        self._db.execute("COMMIT")
+        self._db.execute(f"ATTACH DATABASE ? AS {schema}",
+                         (f"file:{urllib.parse.quote(str(path))}?mode=ro",))
+        self._db.execute("BEGIN")
+
+    def detach(self, schema: str) -> None:
+        self._db.execute("COMMIT")
+        self._db.execute(f"DETACH DATABASE {schema}")
+        self._db.execute("BEGIN")
+
+    def reusable_rows(self, schema: str, first: int, last: int,
+                      up_to: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(row, its row there) for the rows in [first, last] whose exact title and abstract
+        the attached table ``schema`` holds (at a row at most ``up_to``): what was embedded
+        there is what this table's papers would be."""
         found = self._db.execute(
-            "SELECT d.row, p.row FROM documents d JOIN previous.documents p "
+            f"SELECT d.row, p.row FROM documents d JOIN {schema}.documents p "
             "ON p.content_key = d.content_key AND p.title = d.title AND p.abstract = d.abstract "
             "WHERE d.row BETWEEN ? AND ? AND p.row <= ? ORDER BY d.row",
-            (first, last, up_to)).fetchall()
+            (first, last, (1 << 62) if up_to is None else up_to)).fetchall()
         pairs = np.array(found, dtype=np.int64).reshape(-1, 2)
         return pairs[:, 0], pairs[:, 1]
-
-    def detach_previous(self) -> None:
-        self._db.execute("COMMIT")
-        self._db.execute("DETACH DATABASE previous")
-        self._db.execute("BEGIN")
 
     def go_live(self) -> None:
         """Commit what a build staged and switch the database to WAL mode, durable from now."""

@@ -12,7 +12,9 @@ This is the only module that decides where files go. Layout::
                 seg-000001/      rows, float vectors and BM25 postings of a build or an add
                 ann-000002/      a trained vector index over some segments' rows
             .checked.json        size, mtime and inode of each file when last found intact
-            embedded.json        (a build not yet live) how many of its vectors are durable
+            embedded.json        (a build not yet live) how many of its vectors are durable,
+                                 with a checksum of each stretch written between checkpoints
+            pending-add/         vectors an interrupted add embedded, for the next add
 
 A full build (`semsearch index`, `upgrade`) writes a new generation and switches CURRENT to
 it. A build interrupted after embedding part of its papers leaves its generation behind,
@@ -58,6 +60,8 @@ MANIFEST = "manifest.json"
 SEGMENTS = "segments"
 CHECKED = ".checked.json"
 EMBEDDED = "embedded.json"
+#: vectors an add embedded before it was interrupted (see ``store.pending``)
+PENDING = "pending-add"
 _GENERATION = re.compile(r"gen-(\d{6,})")
 #: commits whose files a write keeps (readers of older ones hold their files open)
 KEEP_COMMITS = 2
@@ -319,11 +323,15 @@ class GenerationBuilder:
         self.segments_path = path / SEGMENTS
         self.documents = DocumentTable.create(path / documents_module.FILE)
 
-    def record_embedded(self, segment: str, rows: int, model: str, quantized: bool) -> None:
+    def record_embedded(self, segment: str, rows: int, model: str, quantized: bool,
+                        blocks: list[tuple[int, str]]) -> None:
         """Say that the first ``rows`` rows of ``segment`` (vectors and rows files) are
-        durable: a build started again after this one is interrupted takes them."""
+        durable: a build started again after this one is interrupted takes them. ``blocks``:
+        (rows up to, sha256) of each checkpoint's stretch of rows, checked before they are
+        taken."""
         _fs.write_atomically(self.path / EMBEDDED, json.dumps({
-            "segment": segment, "rows": rows, "model": model, "quantized": quantized}))
+            "segment": segment, "rows": rows, "model": model, "quantized": quantized,
+            "blocks": [list(block) for block in blocks]}))
 
     def commit(self, manifest: Manifest, commit: Commit) -> None:
         """Record the first state, make everything durable, and switch the pointer to it."""
@@ -357,6 +365,8 @@ class EmbeddedSoFar:
     rows: int
     model: str
     quantized: bool
+    #: (rows up to, sha256 of that stretch of rows and vectors): see ``record_embedded``
+    blocks: tuple[tuple[int, str], ...] = ()
 
 
 def _embedded_so_far(generation: Path) -> EmbeddedSoFar | None:
@@ -366,7 +376,9 @@ def _embedded_so_far(generation: Path) -> EmbeddedSoFar | None:
         record = json.loads((generation / EMBEDDED).read_text())
         return EmbeddedSoFar(generation, generation / documents_module.FILE,
                              generation / SEGMENTS / record["segment"], int(record["rows"]),
-                             str(record["model"]), bool(record["quantized"]))
+                             str(record["model"]), bool(record["quantized"]),
+                             tuple((int(end), str(digest))
+                                   for end, digest in record.get("blocks", ())))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -397,6 +409,11 @@ class Writer:
     @property
     def next_name(self) -> int:
         return self._next_name if self._next_name is not None else self.base.next_name
+
+    @property
+    def pending_path(self) -> Path:
+        """Where an add keeps the vectors it has embedded until it commits."""
+        return self.generation / PENDING
 
     def commit(self, commit: Commit) -> Commit:
         """Record the new state in the write's transaction, and commit it: the commit point.
