@@ -14,7 +14,8 @@ import click
 
 from semsearch.errors import SemsearchError
 from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, DEFAULT_TARGET_RECALL,
-                              INDEX_TYPES, LIKE_METHODS, MODES, Engine)
+                              HYBRID_SCALE, INDEX_TYPES, LIKE_METHODS, MAX_QUERY_CHARS, MODES,
+                              Engine)
 from semsearch.ray_embedding import DEVICES as RAY_DEVICES
 from semsearch.readers import FORMATS
 
@@ -206,6 +207,8 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
                                "skipped_bad": skipped, "indexed": report.indexed,
                                "without_abstract": report.without_abstract,
                                "reused_from_interrupted_build": report.reused,
+                               "reused_from_index": report.unchanged,
+                               "failed_checksum_embedded_again": report.damaged,
                                **_unread_json(options, verbose),
                                "seconds": round(report.seconds, 3)}))
         _warn_repeated(report.replaced, report.repeated_ids)
@@ -216,12 +219,19 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
     else:
         click.echo(f"Indexed {report.indexed} papers into {engine.path} "
                    f"in {report.seconds:.1f} s")
+        if report.unchanged:
+            click.echo(f"  {report.unchanged} papers unchanged since the last build: their "
+                       f"vectors were taken from the index, not embedded again")
         if report.reused:
             click.echo(f"  resumed an interrupted build: {report.reused} papers' vectors taken "
                        f"from it, the rest embedded now")
+        if report.damaged:
+            click.echo(f"  {report.damaged} papers' vectors written by the interrupted build "
+                       f"failed their checksum and were embedded again")
     click.echo(f"  read {report.read}, duplicates dropped {report.duplicates}, "
                f"replaced by a later version {report.replaced}, bad records skipped {skipped}")
     _say_without_abstract(report.without_abstract)
+    _say_cut(options)
     _say_unread(options, verbose)
     _warn_repeated(report.replaced, report.repeated_ids)
     _list_skipped(options.skipped)
@@ -258,9 +268,13 @@ def add(paths, index, format_name, id_field, title_field, abstract_field, skip_b
         click.echo(f"{path}: {report.new} added, {report.updated} updated (re-embedded), "
                    f"{report.unchanged} unchanged (skipped), {report.duplicates} duplicates of "
                    f"other papers; {report.count} papers in the index ({report.seconds:.1f} s)")
+        if report.reused:
+            click.echo(f"  resumed an interrupted add: {report.reused} papers' vectors taken "
+                       f"from it, the rest embedded now")
         if options.skipped:
             click.echo(f"  bad records skipped {len(options.skipped)}")
         _say_without_abstract(report.without_abstract)
+        _say_cut(options)
         _say_unread(options, verbose)
     _warn_repeated(report.repeated, report.repeated_ids)
     _list_skipped(options.skipped)
@@ -299,6 +313,17 @@ def _say_without_abstract(count: int) -> None:
                    f"name their abstracts otherwise, say which field with --abstract-field)")
 
 
+def _say_cut(options) -> None:
+    """Texts cut to their bounds, said once for the whole input."""
+    if options.cut:
+        from semsearch.documents import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS
+
+        papers = "1 paper's text was" if options.cut == 1 else f"{options.cut} papers' texts were"
+        click.echo(f"  {papers} cut to {MAX_TITLE_CHARS:,} characters of title and "
+                   f"{MAX_ABSTRACT_CHARS:,} of abstract (the model reads the first 256 word "
+                   f"pieces; BM25 the words kept)")
+
+
 def _say_unread(options, verbose: bool) -> None:
     """Passages of a page that became neither a paper nor chrome: counted, listed if asked."""
     count = len(options.unread)
@@ -313,7 +338,7 @@ def _say_unread(options, verbose: bool) -> None:
 
 
 def _unread_json(options, verbose: bool) -> dict:
-    found = {"unread_passages": len(options.unread)}
+    found = {"cut_to_bound": options.cut, "unread_passages": len(options.unread)}
     if verbose:
         found["unread"] = [{"file": p.path, "line": p.line, "reason": p.reason}
                            for p in options.unread]
@@ -345,7 +370,9 @@ def mode_option(function: Callable) -> Callable:
     return click.option(
         "--mode", type=click.Choice(MODES), default=DEFAULT_MODE,
         show_default=True,
-        help="dense: by meaning (the model); lexical: by words (BM25); hybrid: both, fused.")(
+        help="dense: by meaning (the model); lexical: by words (BM25); hybrid: both, fused. "
+             "The score column is what results are ordered by: in hybrid search "
+             f"{HYBRID_SCALE}; in dense search the cosine; in lexical search BM25's score.")(
         function)
 
 
@@ -691,14 +718,22 @@ def evaluate(collection, mode, split, model, as_json) -> None:
 
 
 def _decoded(handle) -> str:
-    """The text of a query file, or one line naming it if it is not UTF-8."""
-    data = handle.read()
+    """The text of a query file, or one line naming it if it is not UTF-8. Only what a query
+    can hold is read (a file of gigabytes is not); a longer one is said to be cut."""
+    import codecs
+
+    data = handle.read(4 * MAX_QUERY_CHARS + 4)
+    more = bool(handle.read(1))
     try:
-        return data.decode("utf-8-sig")
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(data, final=not more)
     except UnicodeDecodeError as error:
         name = "standard input" if handle.name in ("-", "<stdin>") else handle.name
         raise click.ClickException(f"{name}: bytes that are not UTF-8 at byte "
                                    f"{error.start + 1}") from None
+    if more or len(text.strip()) > MAX_QUERY_CHARS:
+        click.echo(f"note: the query was cut to its first {MAX_QUERY_CHARS:,} characters",
+                   err=True)
+    return text
 
 
 def _print_hits(hits: Iterable, as_json: bool) -> None:
@@ -734,7 +769,8 @@ def format_table(hits: list, width: int) -> str:
             lines.extend(textwrap.wrap(quoted, text_width + _INDENT, initial_indent=indent,
                                        subsequent_indent=indent))
             words = ", ".join(hit.explanation.matched_terms) or "none"
-            lines.append(f"{indent}words matched: {words}")
+            cosine = f"; cosine {hit.cosine:.3f}" if hit.cosine is not None else ""
+            lines.append(f"{indent}words matched: {words}{cosine}")
     return "\n".join(lines)
 
 

@@ -12,6 +12,13 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+#: the longest title and abstract kept: the model reads a paper's first 256 word pieces (about
+#: 1,500 characters), BM25 a long abstract's words; a longer text is cut (and the cut counted)
+MAX_TITLE_CHARS = 2_000
+MAX_ABSTRACT_CHARS = 20_000
+#: the longest query read: a pasted abstract fits
+MAX_QUERY_CHARS = 20_000
+
 _WORD_RUN = re.compile(r"[^\W_]+")
 _ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z][a-z.-]*(\.[A-Z]{2})?/\d{7})(v\d+)?$")
 _DOI = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:)?(10\.\d{4,9}/\S+)$", re.IGNORECASE)
@@ -82,12 +89,13 @@ class Explanation:
 class Hit:
     """One search result.
 
-    ``score`` is the cosine similarity of the query and the paper by the model (in ``dense``
-    and ``hybrid`` search, and for ``like``: to the liked papers' mean), comparable across
-    queries; in ``lexical`` search, the BM25 score. ``ranking_score`` is what the results were
-    ordered by where that is something else: in hybrid search the dense and BM25 scores, each
-    scaled to 0..1 over its candidates, averaged; for ``like``, the similarity to the direction
-    learned from the papers given (liked and not).
+    ``score`` is what the results are ordered by, so it falls with the rank: in ``hybrid``
+    search (the default) the fused score, from 0 to 1 (``search.fusion.HYBRID_SCALE``); in
+    ``dense`` search the cosine similarity of the query and the paper; in ``lexical`` search the
+    BM25 score; for ``like``, the fused score (hybrid) or the similarity to the direction
+    learned from the papers given. ``cosine`` is the cosine similarity of the query (for
+    ``like``: the liked papers' mean) and the paper by the model, comparable across queries:
+    None where no vector took part (lexical search).
     """
 
     rank: int
@@ -97,19 +105,19 @@ class Hit:
     abstract: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     explanation: Explanation | None = None
-    ranking_score: float | None = None
+    cosine: float | None = None
 
     @property
     def link(self) -> str | None:
         return link_for(self.id, self.metadata)
 
     def to_json(self) -> dict[str, Any]:
-        """Flat JSON object: rank, id, title, score, what is known about the paper, its link
-        and its abstract."""
+        """Flat JSON object: rank, id, title, score (and cosine), what is known about the
+        paper, its link and its abstract."""
         record: dict[str, Any] = {"rank": self.rank, "id": self.id, "title": self.title,
                                   "score": round(self.score, 6)}
-        if self.ranking_score is not None:
-            record["ranking_score"] = round(self.ranking_score, 6)
+        if self.cosine is not None:
+            record["cosine"] = round(self.cosine, 6)
         for key, value in self.metadata.items():
             record.setdefault(key, value)
         record["link"] = self.link

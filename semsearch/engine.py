@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from semsearch import indexing
-from semsearch.documents import Document, Hit
+from semsearch.documents import MAX_QUERY_CHARS, Document, Hit
 from semsearch.embedding import Embedder, OnnxEmbedder, model_dimension, model_name_for
 from semsearch.errors import InputError, QueryError, SemsearchError, StoreError, UnknownPaper
 from semsearch.filters import FLAGS, FacetValue, Filter
@@ -24,7 +24,7 @@ from semsearch.index import vector
 from semsearch.indexing import BuildReport, Progress, UpdateReport
 from semsearch.search import explain as explanations
 from semsearch.search import feedback, ranking
-from semsearch.search.fusion import FusionSettings
+from semsearch.search.fusion import HYBRID_SCALE, FusionSettings
 from semsearch.search.view import IndexView
 from semsearch.store import IndexFolder, Manifest, Snapshot, resolve
 from semsearch.store.documents import PaperFields
@@ -33,7 +33,8 @@ from semsearch.store.records import FORMAT_VERSION
 if TYPE_CHECKING:
     from semsearch.ray_embedding import RaySettings
 
-__all__ = ["BuildReport", "Engine", "IndexInfo", "UpdateReport"]
+__all__ = ["BuildReport", "Engine", "HYBRID_SCALE", "IndexInfo", "MAX_QUERY_CHARS",
+           "UpdateReport"]
 
 MAX_K = 10_000
 #: up to this many papers, an unknown title is compared with every title for suggestions
@@ -282,7 +283,7 @@ class Engine:
         vectors = self._query_vectors(texts) if texts and (mode != "lexical" or explain) \
             else None
         answers = ranking.rank(view, texts, vectors, k, mode, allowed, self.fusion)
-        hits = self._hits(answers, vectors if mode == "hybrid" else None)
+        hits = self._hits(answers, vectors if mode != "lexical" else None)
         if explain:
             hits = [explanations.explained(view, self.query_embedder, text, query, found,
                                              [row for row, _ in answer])
@@ -306,7 +307,7 @@ class Engine:
         self._check_dimension(vectors)
         view = self._open()
         rankings = view.dense(vectors, k, self._allowed(where), exclude)
-        return self._hits([ranking.pairs(found) for found in rankings])
+        return self._hits([ranking.pairs(found) for found in rankings], vectors)
 
     def more_like_this(self, id_or_title: str, k: int = 10,
                        where: Filter | None = None) -> list[Hit]:
@@ -323,8 +324,9 @@ class Engine:
         """Papers like all of ``positives`` and unlike ``negatives`` (ids, titles or short
         names); none of them is returned. See ``semsearch.search.feedback`` for the methods.
 
-        Each hit's score is its cosine similarity to the liked papers' mean vector; ``explain``
-        adds its sentence closest to that mean and the liked papers' title words it contains.
+        Hits are ordered by ``score`` (see ``Hit``); each one's ``cosine`` is to the liked
+        papers' mean vector. ``explain`` adds its sentence closest to that mean and the liked
+        papers' title words it contains.
         """
         liked = [self._row_of(p) for p in positives]
         disliked = [self._row_of(n) for n in negatives]
@@ -524,18 +526,16 @@ class Engine:
     def _hits(self, answers: list[list[tuple[int, float]]],
               cosine_to: np.ndarray | None = None) -> list[list[Hit]]:
         """Hits for each answer's ranked (row, score) pairs, their papers fetched in one go.
-        Given query vectors (``cosine_to``, one an answer), each hit's score is its cosine
-        similarity to its query, and what it was ranked by is kept as its ranking score."""
+        Given query vectors (``cosine_to``, one an answer), each hit also carries its cosine
+        similarity to its query."""
         view = self._open()
         found = view.documents.fields_by_rows({row for ranked in answers for row, _ in ranked})
         hits = []
         for position, ranked in enumerate(answers):
-            if cosine_to is None or not ranked:
-                hits.append([_hit(rank, found[row], score)
-                             for rank, (row, score) in enumerate(ranked, start=1)])
-                continue
-            cosines = (view.vectors([row for row, _ in ranked]) @ cosine_to[position]).tolist()
-            hits.append([_hit(rank, found[row], cosine, ranking_score=score)
+            cosines = [None] * len(ranked)
+            if cosine_to is not None and ranked:
+                cosines = (view.vectors([row for row, _ in ranked]) @ cosine_to[position]).tolist()
+            hits.append([_hit(rank, found[row], score, cosine)
                          for rank, ((row, score), cosine) in enumerate(zip(ranked, cosines),
                                                                         start=1)])
         return hits
@@ -601,9 +601,11 @@ class Engine:
 
 
 def _query_text(text: str) -> str:
+    """The query as searched: trimmed, and cut to MAX_QUERY_CHARS (the model reads its first
+    256 word pieces; BM25 its rarest terms)."""
     if not text or not text.strip():
         raise QueryError("the query is empty")
-    return text.strip()
+    return text.strip()[:MAX_QUERY_CHARS]
 
 
 def _check_k(k: int) -> None:
@@ -611,11 +613,10 @@ def _check_k(k: int) -> None:
         raise QueryError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
 
 
-def _hit(rank: int, paper: PaperFields, score: float,
-         ranking_score: float | None = None) -> Hit:
+def _hit(rank: int, paper: PaperFields, score: float, cosine: float | None = None) -> Hit:
     doc_id, title, abstract, metadata = paper
     return Hit(rank=rank, id=doc_id, title=title, score=score, abstract=abstract,
-               metadata=metadata, ranking_score=ranking_score)
+               metadata=metadata, cosine=cosine)
 
 
 def _batch_of(embedder: Embedder) -> int:

@@ -86,15 +86,18 @@ def test_skip_bad_continues_and_reports_count_and_first_lines(index, tmp_path):
     assert Engine.open(index).info().count == 61
 
 
-def test_a_1mb_abstract_is_stored_whole_and_still_searchable(index, tmp_path):
+def test_a_1mb_abstract_is_cut_to_its_bound_said_once_and_still_searchable(index, tmp_path):
+    from semsearch.documents import MAX_ABSTRACT_CHARS
+
     abstract = "Tardigrades survive extreme desiccation. " + "filler words " * 80_000
     assert len(abstract) > 1_000_000
     path = write(tmp_path / "big.jsonl", json.dumps(
         {"id": "big", "title": "Tardigrade desiccation tolerance", "abstract": abstract}) + "\n")
     result = run("add", path, "--index", index)
     assert result.exit_code == 0, result.output
+    assert result.output.count("cut to") == 1 and "1 paper's text was cut" in result.output
     with Engine.open(index) as engine:
-        assert engine.get("big").abstract == abstract.strip()  # whole, only trimmed
+        assert engine.get("big").abstract == abstract[:MAX_ABSTRACT_CHARS]
         hits = engine.search("how do tardigrades survive drying out", k=3, mode="dense")
         assert "big" in [hit.id for hit in hits]
 
@@ -170,3 +173,30 @@ def test_remove_of_an_unknown_id_is_refused_and_changes_nothing(index):
     result = run("remove", "no-such-paper", "--index", index)
     assert result.exit_code == 1 and "no paper with id 'no-such-paper'" in result.output
     assert index_contents(index) == before
+
+
+# -- bounds on what one record or one query may cost ------------------------------------------
+
+def test_a_jsonl_line_over_the_bound_is_a_bad_record_read_past_in_blocks(index, tmp_path):
+    from semsearch.readers.text import MAX_LINE_BYTES
+
+    huge = json.dumps({"id": "huge", "title": "Huge", "abstract": "x" * MAX_LINE_BYTES})
+    path = write(tmp_path / "huge.jsonl", '{"id": "a", "title": "Fine", "abstract": "Short."}\n'
+                 + huge + "\n" + '{"id": "b", "title": "After", "abstract": "Also fine."}\n')
+    before = index_contents(index)
+    result = run("add", path, "--index", index)
+    assert result.exit_code == 1 and "huge.jsonl:2: a line of over 16 MB" in result.output
+    assert index_contents(index) == before
+    result = run("add", path, "--index", index, "--skip-bad")
+    assert result.exit_code == 0 and "bad records skipped 1" in result.output
+    assert {"a", "b"} <= set(Engine.open(index).ids())
+
+
+def test_search_reads_no_more_of_a_query_file_than_a_query_holds(index, tmp_path):
+    from semsearch.engine import MAX_QUERY_CHARS
+
+    query = write(tmp_path / "query.txt", "Tardigrades survive desiccation. " * 100_000)
+    result = run("search", "--file", query, "--index", index, "-k", "3", "--json")
+    assert result.exit_code == 0, result.output
+    assert f"the query was cut to its first {MAX_QUERY_CHARS:,} characters" in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("{")]) == 3

@@ -70,3 +70,20 @@ def test_a_broken_entry_is_named_and_the_rest_still_read_with_skip_bad(tmp_path)
 def test_bib_files_are_detected(tmp_path):
     assert detect_format(write(tmp_path / "refs.bib", LIBRARY)) == "bibtex"
     assert detect_format(write(tmp_path / "export.txt", "@article{a, title={T}}\n")) == "bibtex"
+
+
+def test_an_entry_over_the_bound_is_a_bad_record_and_a_long_field_is_cut(tmp_path):
+    from semsearch.documents import MAX_ABSTRACT_CHARS
+    from semsearch.readers.bibtex import MAX_ENTRY_CHARS
+
+    long_field = r"caf{\'e} " * 60_000          # 540 KB: parsed, then cut before decoding
+    huge = "word " * (MAX_ENTRY_CHARS // 4)      # over the bound: not parsed at all
+    path = write(tmp_path / "big.bib", f"@article{{long, title={{Long}}, abstract={{{long_field}}}}}\n"
+                                       f"@article{{huge, title={{Huge}}, abstract={{{huge}}}}}\n"
+                                       "@article{fine, title={Fine}, abstract={Short.}}\n")
+    options = ReadOptions(skip_bad=True)
+    docs = {doc.id: doc for doc in read_documents([path], options=options)}
+    assert set(docs) == {"long", "fine"}
+    assert len(docs["long"].abstract) == MAX_ABSTRACT_CHARS and "café" in docs["long"].abstract
+    [problem] = options.skipped
+    assert problem.line == 2 and "at most" in problem.reason

@@ -147,3 +147,24 @@ def test_matched_words_leave_function_words_out(tmp_path):
     assert bm25.matched_words(part, tokenizer, "the graphs of molecules", 0) == \
         ["graphs", "molecules"]
     assert bm25.matched_words(part, tokenizer, "graphs", 1) == []
+
+
+def test_a_word_said_twice_counts_twice_as_bm25_sums_over_the_query(tmp_path):
+    part = segment(tmp_path / "s", TEXTS, [10, 20, 30, 40])
+    once = dict(zip(*reversed(search([part], "graph molecules"))))
+    twice = dict(zip(*reversed(search([part], "graph graph molecules"))))
+    graph_only = dict(zip(*reversed(search([part], "graph"))))
+    for row in once:
+        assert twice[row] == pytest.approx(once[row] + graph_only.get(row, 0), rel=1e-5)
+
+
+def test_a_pasted_text_is_scored_by_its_rarest_terms_only(tmp_path, monkeypatch):
+    """A query of thousands of distinct words costs what MAX_QUERY_TERMS of them cost."""
+    texts = [f"common words and topic{i} with rare{i}" for i in range(40)]
+    part = segment(tmp_path / "s", texts, list(range(40)))
+    monkeypatch.setattr(bm25, "MAX_QUERY_TERMS", 3)
+    scores, rows = search([part], "common words topic7 rare7 topic9", k=5)
+    assert set(rows[:2]) == {7, 9}
+    rarest_only = search([part], "topic7 rare7 topic9", k=5)
+    assert rows.tolist() == rarest_only[1].tolist()
+    assert scores == pytest.approx(rarest_only[0])

@@ -367,11 +367,15 @@ def test_csv_with_an_unterminated_quote_is_a_bad_record_on_its_line(tmp_path):
         read(path)
 
 
-def test_csv_field_of_several_hundred_kilobytes_is_read_whole(tmp_path):
+def test_csv_field_of_several_hundred_kilobytes_is_read_and_cut_to_its_bound(tmp_path):
+    from semsearch.documents import MAX_ABSTRACT_CHARS
+
     abstract = "word " * 60_000
     path = write(tmp_path / "big.csv", f'id,title,abstract\n1,Big,"{abstract}"\n2,T,A\n')
-    docs = read(path)
-    assert [d.id for d in docs] == ["1", "2"] and len(docs[0].abstract) > 200_000
+    options = ReadOptions()
+    docs = list(read_documents([path], options=options))
+    assert [d.id for d in docs] == ["1", "2"] and len(docs[0].abstract) == MAX_ABSTRACT_CHARS
+    assert options.cut == 1
 
 
 BOM = "\ufeff"

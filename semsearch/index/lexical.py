@@ -282,6 +282,10 @@ class LexicalPart:
     allowed: np.ndarray | None  # boolean, by position
 
 
+#: distinct terms of a query scored at most (the rarest); a pasted abstract has about 100
+MAX_QUERY_TERMS = 256
+
+
 def search(parts: Sequence[LexicalPart], tokenizer: Tokenizer, text: str,
            k: int) -> tuple[np.ndarray, np.ndarray]:
     """(scores, rows) of the best k documents over all parts that share a term with ``text``,
@@ -289,7 +293,9 @@ def search(parts: Sequence[LexicalPart], tokenizer: Tokenizer, text: str,
     terms = tokenizer.terms(text)
     if not terms or not parts or k <= 0:
         return np.zeros(0, np.float32), np.zeros(0, np.int64)
-    hashes = np.array([tokenizer.hash(term) for term in terms], dtype=np.uint64)
+    # each distinct term once, weighted by how often the query says it (the same sum)
+    hashes, repeats = np.unique(np.array([tokenizer.hash(term) for term in terms],
+                                         dtype=np.uint64), return_counts=True)
     found = [part.postings.lookup(hashes) for part in parts]
     documents = sum(part.count for part in parts)
     average = sum(part.tokens for part in parts) / max(documents, 1)
@@ -299,6 +305,11 @@ def search(parts: Sequence[LexicalPart], tokenizer: Tokenizer, text: str,
             if term >= 0:
                 frequency[position] += part.postings.document_frequency(int(term))
     idf = np.log1p((documents - frequency + 0.5) / (frequency + 0.5))
+    if len(hashes) > MAX_QUERY_TERMS:  # a pasted text: its rarest terms say what it is about
+        kept = np.zeros(len(hashes), dtype=bool)
+        kept[np.argsort(-idf, kind="stable")[:MAX_QUERY_TERMS]] = True
+        found = [np.where(kept, where, -1) for where in found]
+    idf = idf * repeats
     settings = tokenizer.settings
     best_scores, best_rows = [], []
     for part, where in zip(parts, found):

@@ -5,12 +5,14 @@ Every reader streams: it yields one Document at a time and never holds a whole f
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from semsearch.documents import Document
+from semsearch.documents import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS, Document, title_id
 from semsearch.errors import InputError
 from semsearch.readers import arxiv, beir, bibtex, feed, records
 from semsearch.readers.text import input_suffix, open_input
@@ -39,6 +41,8 @@ class ReadOptions:
     #: passages of a page read as neither a paper nor page chrome (a title with nothing
     #: after it, say), in the order met: nothing was made of them
     unread: list[InputError] = field(default_factory=list)
+    #: papers whose title or abstract was cut to its bound (``documents.MAX_*_CHARS``)
+    cut: int = 0
 
     def bad(self, error: InputError) -> None:
         """Raise, or note and carry on, as the user asked."""
@@ -63,7 +67,32 @@ def read_documents(paths: Iterable[str | Path], format: str | None = None,
         if name not in FORMATS:
             raise InputError(str(path), None,
                              f"unknown format {name!r}; choose one of {', '.join(FORMATS)}")
-        yield from FORMATS[name](path, options)
+        for document in FORMATS[name](path, options):
+            yield _bounded(document, options)
+
+
+#: characters no paper's text holds: NUL and the other control characters but tab and newline
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _bounded(document: Document, options: ReadOptions) -> Document:
+    """The document with control characters taken out, its title and abstract cut to their
+    bounds: the model reads the first 256 word pieces, and BM25 needs no more than a long
+    abstract, so a record of megabytes costs what a long abstract costs."""
+    changes = {}
+    for name in ("id", "title", "abstract"):
+        text = getattr(document, name)
+        if _CONTROL.search(text):
+            changes[name] = " ".join(_CONTROL.sub(" ", text).split())
+    if changes.get("id") == "":  # an id that was nothing but control characters
+        changes["id"] = title_id(changes.get("title", document.title))
+    cut = False
+    for name, limit in (("title", MAX_TITLE_CHARS), ("abstract", MAX_ABSTRACT_CHARS)):
+        text = changes.get(name, getattr(document, name))
+        if len(text) > limit:
+            changes[name], cut = text[:limit], True
+    options.cut += cut
+    return dataclasses.replace(document, **changes) if changes else document
 
 
 def detect_format(path: Path) -> str:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from semsearch.documents import Document
 from semsearch.readers import parallel
-from semsearch.readers.text import parse_labels, parse_names, parse_year
+from semsearch.readers.text import (MAX_ID_CHARS, BadField, parse_labels, parse_names,
+                                    parse_year, text_of)
 
 if TYPE_CHECKING:
     from semsearch.readers import ReadOptions
@@ -24,11 +25,14 @@ def read(path: Path, options: ReadOptions) -> Iterator[Document]:
 
 def to_document(record: dict[str, Any]) -> Document | str:
     """The Document, or the reason the record cannot be one."""
-    doc_id = str(record.get("id") or "").strip()
+    try:
+        doc_id = text_of(record.get("id"), "id", numbers=True, limit=MAX_ID_CHARS)
+        title = text_of(record.get("title"), "title")
+        abstract = text_of(record.get("abstract"), "abstract")
+    except BadField as error:
+        return str(error)
     if not doc_id:
         return "no id field"
-    title = " ".join(str(record.get("title") or "").split())
-    abstract = " ".join(str(record.get("abstract") or "").split())
     if not title and not abstract:
         return f"paper {doc_id}: no title and no abstract"
     metadata: dict[str, Any] = {}

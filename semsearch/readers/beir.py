@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from semsearch.documents import Document
 from semsearch.errors import InputError
-from semsearch.readers.text import json_records
+from semsearch.readers.text import MAX_ID_CHARS, BadField, json_records, text_of
 
 if TYPE_CHECKING:
     from semsearch.readers import ReadOptions
@@ -19,13 +19,16 @@ if TYPE_CHECKING:
 
 def read(path: Path, options: ReadOptions) -> Iterator[Document]:
     for number, record in json_records(path, options):
-        raw_id = record.get("_id")
-        doc_id = "" if raw_id is None else str(raw_id).strip()
+        try:
+            doc_id = text_of(record.get("_id"), "_id", numbers=True, limit=MAX_ID_CHARS)
+            title = text_of(record.get("title"), "title")
+            text = text_of(record.get("text"), "text")
+        except BadField as error:
+            options.bad(InputError(str(path), number, str(error)))
+            continue
         if not doc_id:
             options.bad(InputError(str(path), number, "no _id field"))
             continue
-        title = " ".join(str(record.get("title") or "").split())
-        text = " ".join(str(record.get("text") or "").split())
         if not text and not title:
             options.bad(InputError(str(path), number,
                                    f"document {doc_id}: no title and no abstract (text)"))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from semsearch.documents import Document
+from semsearch.documents import MAX_ABSTRACT_CHARS, Document
 from semsearch.errors import InputError
 from semsearch.readers.text import open_input, parse_tags, parse_year
 
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from semsearch.readers import ReadOptions
 
 _BRACES = re.compile(r"[{}]")
+_ENTRY_START = re.compile(r"^[ \t]*@", re.MULTILINE)
+#: the longest entry parsed, and the longest field value decoded
+MAX_ENTRY_CHARS = 1 << 20
+MAX_FIELD_CHARS = 2 * MAX_ABSTRACT_CHARS
 
 
 def read(path: Path, options: ReadOptions) -> Iterator[Document]:
@@ -35,17 +39,21 @@ def read(path: Path, options: ReadOptions) -> Iterator[Document]:
         line = raw[:error.start].count(b"\n") + 1
         options.bad(InputError(str(path), line, "bytes that are not UTF-8"))
         text = raw.decode("utf-8", errors="replace")
+    text, problems = _without_huge_entries(text)
     logger = logging.getLogger("bibtexparser")
     level = logger.level
     logger.setLevel(logging.ERROR)  # its warnings about bad blocks become our own errors
     try:
-        library = bibtexparser.parse_string(text, append_middleware=[
-            middlewares.LatexDecodingMiddleware(), middlewares.SeparateCoAuthors(),
-            middlewares.SplitNameParts(), middlewares.MergeNameParts(style="first")])
+        library = bibtexparser.parse_string(text)
+        _cut_long_fields(library)  # before LaTeX decoding, whose cost grows faster than a field
+        for middleware in (middlewares.LatexDecodingMiddleware(),
+                           middlewares.SeparateCoAuthors(), middlewares.SplitNameParts(),
+                           middlewares.MergeNameParts(style="first")):
+            library = middleware.transform(library)
     finally:
         logger.setLevel(level)
-    problems = [(block.start_line + 1, f"cannot parse this @{_kind(block)} entry")
-                for block in library.failed_blocks]
+    problems += [(block.start_line + 1, f"cannot parse this @{_kind(block)} entry")
+                 for block in library.failed_blocks]
     documents = []  # held back so that problems, in line order, are reported first
     for entry in library.entries:
         fields = {name.lower(): field.value for name, field in entry.fields_dict.items()}
@@ -70,6 +78,33 @@ def read(path: Path, options: ReadOptions) -> Iterator[Document]:
     for line, problem in sorted(problems):
         options.bad(InputError(str(path), line, problem))
     yield from documents
+
+
+def _without_huge_entries(text: str) -> tuple[str, list[tuple[int, str]]]:
+    """The text with every entry longer than MAX_ENTRY_CHARS blanked (its lines kept, so line
+    numbers hold), and a problem for each: the parser's cost grows faster than an entry's
+    length, and no paper's record is that long."""
+    starts = [match.start() for match in _ENTRY_START.finditer(text)] + [len(text)]
+    problems, parts, last = [], [], 0
+    for start, end in zip(starts, starts[1:]):
+        if end - start > MAX_ENTRY_CHARS:
+            line = text.count("\n", 0, start) + 1
+            problems.append((line, f"an entry of {end - start:,} characters: at most "
+                                   f"{MAX_ENTRY_CHARS:,} (not read)"))
+            parts += [text[last:start], "\n" * text.count("\n", start, end)]
+            last = end
+    if not problems:
+        return text, []
+    return "".join(parts + [text[last:]]), problems
+
+
+def _cut_long_fields(library) -> None:
+    """Every field's value cut to MAX_FIELD_CHARS (the title and abstract are cut to their own
+    bounds later, and counted)."""
+    for entry in library.entries:
+        for field in entry.fields:
+            if isinstance(field.value, str) and len(field.value) > MAX_FIELD_CHARS:
+                field.value = field.value[:MAX_FIELD_CHARS]
 
 
 def _clean(value) -> str:

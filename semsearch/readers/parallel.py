@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from semsearch.documents import Document
 from semsearch.errors import InputError
-from semsearch.readers.text import json_record, open_input
+from semsearch.readers.text import bounded_lines, json_record, open_input, too_long
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -71,7 +71,7 @@ def documents_on_one_core(path: Path, convert: Convert, options: ReadOptions) ->
     """The same Documents as ``documents_in_workers``, read in this process."""
     with open_input(path) as handle:
         numbered = ((number, _document_of_line(raw, convert))
-                    for number, raw in enumerate(handle, start=1))
+                    for number, raw in bounded_lines(handle))
         yield from _accepted(path, numbered, options)
 
 
@@ -85,20 +85,23 @@ def _accepted(path: Path, numbered: Iterable[tuple[int, Document | str | None]],
             yield outcome
 
 
-def _document_of_line(raw: bytes, convert: Convert) -> Document | str | None:
-    """One line's Document; None for a blank line; or the reason it cannot be one."""
+def _document_of_line(raw: bytes | None, convert: Convert) -> Document | str | None:
+    """One line's Document; None for a blank line; or the reason it cannot be one (None for
+    ``raw``: the line was too long to read)."""
+    if raw is None:
+        return too_long()
     record = json_record(raw)
     if record is None or isinstance(record, str):
         return record
     return convert(record)
 
 
-def _chunks(handle) -> Iterator[tuple[int, list[bytes]]]:
-    """(number of the first line, the lines) for consecutive chunks of the file."""
-    first = 1
-    while lines := list(itertools.islice(handle, CHUNK_LINES)):
-        yield first, lines
-        first += len(lines)
+def _chunks(handle) -> Iterator[tuple[int, list[bytes | None]]]:
+    """(number of the first line, the lines) for consecutive chunks of the file; None for a
+    line too long to read."""
+    lines = bounded_lines(handle)
+    while chunk := list(itertools.islice(lines, CHUNK_LINES)):
+        yield chunk[0][0], [raw for _, raw in chunk]
 
 
 def _convert_chunk(convert: Convert, first: int, lines: list[bytes]) -> bytes:

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from semsearch.documents import Document, title_id
 from semsearch.errors import InputError
-from semsearch.readers.text import (input_suffix, json_records, numbered_lines, parse_labels,
-                                    parse_names, parse_tags, parse_year)
+from semsearch.readers.text import (MAX_ID_CHARS, MAX_LINE_BYTES, BadField, input_suffix,
+                                    json_records, numbered_lines, parse_labels, parse_names,
+                                    parse_tags, parse_year, text_of)
 
 if TYPE_CHECKING:
     from semsearch.readers import ReadOptions
@@ -42,7 +43,7 @@ def read_jsonl(path: Path, options: ReadOptions) -> Iterator[Document]:
 
 #: the longest CSV field read (the csv module's own limit, 128 KiB, is shorter than some
 #: abstracts); a field can only grow past it through an unterminated quote
-MAX_CSV_FIELD = 64 << 20
+MAX_CSV_FIELD = MAX_LINE_BYTES
 
 
 def read_csv(path: Path, options: ReadOptions) -> Iterator[Document]:
@@ -98,6 +99,15 @@ def to_document(record: Mapping[str, Any], path: Path, line: int,
 
     A record needs a title or an abstract: one without an abstract is searched by its title.
     """
+    try:
+        return _document(record, path, line, options)
+    except BadField as error:
+        options.bad(InputError(str(path), line, str(error)))
+        return None
+
+
+def _document(record: Mapping[str, Any], path: Path, line: int,
+              options: ReadOptions) -> Document | None:
     keys = {key.lower(): key for key in record}
     found: dict[str, str] = {}
     for role, names, flag in (("title", TITLE_NAMES, "--title-field"),
@@ -107,7 +117,7 @@ def to_document(record: Mapping[str, Any], path: Path, line: int,
         if wanted and key is None:
             options.bad(InputError(str(path), line, f"no {role} field {wanted!r} ({flag})"))
             return None
-        found[role] = _text(record[key]) if key is not None else ""
+        found[role] = text_of(record[key], f"{role} ({key!r})") if key is not None else ""
     title, abstract = found["title"], found["abstract"]
     if not title and not abstract:
         options.bad(InputError(str(path), line, "no title and no abstract (looked for "
@@ -120,16 +130,20 @@ def to_document(record: Mapping[str, Any], path: Path, line: int,
         if id_key is None:
             options.bad(InputError(str(path), line, f"no id field {options.id_field!r}"))
             return None
-        doc_id = _text(record[id_key])
+        doc_id = _id_text(record[id_key], id_key)
     else:  # the first id field with a value: a Zotero item without a DOI has its key
         doc_id = next((text for name in ID_NAMES if name in keys
-                       and (text := _text(record[keys[name]]))), "")
+                       and (text := _id_text(record[keys[name]], keys[name]))), "")
     if not doc_id and not title:
         options.bad(InputError(str(path), line, "no id and no title: nothing to name the "
                                                 "paper by"))
         return None
     return Document(id=doc_id or title_id(title), title=title, abstract=abstract,
                     metadata=_metadata(record, keys))
+
+
+def _id_text(value: Any, key: str) -> str:
+    return text_of(value, f"id ({key!r})", numbers=True, limit=MAX_ID_CHARS)
 
 
 def options_field(options: ReadOptions, role: str) -> str | None:
@@ -158,7 +172,10 @@ def _pick(keys: dict[str, str], wanted: str | None, names: tuple[str, ...]) -> s
 
 
 def _text(value: Any) -> str:
-    return " ".join(str(value).split()) if value is not None else ""
+    """A metadata field's text: numbers as written, anything else not text left out."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return " ".join(value.split()) if isinstance(value, str) else ""
 
 
 def _metadata(record: Mapping[str, Any], keys: dict[str, str]) -> dict[str, Any]:

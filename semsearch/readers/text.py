@@ -25,6 +25,35 @@ _YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
 
 GZIP_MAGIC = b"\x1f\x8b"
 BYTE_ORDER_MARK = b"\xef\xbb\xbf"
+#: the longest line (a JSON record, a line of a page or of a CSV) read; a longer one is a bad
+#: record, passed over without holding it in memory
+MAX_LINE_BYTES = 16 << 20
+#: the longest id a paper may have (it is shown, typed and stored in every index row)
+MAX_ID_CHARS = 1_000
+_JSON_TYPES = {dict: "an object", list: "a list", bool: "true or false", float: "a number",
+               int: "a number"}
+
+
+class BadField(ValueError):
+    """A field of a record that cannot be a paper's text: the reason, for the record's error."""
+
+
+def text_of(value: Any, what: str, numbers: bool = False, limit: int | None = None) -> str:
+    """A field's text, spaces folded; None is empty. Anything else that is not text (a list,
+    an object, true; a number unless ``numbers``) is a bad record, not its Python form."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        text = value
+    elif numbers and isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        raise BadField(f"the {what} is {_JSON_TYPES.get(type(value), type(value).__name__)}, "
+                       f"not text")
+    text = " ".join(text.split())
+    if limit is not None and len(text) > limit:
+        raise BadField(f"the {what} is {len(text):,} characters long; at most {limit:,}")
+    return text
 
 
 def open_input(path: Path) -> BinaryIO:
@@ -50,10 +79,35 @@ def input_suffix(path: Path) -> str:
     return suffixes[-1] if suffixes else ""
 
 
+def bounded_lines(handle: BinaryIO, limit: int = MAX_LINE_BYTES
+                  ) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, its bytes) for every line; None for a line over ``limit`` bytes, which is
+    read past in blocks, never held whole."""
+    number = 0
+    while True:
+        raw = handle.readline(limit + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            while (more := handle.readline(1 << 20)) and not more.endswith(b"\n"):
+                pass
+            yield number, None
+        else:
+            yield number, raw
+
+
+def too_long(limit: int = MAX_LINE_BYTES) -> str:
+    return f"a line of over {limit >> 20} MB: too long to be a paper (not read)"
+
+
 def numbered_lines(path: Path, options: ReadOptions) -> Iterator[tuple[int, str]]:
     """(line number, text without its newline) for every line that decodes as UTF-8."""
     with open_input(path) as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in bounded_lines(handle):
+            if raw is None:
+                options.bad(InputError(str(path), number, too_long()))
+                continue
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -66,8 +120,8 @@ def numbered_lines(path: Path, options: ReadOptions) -> Iterator[tuple[int, str]
 def json_records(path: Path, options: ReadOptions) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line of a JSON-lines file."""
     with open_input(path) as handle:
-        for number, raw in enumerate(handle, start=1):
-            record = json_record(raw)
+        for number, raw in bounded_lines(handle):
+            record = json_record(raw) if raw is not None else too_long()
             if isinstance(record, str):
                 options.bad(InputError(str(path), number, record))
             elif record is not None:
@@ -101,9 +155,15 @@ def _parse_plainly(raw: bytes) -> Any:
     except UnicodeDecodeError as error:
         return f"bytes that are not UTF-8 at column {error.start + 1}"
     try:
-        return json.loads(text)
+        record = json.loads(text)
     except json.JSONDecodeError as error:
         return f"not valid JSON ({error.msg})"
+    try:  # the standard library takes an escaped lone surrogate ("\udce9"), no character
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        return (f"an escaped lone surrogate (\\u{ord(error.object[error.start]):04x}) in the "
+                f"text: not a character")
+    return record
 
 
 def parse_year(value: Any) -> int | None:

@@ -13,12 +13,19 @@ from semsearch.documents import Explanation, Hit
 from semsearch.search.view import IndexView
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
+_WORD = re.compile(r"\w+")
+#: sentences of one abstract compared with the query at most (those sharing the most of its
+#: words): each is embedded, so this bounds what an explanation costs
+MAX_SENTENCES = 12
+#: and the longest sentence read
+MAX_SENTENCE_CHARS = 1_000
 
 
 def explained(view: IndexView, embedder, text: str, vector: np.ndarray, hits: list[Hit],
               rows: list[int]) -> list[Hit]:
     """Each hit (at ``rows``) with its explanation for the query ``text`` (``vector``)."""
-    groups = [sentences(hit.abstract) or [hit.title] for hit in hits]
+    words = set(_WORD.findall(text.casefold()))
+    groups = [candidates(sentences(hit.abstract), words) or [hit.title] for hit in hits]
     flat = [sentence for group in groups for sentence in group]
     if not flat:
         return hits
@@ -32,6 +39,17 @@ def explained(view: IndexView, embedder, text: str, vector: np.ndarray, hits: li
             sentence=group[best], sentence_score=float(scores[best]),
             matched_terms=view.matched_words(text, row))))
     return out
+
+
+def candidates(found: list[str], words: set[str]) -> list[str]:
+    """At most MAX_SENTENCES of an abstract's sentences, in their order: those sharing the most
+    of the query's ``words`` (the earlier where they share as many)."""
+    found = [sentence[:MAX_SENTENCE_CHARS] for sentence in found]
+    if len(found) <= MAX_SENTENCES:
+        return found
+    shared = [len(words & set(_WORD.findall(sentence.casefold()))) for sentence in found]
+    chosen = sorted(range(len(found)), key=lambda i: (-shared[i], i))[:MAX_SENTENCES]
+    return [found[i] for i in sorted(chosen)]
 
 
 def sentences(text: str) -> list[str]:
