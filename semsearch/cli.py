@@ -12,12 +12,15 @@ from collections.abc import Callable, Iterable
 
 import click
 
-from semsearch.errors import SemsearchError
+from semsearch.errors import InterruptedAfterCommit, SemsearchError
 from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, DEFAULT_TARGET_RECALL,
                               HYBRID_SCALE, INDEX_TYPES, LIKE_METHODS, MAX_QUERY_CHARS, MODES,
                               Engine)
 from semsearch.ray_embedding import DEVICES as RAY_DEVICES
 from semsearch.readers import FORMATS
+
+#: the exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
+INTERRUPTED = 130
 
 EXAMPLES = """
 \b
@@ -31,11 +34,15 @@ Examples:
 
 
 class _Group(click.Group):
-    """Turns semsearch's own errors into one line on stderr and exit status 1."""
+    """Turns semsearch's own errors into one line on stderr and exit status 1; an
+    interruption after a write committed into one line saying so, and Ctrl-C's status."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except InterruptedAfterCommit as interrupted:
+            click.echo(str(interrupted), err=True)
+            ctx.exit(INTERRUPTED)
         except SemsearchError as error:
             raise click.ClickException(str(error)) from None
 
@@ -309,7 +316,8 @@ def _update_json(report) -> dict:
 
 def _say_without_abstract(count: int) -> None:
     if count:
-        click.echo(f"  {count} papers without an abstract, searched by title (if your files "
+        papers = "1 paper" if count == 1 else f"{count} papers"
+        click.echo(f"  {papers} without an abstract, searched by title (if your files "
                    f"name their abstracts otherwise, say which field with --abstract-field)")
 
 
@@ -604,7 +612,8 @@ def show(paper, index, as_json) -> None:
     width = min(shutil.get_terminal_size((100, 24)).columns, 100) - 1
     metadata = document.metadata
     click.echo(click.style(document.title or "(no title)", bold=True))
-    rows = [("id", document.id), ("authors", ", ".join(metadata.get("authors") or [])),
+    rows = [("id", document.id), ("also", ", ".join(metadata.get("aliases") or [])),
+            ("authors", ", ".join(metadata.get("authors") or [])),
             ("year", str(metadata.get("year") or "")),
             ("categories", ", ".join(metadata.get("categories") or [])),
             ("tags", ", ".join(metadata.get("tags") or [])), ("link", document.link or "")]

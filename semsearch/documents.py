@@ -31,7 +31,9 @@ class Document:
     """One paper as read from a source.
 
     ``metadata`` holds what the source knows beyond the text: ``year`` (int), ``authors`` and
-    ``categories`` (lists of str), and for some formats the path and line it came from.
+    ``categories`` (lists of str), ``aliases`` (the source's other names for the paper, such as
+    a citation key or a Zotero item key where the DOI became the id: a paper is found by any of
+    them), ``arxiv_id``, ``doi``, ``url``.
     """
 
     id: str
@@ -128,9 +130,12 @@ class Hit:
 
 
 def link_for(doc_id: str, metadata: dict[str, Any]) -> str | None:
-    """A web address for a paper from its id or metadata, or None."""
-    if _ARXIV_ID.match(doc_id):
-        return f"https://arxiv.org/abs/{doc_id}"
+    """A web address for a paper from its id or metadata, or None: arXiv for an arXiv id (the
+    id, or an ``arxiv_id`` the source gave, such as a BibTeX ``eprint``), doi.org for a DOI,
+    else a ``url``."""
+    for candidate in (doc_id, str(metadata.get("arxiv_id") or "")):
+        if _ARXIV_ID.match(candidate.strip()):
+            return f"https://arxiv.org/abs/{candidate.strip()}"
     for candidate in (doc_id, str(metadata.get("doi") or "")):
         if match := _DOI.match(candidate.strip()):
             return f"https://doi.org/{match.group(1)}"

@@ -5,9 +5,12 @@ search, like, show, info, verify) over the parts that do the work: ``indexing`` 
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Iterator, Sequence
 import dataclasses
+import difflib
+import functools
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +20,8 @@ import numpy as np
 from semsearch import indexing
 from semsearch.documents import MAX_QUERY_CHARS, Document, Hit
 from semsearch.embedding import Embedder, OnnxEmbedder, model_dimension, model_name_for
-from semsearch.errors import InputError, QueryError, SemsearchError, StoreError, UnknownPaper
+from semsearch.errors import (InputError, InterruptedAfterCommit, QueryError, SemsearchError,
+                              StoreError, UnknownPaper)
 from semsearch.filters import FLAGS, FacetValue, Filter
 from semsearch.index import lexical as bm25
 from semsearch.index import vector
@@ -37,6 +41,8 @@ __all__ = ["BuildReport", "Engine", "HYBRID_SCALE", "IndexInfo", "MAX_QUERY_CHAR
            "UpdateReport"]
 
 MAX_K = 10_000
+#: ids read at a time by ``Engine.ids``
+IDS_PAGE = 10_000
 #: up to this many papers, an unknown title is compared with every title for suggestions
 SUGGEST_FROM_ALL_UP_TO = 20_000
 #: search modes and `like` methods, declared where they are implemented
@@ -83,6 +89,15 @@ class IndexInfo:
     generation: str = ""
 
 
+def _one_at_a_time(method):
+    """The engine's calls run one at a time (see ``Engine``)."""
+    @functools.wraps(method)
+    def serialised(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return serialised
+
+
 class Engine:
     """One index, opened lazily: nothing is read until a query or a write needs it.
 
@@ -103,6 +118,10 @@ class Engine:
 
     An engine reads the state the index was in when it first needed it, however many writes
     come after; ``refresh`` moves it to the newest.
+
+    An engine may be shared by threads (a web application's): its calls run one at a time,
+    so ``refresh`` or a write from one thread never pulls the state from under a search in
+    another.
     """
 
     def __init__(self, location: str | Path | None = None, *, model: str | None = None,
@@ -119,6 +138,7 @@ class Engine:
         self._document_embedders: dict[bool, Embedder] = {}
         self._ray = ray
         self._view: IndexView | None = None
+        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, location: str | Path | None = None, **options) -> Engine:
@@ -142,12 +162,14 @@ class Engine:
         """Whether the location holds an index (even a damaged one)."""
         return self.folder.is_index()
 
+    @_one_at_a_time
     def close(self) -> None:
         """Let go of the state this engine reads; the next call opens the newest."""
         if self._view is not None:
             self._view.close()
         self._view = None
 
+    @_one_at_a_time
     def refresh(self) -> bool:
         """Move to the index's newest state if a write has changed it since this engine opened
         its own; whether it moved. Until then, every query answers from that state."""
@@ -191,16 +213,17 @@ class Engine:
             embedding = indexing.Embedding(model=embedder.model_name,
                                            embed=embedder.embed_documents, quantized=quantized,
                                            batch=_batch_of(embedder))
-        self.close()
-        try:
-            report = indexing.build(self.folder, documents, embedding, index_type=index_type,
-                                    target_recall=target_recall, lexical=lexical, force=force,
-                                    query_vectors=query_vectors,
-                                    probe_embedder=self._probe_embedder, progress=progress)
-        finally:
-            self._let_go_of_clusters()
-        if vectors is None and isinstance(self.query_embedder, OnnxEmbedder):
-            self.query_embedder.prepare()  # export (and convert) now: no query waits for it
+        with self._writing():
+            try:
+                report = indexing.build(self.folder, documents, embedding,
+                                        index_type=index_type, target_recall=target_recall,
+                                        lexical=lexical, force=force,
+                                        query_vectors=query_vectors,
+                                        probe_embedder=self._probe_embedder, progress=progress)
+            finally:
+                self._let_go_of_clusters()
+            if vectors is None and isinstance(self.query_embedder, OnnxEmbedder):
+                self.query_embedder.prepare()  # export (and convert) now: no query waits
         return report
 
     def add(self, documents: Iterable[Document], progress: Progress | None = None) -> UpdateReport:
@@ -212,20 +235,20 @@ class Engine:
         vectors as they are once there are enough of them (``index.segments.plan``);
         `rebuild` re-trains it.
         """
-        self.close()
-        try:
-            return indexing.update(self.folder, documents, [], self._embedding_for, progress,
-                                   documents_given=True)
-        finally:
-            self._let_go_of_clusters()
+        with self._writing():
+            try:
+                return indexing.update(self.folder, documents, [], self._embedding_for,
+                                       progress, documents_given=True)
+            finally:
+                self._let_go_of_clusters()
 
     def remove(self, ids: Iterable[str]) -> UpdateReport:
         """Remove documents by id. Every id must be in the index, or nothing is removed."""
         ids = list(ids)
         if not ids:
             raise QueryError("give the id of at least one paper to remove")
-        self.close()
-        return indexing.update(self.folder, (), ids, self._embedding_for)
+        with self._writing():
+            return indexing.update(self.folder, (), ids, self._embedding_for)
 
     def rebuild(self, index_type: str | None = None, lexical: LexicalSettings | None = None,
                 target_recall: float = DEFAULT_TARGET_RECALL,
@@ -234,21 +257,39 @@ class Engine:
         given), merge every segment into one and drop deleted papers; with ``lexical``, index
         the texts for BM25 anew. Nothing is re-embedded. It holds the writer lock while it
         works: a concurrent write is refused until it is done, never lost."""
-        self.close()
-        return indexing.reindex(self.folder, index_type, target_recall, lexical,
-                                self._probe_embedder, progress)
+        with self._writing():
+            return indexing.reindex(self.folder, index_type, target_recall, lexical,
+                                    self._probe_embedder, progress)
 
     def upgrade(self, progress: Progress | None = None) -> BuildReport:
         """Convert an index written by an older semsearch (format 1) to this one's, from its
         stored vectors and texts: nothing is embedded again."""
         from semsearch.upgrade import upgrade
 
-        self.close()
-        return upgrade(self.folder, self._probe_embedder, progress)
+        with self._writing():
+            return upgrade(self.folder, self._probe_embedder, progress)
 
     def needs_upgrade(self) -> bool:
         """Whether the index was written by an older semsearch (see ``upgrade``)."""
         return self.folder.format_version() < FORMAT_VERSION
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write: alone (no call of another thread runs meanwhile), from the newest state;
+        an interruption that lands once it has committed says so, rather than reading as if
+        nothing was saved."""
+        with self._lock:
+            self.close()
+            before = self.folder.committed_state()
+            try:
+                yield
+            except KeyboardInterrupt:
+                if self.folder.committed_state() != before:
+                    raise InterruptedAfterCommit(
+                        f"interrupted, but the write was saved: {self.folder.path} holds it "
+                        f"(what was left, a merge or tidying up, is done by the next "
+                        f"write)") from None
+                raise
 
     @staticmethod
     def dry_run(documents: Iterable[Document], progress: Progress | None = None) -> BuildReport:
@@ -270,6 +311,7 @@ class Engine:
         [hits] = self.search_many([text], k, mode, where, explain)
         return hits
 
+    @_one_at_a_time
     def search_many(self, texts: Sequence[str], k: int = 10, mode: str = DEFAULT_MODE,
                     where: Filter | None = None, explain: bool = False) -> list[list[Hit]]:
         """``search`` for many queries in one call, each answered as ``search`` would: the
@@ -298,6 +340,7 @@ class Engine:
                                      exclude, where)
         return hits
 
+    @_one_at_a_time
     def search_vectors(self, vectors: np.ndarray, k: int = 10,
                        exclude: frozenset[int] = frozenset(),
                        where: Filter | None = None) -> list[list[Hit]]:
@@ -309,6 +352,7 @@ class Engine:
         rankings = view.dense(vectors, k, self._allowed(where), exclude)
         return self._hits([ranking.pairs(found) for found in rankings], vectors)
 
+    @_one_at_a_time
     def more_like_this(self, id_or_title: str, k: int = 10,
                        where: Filter | None = None) -> list[Hit]:
         """Papers closest in meaning to one already in the index (its stored vector, so as
@@ -317,6 +361,7 @@ class Engine:
         return self.search_vector(self._open().vector(row), k, exclude=frozenset({row}),
                                   where=where)
 
+    @_one_at_a_time
     def more_like_these(self, positives: Iterable[str], negatives: Iterable[str] = (),
                         k: int = 10, method: str = DEFAULT_LIKE_METHOD,
                         mode: str = DEFAULT_MODE, where: Filter | None = None,
@@ -351,6 +396,7 @@ class Engine:
         return explanations.explained(view, self.query_embedder, titles, centre, hits,
                                         [row for row, _ in answer])
 
+    @_one_at_a_time
     def facets(self, kinds: Sequence[str] = FACET_KINDS, limit: int = 100
                ) -> dict[str, list[FacetValue]]:
         """What the papers can be filtered by: for each kind ("year", "category", "author",
@@ -363,15 +409,25 @@ class Engine:
         return {kind: [FacetValue(value, count) for value, count in
                        documents.facet_counts(kind, limit)] for kind in kinds}
 
+    @_one_at_a_time
     def get(self, id_or_title: str) -> Document:
         """A stored document by id, title (any case) or short name."""
         row = self._row_of(id_or_title)
         return self._open().documents.by_rows([row])[row]
 
     def ids(self) -> Iterator[str]:
-        """The ids of every paper in the index, in the order they were added."""
-        yield from self._open().documents.ids()
+        """The ids of every paper in the index, in the order they were added (read a page at
+        a time, so other calls of other threads run in between)."""
+        after = -1
+        while True:
+            with self._lock:
+                page = self._open().documents.ids_after(after, IDS_PAGE)
+            yield from (doc_id for _, doc_id in page)
+            if len(page) < IDS_PAGE:
+                return
+            after = page[-1][0]
 
+    @_one_at_a_time
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of papers, by id, as a matrix in the order given."""
         view = self._open()
@@ -383,6 +439,7 @@ class Engine:
             rows.append(row)
         return view.vectors(rows)
 
+    @_one_at_a_time
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Texts embedded as queries by the index's model, as searches embed them."""
         return self._query_vectors(list(texts))
@@ -394,6 +451,7 @@ class Engine:
         embedder = self.query_embedder
         return getattr(embedder, "query_runtime", type(embedder).__name__)
 
+    @_one_at_a_time
     def warm_up(self) -> None:
         """Open the index and start the query model now: for a long-running process, whose
         first request should wait for neither. (A batch of two starts the model's runtime; a
@@ -401,16 +459,19 @@ class Engine:
         self._open()
         self._query_vectors(["warm up", "the query model"])
 
+    @_one_at_a_time
     def verify(self) -> list[str]:
         """Problems found re-reading the index whole; an empty list means intact."""
         return self.folder.verify()
 
+    @_one_at_a_time
     def recover(self) -> str:
         """Make the newest intact generation live, after damage or an interrupted build left
         the live one unreadable; its name. Nothing newer than what was live is used."""
         self.close()
         return self.folder.recover()
 
+    @_one_at_a_time
     def info(self) -> IndexInfo:
         view = self._open()
         manifest, commit = view.manifest, view.commit
@@ -541,8 +602,9 @@ class Engine:
         return hits
 
     def _row_of(self, id_or_title: str) -> int:
-        """A paper named by its id, its title, or the start of its title (a short name such
-        as "MM-Embed", the part before the colon), ignoring case and punctuation."""
+        """A paper named by its id, a name its source gave it (a citation key, a Zotero key),
+        its title, or the start of its title (a short name such as "MM-Embed", the part
+        before the colon), ignoring case and punctuation."""
         key = id_or_title.strip()
         if not key:
             raise QueryError("give a paper id or title")
@@ -550,6 +612,9 @@ class Engine:
         row = documents.row_of_id(key)
         if row is not None:
             return row
+        aliased = documents.rows_of_alias(key)
+        if len(aliased) == 1:
+            return aliased[0]
         exact = documents.rows_of_title(key)
         if exact:
             return exact[0]

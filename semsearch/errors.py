@@ -28,3 +28,8 @@ class QueryError(SemsearchError):
 
 class UnknownPaper(QueryError):
     """A paper named by id or title that is not in the index."""
+
+
+class InterruptedAfterCommit(SemsearchError):
+    """Ctrl-C (or another interruption) that landed after a write had committed: the index
+    holds the write; what was left (a merge, tidying up) is done by a later write."""

@@ -106,9 +106,12 @@ def parse_years(text: str) -> tuple[int | None, int | None]:
         raise QueryError(f"--year takes a year or a range such as 2021..2024, not {text!r}")
     first = int(match.group(1)) if match.group(1) else None
     last = int(match.group(3)) if match.group(3) else None
+    if first == 0 or last == 0:
+        raise QueryError(f"--year {text!r}: 0000 is not a year (leave a side of the range "
+                         f"empty for no bound: 2021.., ..2019)")
     if not match.group(2):
         last = first
-    if first and last and first > last:
+    if first is not None and last is not None and first > last:
         raise QueryError(f"the year range {text!r} ends before it starts")
     return first, last
 
@@ -176,8 +179,9 @@ def fold_label(label: str) -> str:
 
 
 def facets_of(metadata: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(kind, key, shown) triples a document can be filtered by; ``shown`` is the value as
-    the source wrote it, for suggestions."""
+    """(kind, key, shown) triples a document can be filtered by (and its aliases, kind
+    "alias", by which it is named); ``shown`` is the value as the source wrote it, for
+    suggestions."""
     facets: list[tuple[str, str, str]] = []
     year = metadata.get("year")
     if isinstance(year, int):
@@ -188,6 +192,9 @@ def facets_of(metadata: dict[str, Any]) -> list[tuple[str, str, str]]:
     for tag in metadata.get("tags") or ():
         if key := fold(str(tag)):
             facets.append(("tag", key, str(tag)))
+    for alias in metadata.get("aliases") or ():
+        if key := fold_label(str(alias)):
+            facets.append(("alias", key, str(alias)))
     seen: set[str] = set()
     for author in metadata.get("authors") or ():
         for key in sorted(author_keys(str(author)) - seen):

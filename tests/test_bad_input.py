@@ -200,3 +200,66 @@ def test_search_reads_no_more_of_a_query_file_than_a_query_holds(index, tmp_path
     assert result.exit_code == 0, result.output
     assert f"the query was cut to its first {MAX_QUERY_CHARS:,} characters" in result.output
     assert len([line for line in result.output.splitlines() if line.startswith("{")]) == 3
+
+
+# -- inputs that once reached the index as something else -----------------------------------
+
+SURROGATE = r'"Caf\udce9"'
+
+
+@pytest.mark.parametrize("name, line", [
+    ("p.jsonl", '{"id": "s", "title": ' + SURROGATE + ', "abstract": "Text."}'),
+    ("corpus.jsonl", '{"_id": "s", "title": ' + SURROGATE + ', "text": "Text."}'),
+    ("arxiv.jsonl", '{"id": "2401.00001", "title": ' + SURROGATE + ', "abstract": "Text.", '
+                    '"versions": [], "update_date": "2024-01-01"}'),
+])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_an_escaped_lone_surrogate_is_a_bad_record_with_its_line(index, tmp_path, name, line,
+                                                                 dry_run):
+    path = write(tmp_path / name, line + "\n")
+    before = index_contents(index)
+    result = run("index", path, "--index", index, *(["--dry-run"] if dry_run else []))
+    assert result.exit_code == 1, result.output
+    assert f"{name}:1: an escaped lone surrogate (\\udce9)" in result.output
+    assert "Traceback" not in result.output and index_contents(index) == before
+
+
+@pytest.mark.parametrize("record, says", [
+    ({"id": ["a", "b"], "title": "T", "abstract": "A"}, "the id ('id') is a list, not text"),
+    ({"id": {"x": 1}, "title": "T", "abstract": "A"}, "the id ('id') is an object, not text"),
+    ({"id": True, "title": "T", "abstract": "A"}, "the id ('id') is true or false, not text"),
+    ({"id": "t", "title": 3.5, "abstract": "A"}, "the title ('title') is a number, not text"),
+    ({"id": "t", "title": ["T"], "abstract": "A"}, "the title ('title') is a list, not text"),
+    ({"id": "t", "title": "T", "abstract": {"en": "A"}}, "the abstract ('abstract') is an object"),
+])
+def test_a_field_that_is_not_text_is_a_bad_record_not_its_python_form(index, tmp_path, record,
+                                                                       says):
+    path = write(tmp_path / "p.jsonl", json.dumps(record) + "\n")
+    result = run("add", path, "--index", index)
+    assert result.exit_code == 1 and f"p.jsonl:1: {says}" in result.output
+
+
+def test_a_number_is_an_id(index, tmp_path):
+    path = write(tmp_path / "p.jsonl", json.dumps({"id": 12345, "title": "T", "abstract": "A."})
+                 + "\n")
+    assert run("add", path, "--index", index).exit_code == 0
+    assert Engine.open(index).get("12345").id == "12345"
+
+
+def test_nul_bytes_never_reach_an_id_or_a_title(index, tmp_path):
+    path = write(tmp_path / "p.jsonl", json.dumps(
+        {"id": "nul\u0000id", "title": "A\u0000title", "abstract": "Text\u0000here."}) + "\n")
+    assert run("add", path, "--index", index).exit_code == 0
+    paper = Engine.open(index).get("nul id")
+    assert (paper.id, paper.title, paper.abstract) == ("nul id", "A title", "Text here.")
+
+
+@pytest.mark.parametrize("name, says", [
+    ("a" * 300, "a folder name of 300 bytes"),
+    ("~nouser-semsearch/x", "no home folder for '~nouser-semsearch'")])
+@pytest.mark.parametrize("command", [["info"], ["verify"], ["search", "x"], ["remove", "x"],
+                                     ["reindex"], ["recover"]])
+def test_an_index_name_the_file_system_cannot_take_is_one_line(name, says, command):
+    result = run(*command, "--index", name)
+    assert result.exit_code == 1 and says in result.output
+    assert result.output.count("\n") == 1, result.output

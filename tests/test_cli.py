@@ -183,7 +183,15 @@ def test_dry_run_reports_without_writing_an_index(index_root):
     report = json.loads(result.output.splitlines()[-1])
     assert (report["read"], report["duplicates"], report["indexed"]) == (165, 17, 148)
     assert report["dry_run"] is True and report["index"] is None
+    assert report["without_abstract"] == 0  # every sample paper has one
     assert not index_root.exists() or not any(index_root.iterdir())
+
+
+def test_dry_run_counts_only_the_papers_that_lack_an_abstract(tmp_path):
+    path = write(tmp_path / "p.jsonl", '{"id": "a", "title": "With", "abstract": "Text."}\n'
+                                       '{"id": "b", "title": "Without"}\n')
+    said = run("index", path, "--dry-run", "--index", tmp_path / "x").output
+    assert "1 paper without an abstract" in said
 
 
 def test_search_reads_a_pasted_abstract_from_a_file_or_stdin(sample_index, tmp_path):
@@ -496,3 +504,24 @@ def test_passages_read_as_neither_paper_nor_chrome_are_counted_and_listed(tmp_pa
         "'See all papers from this week'" in listed
     record = json.loads(run("index", page, "--dry-run", "--json", "-v").output)
     assert record["unread_passages"] == 1 and record["unread"][0]["line"] == 37
+
+
+def test_a_paper_is_named_by_its_citation_key_or_zotero_key_when_its_doi_is_the_id(tmp_path):
+    from test_readers import zotero_csv
+
+    bib = write(tmp_path / "refs.bib", "@inproceedings{velickovic2018gat,\n"
+                "  title = {Graph Attention Networks},\n  doi = {10.48550/arXiv.1710.10903},\n"
+                "  eprint = {1710.10903}, archivePrefix = {arXiv},\n"
+                "  abstract = {We present graph attention networks, operating on graphs.}}\n")
+    run("index", bib, zotero_csv(tmp_path / "zotero.csv"), "--index", tmp_path / "i")
+    shown = json.loads(run("show", "velickovic2018gat", "--index", tmp_path / "i",
+                           "--json").output)
+    assert shown["id"] == "10.48550/arXiv.1710.10903"
+    assert shown["link"] == "https://arxiv.org/abs/1710.10903"  # the eprint, free to read
+    assert "also:       velickovic2018gat" in run("show", "VELICKOVIC2018GAT", "--index",
+                                                  tmp_path / "i").output
+    zotero = json.loads(run("show", "ABCD1234", "--index", tmp_path / "i", "--json").output)
+    assert zotero["id"] == "10.5555/3295222.3295349"
+    assert "Vaswani, Ashish" not in run("show", "ABCD1234", "--index", tmp_path / "i").output
+    liked = run("like", "velickovic2018gat", "--index", tmp_path / "i", "--json").output
+    assert "Attention" in liked

@@ -395,3 +395,117 @@ def test_a_rebuild_tunes_again_on_the_query_vectors_the_build_was_given():
     engine.rebuild(target_recall=0.99)
     info = engine.info()
     assert (info.recall_probe_kind, info.recall_probes) == ("given", 200)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_k_results_whenever_the_index_has_them_even_if_the_vector_index_finds_fewer(
+        kind, tmp_path, monkeypatch):
+    """A graph or the inverted lists visited can hold fewer candidates than a deep k asks for
+    (a fault hunt saw 236 rows for -k 500 over 500 papers); such a query is searched exactly."""
+    from semsearch.index import vector
+
+    docs = many_docs(600)
+    engine = Engine(tmp_path / kind, embedder=HashingEmbedder())
+    engine.build(docs, index_type=kind)
+    trained = vector.trained_type(kind)
+    searched = trained.search
+
+    def finds_a_third(self, queries, k, *args, **kwargs):
+        scores, rows = searched(self, queries, k, *args, **kwargs)
+        rows, scores = rows.copy(), scores.copy()
+        rows[:, k // 3:], scores[:, k // 3:] = -1, -np.inf
+        return scores, rows
+
+    monkeypatch.setattr(trained, "search", finds_a_third)
+    hits = engine.search("paper topic", k=500, mode="dense")
+    assert len(hits) == 500 and len({hit.id for hit in hits}) == 500
+    query = engine.embed(["paper topic"])[0]
+    best = np.sort(engine.vectors([doc.id for doc in docs]) @ query)[::-1][:500]
+    assert [hit.score for hit in hits] == pytest.approx(best.tolist(), abs=1e-5)
+
+
+# -- an interruption after the commit ----------------------------------------------------------
+
+def test_ctrl_c_after_an_add_committed_says_it_was_saved(tmp_path, monkeypatch):
+    from semsearch.errors import InterruptedAfterCommit
+    from semsearch.index import segments
+
+    monkeypatch.setattr(segments, "MERGE_AT_SEGMENTS", 1)  # the add's merge comes after it
+    engine = Engine(tmp_path / "index", embedder=HashingEmbedder())
+    engine.build(many_docs(50))
+    engine.add([Document("x1", "First added", "Text.")])
+
+    def interrupt_the_merge(stage, done, total):
+        if stage == "merging":
+            raise KeyboardInterrupt
+
+    with pytest.raises(InterruptedAfterCommit, match="the write was saved"):
+        engine.add([Document("x2", "Second added", "Text.")], interrupt_the_merge)
+    assert "x2" in set(Engine.open(tmp_path / "index", embedder=HashingEmbedder()).ids())
+
+
+def test_ctrl_c_before_the_commit_is_a_plain_interruption(tmp_path):
+    class Interrupting(HashingEmbedder):
+        def embed_documents(self, texts):
+            raise KeyboardInterrupt
+
+    engine = Engine(tmp_path / "index", embedder=HashingEmbedder())
+    engine.build(many_docs(50))
+    with pytest.raises(KeyboardInterrupt):
+        Engine(tmp_path / "index", embedder=Interrupting()).add([Document("x", "New", "Text.")])
+
+
+def test_the_command_line_says_a_build_was_saved_when_ctrl_c_lands_after_it(tmp_path,
+                                                                             monkeypatch):
+    from click.testing import CliRunner
+
+    from semsearch.cli import INTERRUPTED, main
+    from semsearch.embedding import OnnxEmbedder
+
+    def interrupted(self):  # the model's export, after the build's commit
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(OnnxEmbedder, "prepare", interrupted)
+    source = tmp_path / "p.jsonl"
+    source.write_text('{"id": "a", "title": "Graphs", "abstract": "About graphs."}\n')
+    result = CliRunner().invoke(main, ["index", str(source), "--index", str(tmp_path / "i")])
+    assert result.exit_code == INTERRUPTED
+    assert "interrupted, but the write was saved" in result.output
+    assert "Aborted" not in result.output
+    assert Engine.open(tmp_path / "i").info().count == 1
+
+
+def test_an_engine_shared_by_threads_refreshes_under_searches_without_failing(tmp_path):
+    """One thread searches while another writes and refreshes the same engine: every search
+    answers (a fault hunt saw "not part of this index state" and "closed database")."""
+    import threading
+
+    path = tmp_path / "index"
+    shared = Engine(path, embedder=HashingEmbedder())
+    shared.build(many_docs(300))
+    writer = Engine(path, embedder=HashingEmbedder())
+    failures, done = [], threading.Event()
+
+    def search():
+        while not done.is_set():
+            try:
+                for mode in ("hybrid", "dense", "lexical"):
+                    assert len(shared.search("subject3 method4", k=5, mode=mode)) == 5
+                shared.get("d1")
+                list(shared.ids())
+            except Exception as error:  # noqa: BLE001 (any failure is the finding)
+                failures.append(repr(error))
+
+    searchers = [threading.Thread(target=search) for _ in range(2)]
+    for thread in searchers:
+        thread.start()
+    try:
+        for number in range(15):
+            writer.add([Document(f"n{number}", f"New paper {number}", "Words subject3.")])
+            shared.refresh()
+    finally:
+        done.set()
+        for thread in searchers:
+            thread.join(60)
+    assert failures == []
+    assert shared.info().count == 315

@@ -113,3 +113,9 @@ def test_facets_count_the_papers_with_each_value(engine):
     assert authors["Aidan N. Gomez"] == 1 and len(authors) == 8
     with pytest.raises(QueryError, match="no facet 'colour'"):
         engine.facets(["colour"])
+
+
+@pytest.mark.parametrize("text", ["0000", "2000..0000", "0000..2000"])
+def test_year_zero_is_refused_not_taken_for_no_bound(text):
+    with pytest.raises(QueryError, match="0000 is not a year"):
+        Filter.parse(text)

@@ -500,11 +500,12 @@ def test_a_zotero_csv_export_reads_with_no_flags(tmp_path):
     assert attention.title == "Attention is all you need"
     assert attention.abstract.startswith("The dominant sequence transduction")
     assert attention.metadata["year"] == 2017
-    assert attention.metadata["authors"] == ["Vaswani, Ashish", "Shazeer, Noam",
-                                             "Gomez, Aidan N."]
+    assert attention.metadata["authors"] == ["Ashish Vaswani", "Noam Shazeer",
+                                             "Aidan N. Gomez"]
+    assert attention.metadata["aliases"] == ["ABCD1234"]  # its Zotero key, beside the DOI
     assert attention.metadata["tags"] == ["Transformers", "Must read",
                                           "Computer Science - Computation and Language"]
-    assert bert.abstract == "" and bert.metadata == {"year": 2019, "authors": ["Devlin, Jacob"]}
+    assert bert.abstract == "" and bert.metadata == {"year": 2019, "authors": ["Jacob Devlin"]}
 
 
 def test_bibtex_keywords_and_jsonl_tags_are_tags(tmp_path):

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from semsearch.readers import ReadOptions
 
 _BRACES = re.compile(r"[{}]")
+_ARXIV_SHAPE = re.compile(r"^(\d{4}\.\d{4,5}|[a-z][a-z.-]*/\d{7})(v\d+)?$")
 _ENTRY_START = re.compile(r"^[ \t]*@", re.MULTILINE)
 #: the longest entry parsed, and the longest field value decoded
 MAX_ENTRY_CHARS = 1 << 20
@@ -73,6 +74,12 @@ def read(path: Path, options: ReadOptions) -> Iterator[Document]:
         if tags := parse_tags(_clean(fields.get("keywords"))):
             metadata["tags"] = tags
         doi = _clean(fields.get("doi"))
+        if doi:  # the DOI is the id: the citation key still names the paper
+            metadata["aliases"] = [entry.key]
+        if arxiv_id := _arxiv_id(fields):
+            metadata["arxiv_id"] = arxiv_id
+        if url := _clean(fields.get("url")):
+            metadata["url"] = url
         documents.append(Document(id=doi or entry.key, title=title, abstract=abstract,
                                   metadata=metadata))
     for line, problem in sorted(problems):
@@ -105,6 +112,17 @@ def _cut_long_fields(library) -> None:
         for field in entry.fields:
             if isinstance(field.value, str) and len(field.value) > MAX_FIELD_CHARS:
                 field.value = field.value[:MAX_FIELD_CHARS]
+
+
+def _arxiv_id(fields: dict) -> str:
+    """The arXiv id of an ``eprint`` field (with ``archivePrefix = {arXiv}``, or shaped like
+    one), without its "arXiv:" prefix; empty if there is none."""
+    eprint = _clean(fields.get("eprint"))
+    eprint = re.sub(r"^arxiv:\s*", "", eprint, flags=re.IGNORECASE)
+    prefix = _clean(fields.get("archiveprefix") or fields.get("eprinttype")).lower()
+    if eprint and (prefix == "arxiv" or _ARXIV_SHAPE.match(eprint)):
+        return eprint
+    return ""
 
 
 def _clean(value) -> str:

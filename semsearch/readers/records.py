@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 #: Field names recognised without flags, in order of preference (compared in any case).
 #: The DOI comes before Zotero's item key, which is only unique within one library.
 ID_NAMES = ("id", "_id", "doc_id", "docid", "paper_id", "paperid", "arxiv_id", "doi", "key")
+#: a source's own names for a paper that are never its id, but name it all the same
+ALIAS_NAMES = ("citation_key", "citation key", "citekey", "bibtex_key")
 TITLE_NAMES = ("title", "paper_title", "name")
 ABSTRACT_NAMES = ("abstract", "abstract note", "summary", "text", "body", "description",
                   "paperabstract")
@@ -138,8 +140,13 @@ def _document(record: Mapping[str, Any], path: Path, line: int,
         options.bad(InputError(str(path), line, "no id and no title: nothing to name the "
                                                 "paper by"))
         return None
-    return Document(id=doc_id or title_id(title), title=title, abstract=abstract,
-                    metadata=_metadata(record, keys))
+    doc_id = doc_id or title_id(title)
+    metadata = _metadata(record, keys)
+    aliases = [text for name in ID_NAMES + ALIAS_NAMES if name in keys
+               and (text := _text(record[keys[name]])) and text != doc_id]
+    if aliases:  # a Zotero item whose DOI became its id is still named by its key
+        metadata["aliases"] = list(dict.fromkeys(aliases))
+    return Document(id=doc_id, title=title, abstract=abstract, metadata=metadata)
 
 
 def _id_text(value: Any, key: str) -> str:
@@ -190,7 +197,7 @@ def _metadata(record: Mapping[str, Any], keys: dict[str, str]) -> dict[str, Any]
     category_key = _pick(keys, None, CATEGORY_NAMES)
     if category_key and (categories := parse_labels(record[category_key])):
         metadata["categories"] = categories
-    for field_name, names in (("doi", ("doi",)), ("url", URL_NAMES)):
+    for field_name, names in (("doi", ("doi",)), ("url", URL_NAMES), ("arxiv_id", ("arxiv_id",))):
         key = _pick(keys, None, names)
         if key and (value := _text(record[key])):
             metadata[field_name] = value

@@ -177,14 +177,22 @@ def parse_year(value: Any) -> int | None:
 def parse_names(value: Any, semicolons: bool = False) -> list[str]:
     """Authors from a list, from "A, B and C" as most exports write them, or from
     "Last, First; Last, First" as Zotero does (``semicolons``, or any semicolon: then commas
-    are inside names)."""
+    are inside names, and each becomes "First Last")."""
     if isinstance(value, list):
         return [str(name).strip() for name in value if str(name).strip()]
     if not value:
         return []
     text = re.sub(r"\s+", " ", str(value))
-    separator = r";\s*" if semicolons or ";" in text else r",\s*|\s+and\s+"
-    return [part.strip() for part in re.split(separator, text) if part.strip()]
+    if not (semicolons or ";" in text):
+        return [part.strip() for part in re.split(r",\s*|\s+and\s+", text) if part.strip()]
+    names = [part.strip() for part in text.split(";") if part.strip()]
+    return [first_then_last(name) for name in names]
+
+
+def first_then_last(name: str) -> str:
+    """"Ashish Vaswani" from "Vaswani, Ashish" (as the other formats write names)."""
+    last, comma, given = name.partition(",")
+    return f"{given.strip()} {last.strip()}".strip() if comma and given.strip() else name
 
 
 def parse_tags(value: Any) -> list[str]:

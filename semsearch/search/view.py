@@ -127,6 +127,12 @@ class IndexView:
                 parts.append(vector.exact_search(segment.vectors, segment.rows, queries, depth,
                                                  self._keep(segment, allowed)))
             scores, rows = vector.merged(parts, depth)
+            short = (rows >= 0).sum(axis=1) < depth
+            if ann is not None and short.any():
+                # A graph or the lists visited can hold fewer candidates than asked for (deep k,
+                # a narrow filter, many removed papers): those queries are searched exactly,
+                # so k results are k whenever the index has them.
+                scores[short], rows[short] = self._exact(queries[short], depth, allowed)
         rankings = []
         for found_scores, found_rows in zip(scores, rows):
             keep = found_rows >= 0
@@ -134,6 +140,12 @@ class IndexView:
                 keep &= ~np.isin(found_rows, list(exclude))
             rankings.append((found_scores[keep][:k], found_rows[keep][:k]))
         return rankings
+
+    def _exact(self, queries: np.ndarray, k: int, allowed: np.ndarray | None):
+        """Exact top k over every segment, without what is removed (or not ``allowed``)."""
+        return vector.merged([vector.exact_search(segment.vectors, segment.rows, queries, k,
+                                                  self._keep(segment, allowed))
+                              for segment in self.segments], k)
 
     def lexical(self, text: str, k: int, allowed: np.ndarray | None = None) -> Ranking:
         """(scores, rows) of the best k live documents by BM25 that share a term with

@@ -23,7 +23,7 @@ import orjson
 
 from semsearch.documents import Document, normalise_text
 from semsearch.errors import StoreError
-from semsearch.filters import Filter, facets_of
+from semsearch.filters import Filter, facets_of, fold_label
 from semsearch.store.records import Commit
 
 FILE = "documents.sqlite"
@@ -253,8 +253,9 @@ class DocumentTable:
         if self.keep_text:
             title, abstract, metadata = document.title, document.abstract, _dump(document.metadata)
             checksum = _row_checksum(document.id, title, abstract, metadata)
-        else:
-            title = abstract = metadata = checksum = ""
+        else:  # ids and keys only; an abstract's first character, to count those without
+            title = metadata = checksum = ""
+            abstract = document.abstract[:1]
         # The common case, a new document, takes one statement; both keys are unique.
         cursor = self._db.execute(
             "INSERT INTO documents (id, title, abstract, metadata, title_key, content_key, "
@@ -399,9 +400,17 @@ class DocumentTable:
         found = self._db.execute("SELECT row FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return found[0] if found else None
 
-    def ids(self) -> Iterator[str]:
-        for (doc_id,) in self._db.execute("SELECT id FROM documents ORDER BY row"):
-            yield doc_id
+    def rows_of_alias(self, alias: str) -> list[int]:
+        """Rows of papers the source also called ``alias`` (a citation key, a Zotero item
+        key), in any case."""
+        found = self._db.execute("SELECT DISTINCT row FROM facets WHERE kind = 'alias' AND "
+                                 "value = ? ORDER BY row", (fold_label(alias),)).fetchall()
+        return [row[0] for row in found]
+
+    def ids_after(self, row: int, count: int) -> list[tuple[int, str]]:
+        """(row, id) of up to ``count`` papers after ``row``, in row order."""
+        return self._db.execute("SELECT row, id FROM documents WHERE row > ? ORDER BY row "
+                                "LIMIT ?", (row, count)).fetchall()
 
     def rows_of_title(self, title: str) -> list[int]:
         """Rows whose title matches, ignoring case, spacing and punctuation."""

@@ -65,6 +65,8 @@ PENDING = "pending-add"
 _GENERATION = re.compile(r"gen-(\d{6,})")
 #: commits whose files a write keeps (readers of older ones hold their files open)
 KEEP_COMMITS = 2
+#: the longest name a folder of a path may have (Linux and macOS file systems)
+MAX_NAME_BYTES = 255
 _DAMAGE_ADVICE = "run `semsearch verify`, then `semsearch recover` or rebuild the index"
 
 
@@ -73,8 +75,18 @@ def resolve(name_or_path: str | os.PathLike | None) -> Path:
     None is the default index ($SEMSEARCH_INDEX, else "default")."""
     text = str(name_or_path or config.default_index())
     if os.sep in text or "/" in text or text.startswith("."):
-        return Path(text).expanduser()
-    return config.index_root() / text
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # "~someone/x" for a user this machine does not know
+            raise StoreError(f"{text}: no home folder for {text.split('/')[0]!r} on this "
+                             f"machine; give the index's path") from None
+    else:
+        path = config.index_root() / text
+    longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
+    if longest > MAX_NAME_BYTES:
+        raise StoreError(f"{str(path)[:60]}...: a folder name of {longest} bytes; the file "
+                         f"system takes at most {MAX_NAME_BYTES}")
+    return path
 
 
 def now() -> str:
@@ -102,6 +114,12 @@ class IndexFolder:
             except FileNotFoundError:
                 stamp.append(None)
         return tuple(stamp)
+
+    def committed_state(self) -> tuple[str | None, int | None]:
+        """(live generation, number of its latest commit), None where there is none: any
+        commit changes it."""
+        name = self._live_name()
+        return name, (_latest_number(self.path / name) if name else None)
 
     def is_index(self) -> bool:
         """Whether the folder holds an index, even a broken one (a pointer or a generation)."""
