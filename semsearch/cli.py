@@ -685,10 +685,11 @@ def serve(index, sample, host, port, token, no_token) -> None:
         click.echo(f"Indexed {report.indexed} papers into {engine.path} in "
                    f"{report.seconds:.1f} s")
     engine = Engine.open(index)
-    app = create_app(engine, token=token, warm_up=True)
+    app = create_app(engine, token=token, warm_up=True, any_host=not local and token is None)
     address = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     click.echo(f"Serving {engine.info().count:,} papers from {engine.path} at {address}"
-               + (f"?token={token}" if token else "") + " (Ctrl-C stops)")
+               + (" (open it with ?token=YOUR-TOKEN once)" if token else "")
+               + " (Ctrl-C stops)")
     sys.stdout.flush()  # seen now, in a log or a pipe too, not when the server stops
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

@@ -525,3 +525,13 @@ def test_a_paper_is_named_by_its_citation_key_or_zotero_key_when_its_doi_is_the_
     assert "Vaswani, Ashish" not in run("show", "ABCD1234", "--index", tmp_path / "i").output
     liked = run("like", "velickovic2018gat", "--index", tmp_path / "i", "--json").output
     assert "Attention" in liked
+
+
+def test_serve_never_prints_its_token(sample_index, monkeypatch):
+    import uvicorn
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
+    token = "s3cret-token-of-twenty-chars"
+    said = run("serve", "--index", sample_index, "--token", token).output
+    assert served and token not in said and "?token=YOUR-TOKEN" in said

@@ -15,6 +15,9 @@ from semsearch.server.app import MAX_BODY_BYTES, MAX_QUERY_CHARS, MAX_RESULTS
 
 from conftest import HashingEmbedder
 
+#: the address tests send requests to (a tokenless server answers only loopback names)
+LOCAL = "http://localhost"
+
 PAPERS = [
     Document("2301.00001", "Graph attention networks", "Attention over graph neighbourhoods. "
              "Nodes weigh their neighbours.",
@@ -38,7 +41,8 @@ def index_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(index_path):
-    with TestClient(create_app(Engine.open(index_path, embedder=HashingEmbedder()))) as client:
+    with TestClient(create_app(Engine.open(index_path, embedder=HashingEmbedder())),
+                    base_url=LOCAL) as client:
         yield client
 
 
@@ -151,7 +155,7 @@ def test_a_body_over_the_bound_is_refused(client):
 def test_a_failure_inside_is_json_without_a_traceback(index_path, monkeypatch):
     engine = Engine.open(index_path, embedder=HashingEmbedder())
     monkeypatch.setattr(engine, "search", lambda *a, **k: 1 / 0)
-    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
+    with TestClient(create_app(engine), raise_server_exceptions=False, base_url=LOCAL) as client:
         answer = client.get("/api/search", params={"q": "attention"})
     assert answer.status_code == 500
     assert answer.json() == {"error": "the server failed on this request "
@@ -161,7 +165,7 @@ def test_a_failure_inside_is_json_without_a_traceback(index_path, monkeypatch):
 def test_with_a_token_every_request_must_carry_it(index_path):
     token = "s3cret-token-0123456789"
     app = create_app(Engine.open(index_path, embedder=HashingEmbedder()), token=token)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         for headers in ({}, {"authorization": "Bearer wrong-token-0123456789"}):
             for address in ("/", "/api/search?q=attention", "/openapi.json", "/page.js"):
                 answer = client.get(address, headers=headers)
@@ -173,7 +177,7 @@ def test_with_a_token_every_request_must_carry_it(index_path):
         page = client.get(f"/?token={token}")
         assert page.status_code == 200 and "semsearch" in page.text
         assert client.get("/api/info").status_code == 200
-    with TestClient(app) as fresh:
+    with TestClient(app, base_url=LOCAL) as fresh:
         assert fresh.get("/api/info").status_code == 401
 
 
@@ -229,7 +233,7 @@ def test_searches_while_another_process_writes_all_answer(index_path):
     writer = subprocess.Popen([sys.executable, "-c", WRITER.format(path=str(index_path),
                                                                     rounds=ROUNDS)])
     statuses, answered = [], 0
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, raise_server_exceptions=False, base_url=LOCAL) as client:
         while writer.poll() is None or answered < 20:
             for params in ({"q": "attention graphs"},
                            {"q": "attention transformers", "mode": "dense"}):
@@ -239,3 +243,81 @@ def test_searches_while_another_process_writes_all_answer(index_path):
     assert writer.returncode == 0
     assert [s for s in statuses if s[0] != 200] == []
     assert answered > 20
+
+
+# -- what a hostile page or client can do ---------------------------------------------------------
+
+@pytest.mark.parametrize("host, status", [
+    ("localhost:8000", 200), ("127.0.0.1:8000", 200), ("[::1]:8000", 200), ("LOCALHOST", 200),
+    ("evil.example:8000", 403), ("127.0.0.1.nip.io", 403), ("", 403)])
+def test_a_tokenless_server_answers_only_requests_addressed_to_a_loopback_name(index_path, host,
+                                                                               status):
+    """DNS rebinding: a page on a domain its owner points at 127.0.0.1 sends that domain as
+    the host; it must not read the collection."""
+    app = create_app(Engine.open(index_path, embedder=HashingEmbedder()))
+    with TestClient(app, base_url=LOCAL) as client:
+        answer = client.get("/api/search", params={"q": "attention"}, headers={"host": host})
+    assert answer.status_code == status
+    if status == 403:
+        assert "localhost" in answer.json()["error"]
+
+
+def test_with_a_token_or_opened_on_purpose_any_host_name_is_answered(index_path):
+    engine = Engine.open(index_path, embedder=HashingEmbedder())
+    token = "t" * 20
+    for app, headers in ((create_app(engine, token=token), {"authorization": f"Bearer {token}"}),
+                         (create_app(engine, any_host=True), {})):
+        with TestClient(app, base_url="http://papers.example") as client:
+            assert client.get("/api/info", headers=headers).status_code == 200
+
+
+def test_error_messages_do_not_tell_where_the_index_lives(index_path, monkeypatch):
+    from semsearch.errors import StoreError
+
+    engine = Engine.open(index_path, embedder=HashingEmbedder())
+
+    def broken(*args, **kwargs):
+        raise StoreError(f"{index_path.resolve()}/gen-000001/documents.sqlite: damaged")
+
+    monkeypatch.setattr(Engine, "info", broken)
+    with TestClient(create_app(engine), base_url=LOCAL) as client:
+        answer = client.get("/api/info")
+    assert answer.status_code == 503
+    assert str(index_path.parent) not in answer.text
+    assert answer.json()["error"] == f"{index_path.name}/gen-000001/documents.sqlite: damaged"
+
+
+def test_explain_is_bounded_to_the_first_results(client):
+    from semsearch.server.app import MAX_EXPLAINED
+
+    answer = client.get("/api/search", params={"q": "attention", "explain": "true",
+                                               "k": MAX_EXPLAINED + 1})
+    assert answer.status_code == 422 and f"k up to {MAX_EXPLAINED}" in answer.json()["error"]
+    answer = client.post("/api/like", json={"ids": ["bert"], "explain": True, "k": 50})
+    assert answer.status_code == 422
+
+
+def test_a_body_that_never_arrives_whole_is_answered_408_in_bounded_time(index_path,
+                                                                         monkeypatch):
+    """A client that declares more body than it sends must not hold the connection."""
+    import asyncio
+
+    from semsearch.server import guard
+
+    monkeypatch.setattr(guard, "BODY_SECONDS", 0.5)
+    app = create_app(Engine.open(index_path, embedder=HashingEmbedder()))
+    sent = []
+
+    async def receive():
+        if not sent:
+            sent.append(1)
+            return {"type": "http.request", "body": b'{"q": "att', "more_body": True}
+        await asyncio.sleep(3600)  # the rest never comes
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/search", "query_string": b"",
+             "headers": [(b"host", b"localhost"), (b"content-length", b"100")]}
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
+    assert sent[1]["status"] == 408

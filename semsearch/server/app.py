@@ -20,7 +20,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.exceptions import HTTPException
 
 from semsearch import __version__
@@ -35,6 +35,8 @@ from semsearch.server.served import ServedIndex
 #: bounds on what a request may ask: a pasted abstract fits in a query; a page of results
 MAX_QUERY_CHARS = 10_000
 MAX_RESULTS = 100
+#: results explained at most (each embeds some sentences of its abstract)
+MAX_EXPLAINED = 20
 MAX_PAPERS = 50           # liked or not liked, each
 MAX_NAME_CHARS = 500      # a paper's id or title, a filter value
 MAX_FILTER_VALUES = 20    # of each filter kind
@@ -106,6 +108,12 @@ class Filters(BaseModel):
         return Filter.parse(self.year, tuple(self.category), tuple(self.author),
                             tuple(self.tag)) or None
 
+    @model_validator(mode="after")
+    def explained_in_bounds(self):
+        if self.explain and getattr(self, "k", 0) > MAX_EXPLAINED:
+            raise ValueError(f"explain=true takes k up to {MAX_EXPLAINED}")
+        return self
+
 
 class Asked(BaseModel):
     q: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS,
@@ -138,15 +146,17 @@ class LikeRequest(Filters):
 
 ERRORS = {status: {"model": ErrorBody, "description": description} for status, description in
           ((400, "a query that cannot be answered as asked"), (401, "the token is missing"),
-           (413, "the body is too large"))}
+           (403, "addressed to a name other than localhost, without a token"),
+           (408, "the body did not arrive in time"), (413, "the body is too large"))}
 UNKNOWN = {404: {"model": ErrorBody, "description": "no such paper"}}
 
 
 def create_app(index: str | Path | Engine | None = None, *, token: str | None = None,
-               warm_up: bool = False) -> Guard:
+               warm_up: bool = False, any_host: bool = False) -> Guard:
     """The application for an index (a name or path, or an open Engine). With ``token``, every
-    request must carry it. ``warm_up`` opens the index and starts the model now rather than at
-    the first request."""
+    request must carry it; without, only requests addressed to a loopback name are answered,
+    unless ``any_host`` (a server opened to other machines on purpose). ``warm_up`` opens the
+    index and starts the model now rather than at the first request."""
     engine = index if isinstance(index, Engine) else Engine.open(index)
     served = ServedIndex(engine)
     if warm_up:
@@ -160,7 +170,7 @@ def create_app(index: str | Path | Engine | None = None, *, token: str | None = 
     app = FastAPI(title="semsearch", version=__version__, docs_url=None, redoc_url=None,
                   lifespan=lifespan,
                   description="Semantic search over scientific paper abstracts.")
-    _answer_errors_as_json(app)
+    _answer_errors_as_json(app, engine.path)
     _serve_page_and_docs(app)
 
     def answer(request: SearchRequest) -> Response:
@@ -209,7 +219,7 @@ def create_app(index: str | Path | Engine | None = None, *, token: str | None = 
                ) -> dict[str, list[FacetValue]]:
         return served.facets(list(dict.fromkeys(kind)), limit)
 
-    return Guard(app, token, MAX_BODY_BYTES)
+    return Guard(app, token, MAX_BODY_BYTES, any_host=any_host)
 
 
 def _results(hits) -> Response:
@@ -221,12 +231,20 @@ def _results(hits) -> Response:
                     media_type="application/json")
 
 
-def _answer_errors_as_json(app: FastAPI) -> None:
+def _answer_errors_as_json(app: FastAPI, index: Path) -> None:
+    # where the index lives on this machine is not the client's business: messages name it
+    # by its folder's name
+    places = sorted({str(index), str(index.absolute()), str(index.resolve())}, key=len,
+                    reverse=True)
+
     @app.exception_handler(SemsearchError)
     def semsearch_error(request: Request, error: SemsearchError) -> JSONResponse:
         status = 404 if isinstance(error, UnknownPaper) else \
             503 if isinstance(error, StoreError) else 400
-        return JSONResponse({"error": str(error)}, status_code=status)
+        message = str(error)
+        for place in places:
+            message = message.replace(place, index.name)
+        return JSONResponse({"error": message}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     def invalid(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -1,5 +1,11 @@
 """What every request passes before the application sees it: the token, when the server has
-one, and a bound on the body's size.
+one, else the host name it was sent to; a bound on the body's size, and on the time the body
+takes to arrive.
+
+A server on this machine's loopback address without a token answers only requests addressed
+to a loopback name (localhost, 127.0.0.1, [::1]): a web page on a domain that its owner points
+at 127.0.0.1 (DNS rebinding) sends its requests with that domain as the host, and is refused,
+so it cannot read the collection.
 
 A token may come as ``Authorization: Bearer TOKEN``, as ``?token=TOKEN`` (so a link opens the
 page), or in the cookie the server sets when a request carried it right (so the page's own
@@ -8,22 +14,31 @@ requests, scripts and styles carry it without the token in every address).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs
 
 COOKIE = "semsearch_token"
+#: host names a tokenless loopback server answers to
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+#: seconds a request's body may take to arrive (a client that sends less than it declared
+#: would otherwise hold its connection open for as long as it likes)
+BODY_SECONDS = 10.0
 
 
 class Guard:
-    """ASGI middleware: 401 without the token, 413 for a body over ``max_body`` bytes; both
-    answered as JSON with a message, like every other error."""
+    """ASGI middleware: 401 without the token, 403 for a host name a tokenless server does not
+    answer to, 413 for a body over ``max_body`` bytes, 408 for one that does not arrive in
+    BODY_SECONDS; answered as JSON with a message, like every other error. ``any_host``: a
+    server deliberately open to other machines without a token answers every host name."""
 
-    def __init__(self, app, token: str | None, max_body: int):
+    def __init__(self, app, token: str | None, max_body: int, any_host: bool = False):
         self.app = app
         self.token = token
         self.max_body = max_body
+        self.any_host = any_host
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -31,6 +46,11 @@ class Guard:
         headers = {name.decode("latin-1").lower(): value.decode("latin-1")
                    for name, value in scope.get("headers", [])}
         from_address = False
+        if self.token is None and not self.any_host and \
+                host_name(headers.get("host", "")) not in LOOPBACK_NAMES:
+            return await _answer(send, 403, "this server answers only requests addressed to "
+                                            "localhost, 127.0.0.1 or [::1]; serve with --token "
+                                            "to be reached by other names")
         if self.token is not None:
             carried, from_address = self._carried(scope, headers)
             if carried is None or not hmac.compare_digest(carried.encode(), self.token.encode()):
@@ -39,7 +59,12 @@ class Guard:
         declared = headers.get("content-length", "0")
         if not declared.isdigit() or int(declared) > self.max_body:
             return await _answer(send, 413, f"the request body is over {self.max_body:,} bytes")
-        body, whole = await _read_body(receive, self.max_body)
+        try:
+            body, whole = await asyncio.wait_for(_read_body(receive, self.max_body),
+                                                 BODY_SECONDS)
+        except asyncio.TimeoutError:
+            return await _answer(send, 408, f"the request body did not arrive within "
+                                            f"{BODY_SECONDS:.0f} s")
         if not whole:
             return await _answer(send, 413, f"the request body is over {self.max_body:,} bytes")
         replayed = False
@@ -74,6 +99,14 @@ class Guard:
         except Exception:  # a malformed cookie header carries no token
             return None, False
         return (cookie[COOKIE].value if COOKIE in cookie else None), False
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port: "[::1]:8000" is "::1"."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 async def _read_body(receive, limit: int) -> tuple[bytes, bool]:
