@@ -596,6 +596,10 @@ class Engine:
             cosines = [None] * len(ranked)
             if cosine_to is not None and ranked:
                 cosines = (view.vectors([row for row, _ in ranked]) @ cosine_to[position]).tolist()
+            if missing := [row for row, _ in ranked if row not in found]:
+                raise StoreError(f"{self.folder.path}: row {missing[0]} was found by a search "
+                                 f"but holds no paper: the index does not match its record; "
+                                 f"run `semsearch verify`")
             hits.append([_hit(rank, found[row], score, cosine)
                          for rank, ((row, score), cosine) in enumerate(zip(ranked, cosines),
                                                                         start=1)])

@@ -263,3 +263,30 @@ def test_an_index_name_the_file_system_cannot_take_is_one_line(name, says, comma
     result = run(*command, "--index", name)
     assert result.exit_code == 1 and says in result.output
     assert result.output.count("\n") == 1, result.output
+
+
+@pytest.mark.parametrize("change", ["no segments", "wrong count", "stray tombstone"])
+def test_a_hand_edited_commit_record_fails_verify_and_queries_in_one_line(index, change):
+    import sqlite3
+
+    generation = index / (index / "CURRENT").read_text().strip()
+    database = sqlite3.connect(generation / "documents.sqlite")
+    number, text = database.execute(
+        "SELECT number, record FROM commits ORDER BY number DESC LIMIT 1").fetchone()
+    record = json.loads(text)
+    if change == "no segments":
+        record["segments"] = []
+    elif change == "wrong count":
+        record["count"] += 5
+    else:
+        database.execute("INSERT INTO tombstones (row) VALUES (999999)")
+    database.execute("UPDATE commits SET record = ? WHERE number = ?", (json.dumps(record),
+                                                                      number))
+    database.commit()
+    database.close()
+    verified = run("verify", "--index", index)
+    assert verified.exit_code == 1 and "the commit record does not match" in verified.output
+    for command in (["search", "tardigrades"], ["like", "tardigrades"], ["info"]):
+        result = run(*command, "--index", index)
+        assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+        assert "commit record does not match" in result.output

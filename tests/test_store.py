@@ -13,12 +13,17 @@ from semsearch.store.folder import KEEP_COMMITS
 from semsearch.store.records import Commit, Manifest, SegmentInfo
 
 
-def segment_in(folder, name, payload=b"vectors"):
+def segment_in(folder, name, payload=b"vectors", row=1):
+    """A segment of one row and a data file (no vectors: the store does not read them)."""
+    import numpy as np
+
     path = folder / name
     path.mkdir()
     (path / "data.bin").write_bytes(payload)
-    return SegmentInfo(name=name, count=1, first_row=1, last_row=1, tokens=1,
-                       files={"data.bin": _fs.file_checksum(path / "data.bin")})
+    np.save(path / "rows.npy", np.array([row], dtype=np.int64))
+    return SegmentInfo(name=name, count=1, first_row=row, last_row=row, tokens=1,
+                       files={name: _fs.file_checksum(path / name)
+                              for name in ("data.bin", "rows.npy")})
 
 
 def build(folder, docs):
@@ -36,7 +41,8 @@ def write(folder, doc, payload=b"more"):
     """One write inside the live generation: a paper and a segment."""
     with folder.writing() as writer:
         writer.documents.upsert(doc, writer.base.next_row)
-        info = segment_in(writer.segments_path, writer.new_name("seg"), payload)
+        info = segment_in(writer.segments_path, writer.new_name("seg"), payload,
+                          row=writer.base.next_row)
         return writer.commit(Commit(**{**writer.base.__dict__,
                                        "segments": writer.base.segments + (info,),
                                        "count": writer.base.count + 1,
@@ -247,7 +253,7 @@ def test_an_intact_file_is_hashed_once_then_trusted_by_its_stamp(tmp_path, monke
     real = _fs.file_checksum
     monkeypatch.setattr(_fs, "file_checksum", lambda path: hashed.append(path) or real(path))
     store.Snapshot.pin(folder).close()
-    assert len(hashed) == 1
+    assert len(hashed) == 2                    # the segment's two files
     hashed.clear()
     store.Snapshot.pin(folder).close()
     assert hashed == []
@@ -264,3 +270,42 @@ def test_a_located_file_still_reads_when_it_is_deleted_before_it_is_opened(tmp_p
     located = snapshot.locate(name)
     (snapshot.path / name).unlink()  # the cleanup, between locating and opening
     assert located.read_bytes() == before
+
+
+def edit_record(folder, change) -> None:
+    """Rewrite the latest commit record as someone editing the database by hand would."""
+    database = sqlite3.connect(folder.generation() / "documents.sqlite")
+    number, text = database.execute(
+        "SELECT number, record FROM commits ORDER BY number DESC LIMIT 1").fetchone()
+    record = json.loads(text)
+    change(record, database)
+    database.execute("UPDATE commits SET record = ? WHERE number = ?",
+                     (json.dumps(record), number))
+    database.commit()
+    database.close()
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda record, db: record.update(segments=[]), "names no segments"),
+    (lambda record, db: record.update(count=record["count"] + 3), "it says 4 papers"),
+    (lambda record, db: db.execute("INSERT INTO tombstones (row) VALUES (77)"),
+     "row 77 is marked deleted, but no segment holds it"),
+    (lambda record, db: db.execute("DELETE FROM documents WHERE id = 'a'"),
+     "the document table holds 0"),
+])
+def test_verify_checks_the_commit_record_against_the_files_and_papers(tmp_path, edit, says):
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "Title", "Abstract")])
+    edit_record(folder, edit)
+    problems = folder.verify()
+    assert any(says in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize("edit", [lambda record, db: record.update(segments=[]),
+                                  lambda record, db: record.update(count=9)])
+def test_opening_a_state_whose_record_contradicts_itself_fails_in_one_line(tmp_path, edit):
+    folder = store.IndexFolder(tmp_path / "idx")
+    build(folder, [Document("a", "Title", "Abstract")])
+    edit_record(folder, edit)
+    with pytest.raises(StoreError, match="the commit record does not match the index"):
+        store.Snapshot.pin(folder)

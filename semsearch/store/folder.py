@@ -193,6 +193,10 @@ class IndexFolder:
             commit = table.latest_commit()
             problems += damaged_files(generation, commit.files())
             problems += table.damaged_rows()
+            if not problems:
+                problems += [f"{table.path}: the commit record does not match the index: "
+                             f"{problem}" for problem in _record_problems(generation, commit,
+                                                                           table)]
             return problems
         finally:
             table.close()
@@ -484,6 +488,9 @@ class Snapshot:
         self.documents = documents
         self._handles = handles
         self.tombstones = documents.tombstones()
+        if problems := commit.problems(self.tombstones):
+            raise StoreError(f"{documents.path}: the commit record does not match the index: "
+                             f"{problems[0]}; {_DAMAGE_ADVICE}")
         self._latest_stamp: tuple | None = None
         self._closer = weakref.finalize(self, _close_all, handles,
                                         documents if own_documents else None)
@@ -625,6 +632,32 @@ def _close_all(handles: dict[str, int], documents: DocumentTable | None = None) 
         except OSError:
             pass
     handles.clear()
+
+
+def _record_problems(generation: Path, commit: Commit, table: DocumentTable) -> list[str]:
+    """The commit record against the files and the document table, row by row: every live
+    paper held by exactly one segment, every row a segment holds either a paper or marked
+    deleted."""
+    tombstones = table.tombstones()
+    if problems := commit.problems(tombstones):
+        return problems
+    live = table.live_rows()
+    if len(live) != commit.count:
+        return [f"it says {commit.count} papers, the document table holds {len(live)}"]
+    try:
+        held = np.concatenate([np.load(generation / SEGMENTS / s.name / "rows.npy")
+                               for s in commit.segments]) if commit.segments \
+            else np.zeros(0, np.int64)
+    except (OSError, ValueError) as error:
+        return [f"cannot read a segment's rows ({error})"]
+    held.sort()
+    if len(np.unique(held)) != len(held):
+        return ["a row is held by two segments"]
+    if not np.array_equal(np.setdiff1d(held, tombstones, assume_unique=True), live):
+        missing = np.setdiff1d(live, held)
+        return [f"paper row {int(missing[0])} is in no segment" if len(missing)
+                else "a segment holds a row that is neither a paper nor marked deleted"]
+    return []
 
 
 def _intact(folder: IndexFolder, generation: Path) -> bool:

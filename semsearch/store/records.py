@@ -118,6 +118,27 @@ class Commit:
             found.update({f"segments/{self.ann.name}/{n}": c for n, c in self.ann.files.items()})
         return found
 
+    def problems(self, tombstones) -> list[str]:
+        """Where the record contradicts itself or the tombstones (sorted rows): checked on
+        every open, so a hand-edited or damaged record fails in one line, not in a search."""
+        problems = []
+        if self.count > 0 and not self.segments:
+            problems.append(f"it names no segments for {self.count} papers")
+        names = {segment.name for segment in self.segments}
+        if self.ann is not None and not set(self.ann.covers) <= names:
+            problems.append(f"its vector index covers segments it does not name: "
+                            f"{sorted(set(self.ann.covers) - names)}")
+        for row in tombstones[:100_000]:
+            if not any(s.first_row <= row <= s.last_row for s in self.segments):
+                problems.append(f"row {int(row)} is marked deleted, but no segment holds it")
+                break
+        held = sum(segment.count for segment in self.segments) - len(tombstones)
+        if not problems and held != self.count:
+            problems.append(f"it says {self.count} papers, its segments hold {held}")
+        if self.segments and max(s.last_row for s in self.segments) >= self.next_row:
+            problems.append("a segment holds a row at or above the next free row")
+        return problems
+
     @property
     def folders(self) -> set[str]:
         return {s.name for s in self.segments} | ({self.ann.name} if self.ann else set())
