@@ -320,7 +320,7 @@ class Engine:
         texts = [_query_text(text) for text in texts]
         _check_k(k)
         ranking.check_mode(mode)
-        view = self._open()
+        view = self._checked()
         allowed = self._allowed(where)
         vectors = self._query_vectors(texts) if texts and (mode != "lexical" or explain) \
             else None
@@ -348,7 +348,7 @@ class Engine:
         _check_k(k)
         vectors = vector.normalised(np.asarray(vectors).reshape(len(vectors), -1))
         self._check_dimension(vectors)
-        view = self._open()
+        view = self._checked()
         rankings = view.dense(vectors, k, self._allowed(where), exclude)
         return self._hits([ranking.pairs(found) for found in rankings], vectors)
 
@@ -358,7 +358,7 @@ class Engine:
         """Papers closest in meaning to one already in the index (its stored vector, so as
         fast as a search); never itself. ``more_like_these`` takes several, and negatives."""
         row = self._row_of(id_or_title)
-        return self.search_vector(self._open().vector(row), k, exclude=frozenset({row}),
+        return self.search_vector(self._checked().vector(row), k, exclude=frozenset({row}),
                                   where=where)
 
     @_one_at_a_time
@@ -377,7 +377,7 @@ class Engine:
         disliked = [self._row_of(n) for n in negatives]
         if not liked:
             raise QueryError("give at least one paper to find papers like")
-        view = self._open()
+        view = self._checked()
         if both := set(liked) & set(disliked):
             shown = view.documents.by_rows(both)
             raise QueryError("a paper cannot be both liked and not liked: " + "; ".join(
@@ -430,7 +430,7 @@ class Engine:
     @_one_at_a_time
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of papers, by id, as a matrix in the order given."""
-        view = self._open()
+        view = self._checked()
         rows = []
         for doc_id in ids:
             row = view.documents.row_of_id(doc_id)
@@ -503,6 +503,13 @@ class Engine:
         if self._view is None:
             self._view = IndexView(Snapshot.pin(self.folder))
         return self._view
+
+    def _checked(self) -> IndexView:
+        """The state, its files checked to be as long as recorded: once per call that reads
+        them through memory maps (see ``Snapshot.check_sizes``)."""
+        view = self._open()
+        view.snapshot.check_sizes()
+        return view
 
     @property
     def query_embedder(self) -> Embedder:

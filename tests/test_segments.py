@@ -172,3 +172,48 @@ def test_re_ranking_scores_candidates_in_every_segment_as_numpy_would(tmp_path, 
                                    atol=1e-6)
         assert list(got_rows[len(best):]) == [-1] * (8 - len(best))
         assert np.all(np.isneginf(got_scores[len(best):]))
+
+
+TRUNCATING = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from conftest import HashingEmbedder
+from semsearch import Document, Engine, StoreError
+path = {path!r}
+engine = Engine.open(path, embedder=HashingEmbedder())
+for mode in ("dense", "lexical"):
+    engine.search("subject3 method4", k=5, mode=mode)        # files mapped, pages read
+segment = os.path.join(path, open(os.path.join(path, "CURRENT")).read().strip(), "segments",
+                       "seg-000001")
+for name in ("vectors.npy", "docs.npy"):
+    with open(os.path.join(segment, name), "r+b") as handle:
+        handle.truncate(4096)                                  # cut short under the reader
+for call in (lambda: engine.search("subject3 method4", k=5, mode="dense"),
+             lambda: engine.search("subject3 method4", k=5, mode="lexical"),
+             lambda: engine.more_like_these(["d1"], k=3)):
+    try:
+        call()
+        print("answered")
+    except StoreError as error:
+        print("error:", error)
+"""
+
+
+def test_a_segment_file_cut_short_under_a_running_reader_is_an_error_not_a_crash(tmp_path):
+    """A truncated memory-mapped file read past its new end kills the process with SIGBUS and
+    no log line; the reader names the file instead."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "index"
+    Engine(path, embedder=HashingEmbedder()).build(
+        [Document(f"d{i}", f"Paper {i} on topic{i % 41}", f"Words about subject{i % 37}, "
+                  f"method{i % 13} and result{i}.") for i in range(3000)])
+    done = subprocess.run([sys.executable, "-c", TRUNCATING.format(
+        tests=str(Path(__file__).parent), path=str(path))], capture_output=True, text=True,
+        timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    said = done.stdout.splitlines()
+    assert len(said) == 3 and all(line.startswith("error:") for line in said), said
+    assert "seg-000001/" in said[0] and "changed under this process" in said[0]

@@ -487,6 +487,7 @@ class Snapshot:
         self.commit = commit
         self.documents = documents
         self._handles = handles
+        self._sizes = {name: info.get("bytes") for name, info in commit.files().items()}
         self.tombstones = documents.tombstones()
         if problems := commit.problems(self.tombstones):
             raise StoreError(f"{documents.path}: the commit record does not match the index: "
@@ -539,6 +540,17 @@ class Snapshot:
     @property
     def name(self) -> str:
         return self.path.name
+
+    def check_sizes(self) -> None:
+        """Every file of this state still its recorded size: a file cut short under a running
+        reader (a damaged disk, a careless copy) is named here, before a search reads past
+        its new end through a memory map, which would kill the process."""
+        for name, handle in self._handles.items():
+            size = os.fstat(handle).st_size
+            if size != self._sizes[name]:
+                raise StoreError(f"{self.path / name}: {size} bytes, the record says "
+                                 f"{self._sizes[name]}: the file was changed under this "
+                                 f"process; {_DAMAGE_ADVICE}")
 
     def is_latest(self, folder: IndexFolder) -> bool:
         """Whether no write has been committed to ``folder`` since this state.
