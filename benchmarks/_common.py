@@ -4,6 +4,7 @@ the optional packages a benchmark needs (`pip install -e ".[bench]"`)."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import sys
@@ -15,10 +16,26 @@ from semsearch import config
 from semsearch.evaluation import Collection, cached_engine, load_collection
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+#: the committed results the READMEs show: written only when asked (--results there)
+COMMITTED = HERE / "results"
 SHARED = HERE.parents[1] / "shared" / "eval"
 #: indexes of the test collections and other scratch indexes: never in the source tree
 SCRATCH = config.cache_root() / "benchmarks"
+
+
+def arguments(parser: argparse.ArgumentParser | None = None,
+              description: str = "") -> argparse.Namespace:
+    """The script's arguments, with ``--results DIR``: where its results are written, by
+    default a scratch folder, so that a run never overwrites the committed results unless
+    asked to (``--results benchmarks/results``)."""
+    parser = parser or argparse.ArgumentParser(description=description)
+    parser.add_argument("--results", type=Path, default=SCRATCH / "results", metavar="DIR",
+                        help=f"where to write the results (default: {SCRATCH / 'results'}; "
+                             f"{COMMITTED} holds the committed ones)")
+    args = parser.parse_args()
+    args.results.mkdir(parents=True, exist_ok=True)
+    print(f"results go to {args.results}", file=sys.stderr, flush=True)
+    return args
 
 
 def eval_engine(collection: Collection, **options):

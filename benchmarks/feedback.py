@@ -19,7 +19,7 @@ from pathlib import Path
 
 from semsearch.evaluation import load_collection, relevance_feedback
 
-from _common import eval_engine  # noqa: E402  (beside this file)
+from _common import arguments, eval_engine  # noqa: E402  (beside this file)
 
 HERE = Path(__file__).resolve().parent
 CRANFIELD = HERE.parents[1] / "shared" / "eval" / "cranfield"
@@ -29,10 +29,15 @@ SEEDS = (0, 1, 2, 3)
 
 
 def main() -> None:
+    args = arguments(description=__doc__.splitlines()[0])
     collection = load_collection(CRANFIELD, "test")
     engine = eval_engine(collection)
     started = time.perf_counter()
-    runs = {seed: relevance_feedback(engine, collection, seed=seed) for seed in SEEDS}
+    runs = {}
+    for seed in SEEDS:
+        runs[seed] = relevance_feedback(engine, collection, seed=seed)
+        print(f"seed {seed}: " + ", ".join(f"{r.mode} {r.metrics['ndcg@10']:.4f}"
+                                           for r in runs[seed]), flush=True)
     seconds = time.perf_counter() - started
     names = [r.mode for r in runs[SEEDS[0]]]
     table = {name: {"queries": runs[SEEDS[0]][i].queries,
@@ -43,7 +48,7 @@ def main() -> None:
              for i, name in enumerate(names)}
     out = {"collection": "cranfield", "split": "test", "positives_given": 2, "seeds": SEEDS,
            "seconds": round(seconds, 1), "results": table}
-    (HERE / "results" / "feedback.json").write_text(json.dumps(out, indent=2) + "\n")
+    (args.results / "feedback.json").write_text(json.dumps(out, indent=2) + "\n")
     print("| ranking | queries | nDCG@10 (mean of 4) | by seed | recall@100 | MRR@10 |")
     print("|---|---|---|---|---|---|")
     for name, row in table.items():

@@ -21,7 +21,7 @@ from semsearch import Engine, read_documents
 from semsearch.embedding import OnnxEmbedder, SentenceTransformerEmbedder
 from semsearch.evaluation import evaluate, load_collection
 
-from _common import SCRATCH, eval_engine  # noqa: E402  (beside this file)
+from _common import SCRATCH, arguments, eval_engine  # noqa: E402  (beside this file)
 
 HERE = Path(__file__).resolve().parent
 SCIFACT = HERE.parents[1] / "shared" / "eval" / "scifact"
@@ -29,6 +29,7 @@ SAMPLE = 1000
 
 
 def main() -> None:
+    args = arguments(description=__doc__.splitlines()[0])
     texts = [doc.text for doc in read_documents([SCIFACT / "corpus.jsonl"])][:SAMPLE]
     backends = {"sentence-transformers fp32": SentenceTransformerEmbedder(),
                 "onnxruntime fp32": OnnxEmbedder(), "onnxruntime int8": OnnxEmbedder(quantized=True)}
@@ -65,7 +66,7 @@ def main() -> None:
               "int8_scifact_build_seconds": round(build_seconds, 1),
               "int8_scifact_build_docs_per_second": round(5183 / build_seconds, 1),
               "scifact_test_ndcg@10": quality}
-    (HERE / "results" / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.results / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import arguments  # noqa: E402  (beside this file)
+
 HERE = Path(__file__).resolve().parent
 SCIFACT = HERE.parents[1] / "shared" / "eval" / "scifact" / "corpus.jsonl"
 
@@ -63,7 +65,7 @@ def write_snapshot(path: Path, count: int, seed: int = 0) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
-    args = parser.parse_args()
+    args = arguments(parser)
     with tempfile.TemporaryDirectory(prefix="semsearch-bench-") as scratch:
         path = Path(scratch) / "arxiv-metadata-oai-snapshot.json"
         started = time.perf_counter()
@@ -79,8 +81,7 @@ def main() -> None:
     out = {"records": records, "file_bytes": size, "generate_seconds": round(generate_seconds, 1),
            "wall_seconds": round(seconds, 1), "records_per_second": round(records / seconds),
            "peak_memory_mib": round(peak_kib / 1024, 1), "report": report}
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "parse.json").write_text(json.dumps(out, indent=2) + "\n")
+    (args.results / "parse.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 
 

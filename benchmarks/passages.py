@@ -21,7 +21,7 @@ import numpy as np
 from semsearch.embedding import OnnxEmbedder, bundled_model_path
 from semsearch.evaluation import load_collection, score_rankings
 
-from _common import eval_engine  # noqa: E402  (beside this file)
+from _common import arguments, eval_engine  # noqa: E402  (beside this file)
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "eval"
@@ -74,11 +74,11 @@ def measure(name: str, split: str) -> dict:
 
 
 def main() -> None:
+    args = arguments(description=__doc__.splitlines()[0])
     results = [measure("scifact", "train"), measure("cranfield", "test")]
     for result in results:
         print(result)
-    out = HERE / "results" / "passages.json"
-    out.parent.mkdir(exist_ok=True)
+    out = args.results / "passages.json"
     out.write_text(json.dumps({"window": WINDOW, "stride": STRIDE, "results": results},
                               indent=2) + "\n")
     print(f"wrote {out}")

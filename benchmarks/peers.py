@@ -52,7 +52,7 @@ import numpy as np
 from semsearch.index.vector import (  # the ANN benchmark may (DESIGN.md)
     exact_top, recall_at, recall_per_query)
 
-from _common import (RESULTS, SCRATCH, SHARED, claim_texts, real_vectors, require,
+from _common import (SCRATCH, arguments, SHARED, claim_texts, real_vectors, require,
                      synthetic_documents)
 
 TARGETS = (0.90, 0.95, 0.97, 0.99)
@@ -639,7 +639,7 @@ def main() -> None:
                         help="measure every system this many times, taking turns, and report "
                              "the median timings")
     parser.add_argument("--run", help=argparse.SUPPRESS)     # SYSTEM:N, in a child process
-    args = parser.parse_args()
+    args = arguments(parser)
     if args.rounds < 1:
         parser.error("--rounds takes 1 or more")
     if args.run:
@@ -681,10 +681,9 @@ def main() -> None:
         rounds.setdefault((name, n), []).append(found)
         shutil.rmtree(WORK / f"{name}-{n}", ignore_errors=True)
     results = [median_of_rounds(runs) for runs in rounds.values()]
-    RESULTS.mkdir(exist_ok=True)
     name = "peers" if set(sizes) <= {100_000, 1_000_000} else \
         "peers-" + "-".join(str(n) for n in sizes)
-    path = RESULTS / f"{name}.json"
+    path = args.results / f"{name}.json"
     seconds = round(time.perf_counter() - started, 1)
     if path.exists():  # a run of some systems replaces theirs and keeps the others'
         fresh = {(r["system"], r["n"]) for r in results}
@@ -695,7 +694,7 @@ def main() -> None:
               "queries": json.loads((WORK / "queries.json").read_text()),
               "seconds_of_last_run": seconds, "results": results}
     path.write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / f"{name}.md").write_text(table(results) + "\n")
+    (args.results / f"{name}.md").write_text(table(results) + "\n")
     print(table(results))
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from semsearch import FusionSettings, LexicalSettings
 from semsearch.evaluation import evaluate, load_collection
 
-from _common import eval_engine  # noqa: E402  (beside this file)
+from _common import COMMITTED, arguments, eval_engine  # noqa: E402  (beside this file)
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "eval"
@@ -33,6 +33,7 @@ PUBLISHED = {
 
 
 def main() -> None:
+    args = arguments(description=__doc__.splitlines()[0])
     rows = []
     for name in ("scifact", "cranfield"):
         collection = load_collection(SHARED / name, "test")
@@ -47,9 +48,9 @@ def main() -> None:
     results = {"model": "all-MiniLM-L6-v2", "search": "exact",
                "lexical_settings": asdict(LexicalSettings()),
                "fusion_settings": asdict(FusionSettings()), "results": rows}
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_table(rows)
+    (args.results / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.results.resolve() == COMMITTED.resolve():  # the README shows the committed ones
+        write_table(rows)
 
 
 def write_table(rows: list[dict]) -> None:

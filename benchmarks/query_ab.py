@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import build_synthetic_engine, claim_texts, real_vectors, synthetic_documents
+from _common import arguments, build_synthetic_engine, claim_texts, real_vectors, synthetic_documents
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = {"fp32": False, "bf16": True}  # name: Engine(bf16_queries=...)
@@ -91,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="vectors in the index")
     parser.add_argument("--rounds", type=int, default=2, help="passes over the claims")
-    args = parser.parse_args()
+    args = arguments(parser)
     work = Path(tempfile.mkdtemp(prefix="semsearch-ab-"))
     try:
         started = time.perf_counter()
@@ -102,7 +102,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result, indent=2))
-    (HERE / "results" / "query_ab.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.results / "query_ab.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

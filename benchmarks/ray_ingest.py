@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import RESULTS, SHARED, require
+from _common import SHARED, arguments, require
 
 ROUNDS = 3
 PAPERS = 5_183   # all of SciFact
@@ -57,6 +57,7 @@ def one_build(corpus: Path, setting: tuple[int, int] | None) -> dict:
 
 
 def main() -> None:
+    args = arguments(description=__doc__.splitlines()[0])
     require("ray")
     lines = (SHARED / "scifact" / "corpus.jsonl").read_text().splitlines()[:PAPERS]
     scratch = Path(tempfile.mkdtemp())
@@ -100,8 +101,7 @@ def main() -> None:
               "per_actor_thread_papers_per_s": round(per_actor, 1),
               "projection (not measured: per-actor rate x cores, assuming reading and "
               "the index on the driver keep up)": projection}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ray_ingest.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.results / "ray_ingest.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"| build of {indexed:,} SciFact papers | median s | papers/s | over local | "
              "over local, fixed cost taken out |", "|---|---|---|---|---|"]
     lines += [f"| {name} | {r['build_seconds_median']} | {r['papers_per_s']} | "
@@ -114,7 +114,7 @@ def main() -> None:
               "| machines | papers/s | arXiv 2.5M | PubMed 36M |", "|---|---|---|---|"]
     lines += [f"| {name.split()[0]} | {p['papers_per_s']:,} | {p['arXiv 2.5M hours']} h | "
               f"{p['PubMed 36M hours']} h |" for name, p in projection.items()]
-    (RESULTS / "ray_ingest.md").write_text("\n".join(lines) + "\n")
+    (args.results / "ray_ingest.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

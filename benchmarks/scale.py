@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import RESULTS, SCRATCH, SHARED, claim_texts, eval_engine, synthetic_documents
+from _common import SCRATCH, arguments, SHARED, claim_texts, eval_engine, synthetic_documents
 
 WORK = SCRATCH / "scale"
 HERE = Path(__file__).resolve().parent
@@ -322,7 +322,7 @@ def cold_rounds(folders: dict[int, str], queries: list[str]) -> dict[int, dict]:
             for size, t in times.items()}
 
 
-def builds(sizes: list[int], again: bool, runs: int) -> None:
+def builds(sizes: list[int], again: bool, runs: int, results: Path) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     _, real = scifact()
     queries = claim_texts()
@@ -339,7 +339,7 @@ def builds(sizes: list[int], again: bool, runs: int) -> None:
             figures[size][f"cold {mode} s, each round"] = each
     result = {"machine": {"cpus": os.cpu_count()}, "builds": figures,
               "baseline": BUILD_BASELINE, "targets": BUILD_TARGETS}
-    (RESULTS / "scale_build.json").write_text(json.dumps(result, indent=1) + "\n")
+    (results / "scale_build.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = ["| documents | build | peak RSS | on disk | one-shot hybrid | one-shot dense |",
              "|---|---|---|---|---|---|"]
     for size, f in figures.items():
@@ -351,7 +351,7 @@ def builds(sizes: list[int], again: bool, runs: int) -> None:
                      f"{f['cold dense s']:.2f} s |")
     lines.append("\nBefore (issue 21), 1M: build 430 s, peak RSS 10.0 GB; one-shot search "
                  "1.3-1.8 s hybrid, 0.55-0.68 s dense.")
-    (RESULTS / "scale_build.md").write_text("\n".join(lines) + "\n")
+    (results / "scale_build.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -416,11 +416,11 @@ def main() -> None:
                         help="whole builds at 100k, 1M and 3M, and one-shot searches on them")
     parser.add_argument("--again", action="store_true",
                         help="with --builds: build again sizes already built and measured")
-    options = parser.parse_args()
+    options = arguments(parser)
     compile_bytecode()
     if options.builds:
         return builds(options.sizes or [100_000, 1_000_000, 3_000_000], options.again,
-                      options.runs or 1)
+                      options.runs or 1, options.results)
     sizes = options.sizes or ([100_000] if options.quick else [100_000, 1_000_000])
     runs = options.runs or (1 if options.quick else 3)
     WORK.mkdir(parents=True, exist_ok=True)
@@ -435,8 +435,8 @@ def main() -> None:
     result = {"machine": {"cpus": os.cpu_count()}, "runs": runs, "summary": summary(by_size),
               "median": by_size, "each_run": raw, "baseline": BASELINE, "targets": TARGETS}
     name = "scale_quick" if options.quick else "scale"
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / f"{name}.md").write_text(markdown(result))
+    (options.results / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (options.results / f"{name}.md").write_text(markdown(result))
     print(markdown(result))
 
 

@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 
-from _common import RESULTS, SCRATCH, claim_texts
+from _common import SCRATCH, arguments, claim_texts
 
 WORK = SCRATCH / "serve"
 CLIENTS = (1, 4, 16)
@@ -259,17 +259,16 @@ def main() -> None:
     parser.add_argument("--sizes", default="sample,1000000")
     parser.add_argument("--runs", type=int, default=3,
                         help="full runs a size; the tables show the median one")
-    args = parser.parse_args()
+    args = arguments(parser)
     results = [median_run(size, args.runs) for size in args.sizes.split(",")]
-    path = RESULTS / "serve_load.json"
+    path = args.results / "serve_load.json"
     if path.exists():  # a run of some sizes replaces theirs
         fresh = {r["size"] for r in results}
         results = [r for r in json.loads(path.read_text())["results"]
                    if r["size"] not in fresh] + results
-    RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "results": results},
                                indent=2) + "\n")
-    (RESULTS / "serve_load.md").write_text(markdown(results))
+    (args.results / "serve_load.md").write_text(markdown(results))
     print(markdown(results))
 
 

@@ -23,7 +23,7 @@ from semsearch import Engine, FusionSettings, LexicalSettings
 from semsearch.evaluation import load_collection, score_rankings
 from semsearch.search.fusion import fuse
 
-from _common import eval_engine  # noqa: E402  (beside this file)
+from _common import arguments, eval_engine  # noqa: E402  (beside this file)
 
 HERE = Path(__file__).resolve().parent
 DEPTH = 1000
@@ -32,19 +32,19 @@ DEPTH = 1000
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collection", default=str(HERE.parents[1] / "shared/eval/scifact"))
-    args = parser.parse_args()
+    args = arguments(parser)
     started = time.perf_counter()
     train = load_collection(args.collection, "train")
     scratch = Path(tempfile.mkdtemp(prefix="tune-"))
     try:
         # a copy: each BM25 setting re-indexes the texts, the cached index stays as it is
         engine = Engine.open(shutil.copytree(eval_engine(train).path, scratch / "index"))
-        tune(train, engine, started)
+        tune(train, engine, started, args.results)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def tune(train, engine: Engine, started: float) -> None:
+def tune(train, engine: Engine, started: float, results: Path) -> None:
     ids = list(engine.ids())
     number = {doc_id: position for position, doc_id in enumerate(ids)}
     query_ids = list(train.qrels)
@@ -106,8 +106,7 @@ def tune(train, engine: Engine, started: float) -> None:
         "seconds": round(time.perf_counter() - started, 1),
         "trials": trials,
     }
-    out = HERE / "results" / "tuning.json"
-    out.parent.mkdir(exist_ok=True)
+    out = results / "tuning.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import shutil
 import sys
 import textwrap
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import click
 
-from semsearch.errors import InterruptedAfterCommit, SemsearchError
+from semsearch.errors import InterruptedAfterCommit, NoDocuments, SemsearchError
 from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, DEFAULT_TARGET_RECALL,
                               HYBRID_SCALE, INDEX_TYPES, LIKE_METHODS, MAX_QUERY_CHARS, MODES,
                               Engine)
@@ -134,6 +135,11 @@ def cluster_options(function: Callable) -> Callable:
         if ray_address is not None:
             from semsearch.ray_embedding import RaySettings
 
+            if ray_address == "local":
+                click.echo("Starting Ray on this machine: its processes take seconds to a "
+                           "minute to start before the first paper is embedded, and Ray may "
+                           "log a line about actor restarts, which is not an error", err=True)
+
             settings = RaySettings(address=None if ray_address == "local" else ray_address,
                                    actors=ray_actors,
                                    **({"device": ray_device} if ray_device else {}))
@@ -201,7 +207,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
                           abstract_field=abstract_field, skip_bad=skip_bad)
     engine = Engine(index, model=model, quantized=bool(quantized), ray=ray)
     documents = read_documents(sources, format_name, options)
-    with _ProgressBars() as progress:
+    with _ProgressBars() as progress, _explaining_empty_input(options):
         report = Engine.dry_run(documents, progress) if dry_run else engine.build(
             documents, progress=progress, index_type=index_type, target_recall=target_recall,
             force=force)
@@ -264,7 +270,7 @@ def add(paths, index, format_name, id_field, title_field, abstract_field, skip_b
     options = ReadOptions(id_field=id_field, title_field=title_field,
                           abstract_field=abstract_field, skip_bad=skip_bad)
     with Engine.open(index, quantized=quantized, ray=ray) as engine, \
-            _ProgressBars() as progress:
+            _ProgressBars() as progress, _explaining_empty_input(options):
         report = engine.add(read_documents(list(paths), format_name, options), progress)
         path = engine.path
     if as_json:
@@ -319,6 +325,22 @@ def _say_without_abstract(count: int) -> None:
         papers = "1 paper" if count == 1 else f"{count} papers"
         click.echo(f"  {papers} without an abstract, searched by title (if your files "
                    f"name their abstracts otherwise, say which field with --abstract-field)")
+
+
+@contextlib.contextmanager
+def _explaining_empty_input(options) -> Iterator[None]:
+    """An input of no documents at all said with how each file was read: a file read as a
+    page of papers (a feed) by its shape, say an XML export, is likely another format."""
+    try:
+        yield
+    except NoDocuments as error:
+        pages = [path for path, name in options.read_as if name == "feed"]
+        if not pages:
+            raise
+        raise NoDocuments(f"{error}: {', '.join(pages[:3])} {'was' if len(pages) == 1 else 'were'}"
+                          f" read as the text of a page of papers (a feed), and no paper was "
+                          f"found; if that is another format, give --format "
+                          f"({', '.join(FORMATS)})") from None
 
 
 def _say_cut(options) -> None:
@@ -580,7 +602,8 @@ def info(index, as_json) -> None:
                          f"index, the rest searched exactly)"),
             ("since trained", f"{changed['added']:,} added, {changed['removed']:,} removed "
                               "(`semsearch reindex` re-trains)"),
-            ("built", details.created), ("on disk", _size(details.bytes_on_disk)),
+            ("built", details.created), ("last change", details.updated),
+            ("on disk", _size(details.bytes_on_disk)),
             ("format", str(details.format_version))]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
@@ -701,19 +724,28 @@ def serve(index, sample, host, port, token, no_token) -> None:
 @click.option("--split", default="test", show_default=True,
               help="Which qrels/<split>.tsv to score against (tune on train, report test).")
 @model_option
+@click.option("--index", "-i", "index", default=None, metavar="NAME|PATH",
+              help="Measure an index you built of the collection's corpus, instead of the "
+                   "one eval builds and keeps.")
 @json_option
-def evaluate(collection, mode, split, model, as_json) -> None:
+def evaluate(collection, mode, split, model, index, as_json) -> None:
     """Measure search quality on COLLECTION, a folder in BEIR layout.
 
     COLLECTION holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv. The corpus is indexed
-    once (under the index root, reused while the corpus and model are unchanged), every judged
-    query is run, and nDCG@10, recall@10, recall@100 and MRR@10 are reported.
+    once (under the index root, reused while the corpus and model are unchanged; --index takes
+    one of your own), every judged query is run, and nDCG@10, recall@10, recall@100 and
+    MRR@10 are reported.
     """
-    from semsearch.evaluation import cached_engine, evaluate as run_evaluation, load_collection
+    from semsearch.evaluation import (cached_engine, evaluate as run_evaluation,
+                                      load_collection, require_corpus)
 
     loaded = load_collection(collection, split)
-    with _ProgressBars() as progress:
-        engine = cached_engine(loaded, model=model, progress=progress)
+    if index is not None:
+        engine = Engine.open(index, model=model)
+        require_corpus(engine, loaded)
+    else:
+        with _ProgressBars() as progress:
+            engine = cached_engine(loaded, model=model, progress=progress)
     modes = ["lexical", "dense", "hybrid"] if mode == "all" else [mode]
     results = [run_evaluation(engine, loaded, each) for each in modes]
     if as_json:

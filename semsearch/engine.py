@@ -71,6 +71,7 @@ class IndexInfo:
     tuned_recall_at_10: float | None
     #: documents added and removed since the vector index was trained (see `reindex`)
     changed_since_build: dict
+    #: when the index was built (`index`, `upgrade`), and when it last changed (any write)
     created: str
     format_version: int
     bytes_on_disk: int
@@ -87,6 +88,7 @@ class IndexInfo:
     #: starts again at 1, in a new generation)
     version: int = 0
     generation: str = ""
+    updated: str = ""
 
 
 def _one_at_a_time(method):
@@ -428,6 +430,11 @@ class Engine:
             after = page[-1][0]
 
     @_one_at_a_time
+    def has(self, doc_id: str) -> bool:
+        """Whether a paper with this id is in the index."""
+        return self._open().documents.row_of_id(doc_id) is not None
+
+    @_one_at_a_time
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of papers, by id, as a matrix in the order given."""
         view = self._checked()
@@ -486,7 +493,8 @@ class Engine:
                          index_params=tuning.get("params", {}),
                          tuned_recall_at_10=tuning.get("recall_at_10"),
                          changed_since_build=dict(commit.changed_since_build),
-                         created=commit.created or manifest.created,
+                         created=manifest.created or commit.created,
+                         updated=commit.created or manifest.created,
                          format_version=manifest.format_version, bytes_on_disk=size,
                          quantized=manifest.quantized,
                          recall_probes=tuning.get("sample_queries", 0),

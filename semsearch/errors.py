@@ -18,6 +18,13 @@ class InputError(SemsearchError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+class NoDocuments(InputError):
+    """The input held no documents at all: nothing was written."""
+
+    def __init__(self, message: str):
+        super().__init__(None, None, message)
+
+
 class StoreError(SemsearchError):
     """An index that is missing, damaged, or used in a way it does not allow."""
 

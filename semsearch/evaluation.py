@@ -77,6 +77,17 @@ def load_collection(root: str | Path, split: str = "test") -> Collection:
                       split=split)
 
 
+def require_corpus(engine: Engine, collection: Collection) -> None:
+    """Refuse an index that lacks the papers the collection judges (another corpus)."""
+    judged = sorted({doc_id for judged in collection.qrels.values() for doc_id in judged})
+    missing = [doc_id for doc_id in judged if not engine.has(doc_id)]
+    if missing:
+        raise InputError(str(engine.path), None,
+                         f"{len(missing)} of the {len(judged)} papers {collection.name}'s "
+                         f"judgments name are not in this index (such as {missing[0]!r}): "
+                         f"index {collection.corpus} into it, or leave out --index")
+
+
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     """query-id, corpus-id, score per line, after a header line."""
     qrels: dict[str, dict[str, int]] = {}

@@ -21,7 +21,7 @@ import numpy as np
 
 from semsearch import _fs
 from semsearch.documents import Document
-from semsearch.errors import InputError, QueryError, StoreError
+from semsearch.errors import InputError, NoDocuments, QueryError, StoreError
 from semsearch.index import lexical as bm25
 from semsearch.index import segments as segment_files
 from semsearch.index import vector
@@ -137,7 +137,7 @@ def build(folder: IndexFolder, documents: Iterable[Document], embedding: Embeddi
                 position_of_row[row] = position
         count = len(table)
         if count == 0:
-            raise InputError(None, None, "the input holds no documents; no index was written")
+            raise NoDocuments("the input holds no documents; no index was written")
         if vectors is not None and len(vectors) != sum(tally.outcomes.values()):
             raise InputError("vectors", None, f"{len(vectors)} vectors for "
                                               f"{sum(tally.outcomes.values())} documents")
@@ -317,7 +317,7 @@ def update(folder: IndexFolder, documents: Iterable[Document], remove_ids: list[
             if position % 1000 == 0:
                 progress("reading", position + 1, None)
         if documents_given and not sum(outcomes.values()):
-            raise InputError(None, None, "the input holds no documents; nothing was changed")
+            raise NoDocuments("the input holds no documents; nothing was changed")
         unknown, removed = [], 0
         for doc_id in remove_ids:
             row = table.delete(doc_id)

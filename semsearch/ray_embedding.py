@@ -145,6 +145,9 @@ class RayEmbedder:
                 return ray
             options = dict(log_to_driver=False, logging_level=logging.WARNING,
                            include_dashboard=False, configure_logging=False)
+            # Ray's notes on how it authenticates its own local instance are not for the
+            # user's terminal (its errors are)
+            logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
             if local:
                 ray.init(**options)
                 self._started_here = True

@@ -144,6 +144,20 @@ def test_eval_reports_every_mode_on_a_tiny_collection(tmp_path):
     assert "ndcg@10" in table and "hybrid" in table
 
 
+def test_eval_measures_an_index_of_your_own_and_refuses_one_of_another_corpus(tmp_path,
+                                                                             sample_index):
+    from test_evaluation import tiny_collection
+
+    root = tiny_collection(tmp_path / "tiny")
+    run("index", root / "corpus.jsonl", "--index", tmp_path / "mine", "--skip-bad")
+    own = [json.loads(line) for line in run("eval", root, "--index", tmp_path / "mine",
+                                            "--json").output.splitlines()]
+    built = [json.loads(line) for line in run("eval", root, "--json").output.splitlines()]
+    assert own == built
+    other = run("eval", root, "--index", sample_index, ok=False)
+    assert other.exit_code == 1 and "are not in this index" in other.output
+
+
 def test_index_type_can_be_chosen_and_changed_without_re_embedding(tmp_path):
     path = tmp_path / "typed"
     run("index", "--sample", "--index", path, "--index-type", "hnsw", "--target-recall", "0.9")
@@ -535,3 +549,12 @@ def test_serve_never_prints_its_token(sample_index, monkeypatch):
     token = "s3cret-token-of-twenty-chars"
     said = run("serve", "--index", sample_index, "--token", token).output
     assert served and token not in said and "?token=YOUR-TOKEN" in said
+
+
+def test_a_file_read_as_a_page_that_holds_no_paper_says_how_it_was_read(tmp_path):
+    path = write(tmp_path / "export.xml", '<?xml version="1.0"?>\n<records><record>'
+                                          '<title>A</title></record></records>\n')
+    result = run("index", path, "--index", tmp_path / "x", ok=False)
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "export.xml was read as the text of a page of papers (a feed)" in result.output
+    assert "--format" in result.output

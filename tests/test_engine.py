@@ -509,3 +509,15 @@ def test_an_engine_shared_by_threads_refreshes_under_searches_without_failing(tm
             thread.join(60)
     assert failures == []
     assert shared.info().count == 315
+
+
+def test_info_tells_when_the_index_was_built_apart_from_its_last_change(tmp_path):
+    import time
+
+    engine = Engine(tmp_path / "index", embedder=HashingEmbedder())
+    engine.build(many_docs(20))
+    built = engine.info().created
+    time.sleep(1.1)
+    engine.add([Document("late", "A late paper", "Added later.")])
+    info = engine.info()
+    assert info.created == built and info.updated > built

@@ -43,6 +43,8 @@ class ReadOptions:
     unread: list[InputError] = field(default_factory=list)
     #: papers whose title or abstract was cut to its bound (``documents.MAX_*_CHARS``)
     cut: int = 0
+    #: (file, the format it was read as) for every file read
+    read_as: list[tuple[str, str]] = field(default_factory=list)
 
     def bad(self, error: InputError) -> None:
         """Raise, or note and carry on, as the user asked."""
@@ -67,6 +69,7 @@ def read_documents(paths: Iterable[str | Path], format: str | None = None,
         if name not in FORMATS:
             raise InputError(str(path), None,
                              f"unknown format {name!r}; choose one of {', '.join(FORMATS)}")
+        options.read_as.append((str(path), name))
         for document in FORMATS[name](path, options):
             yield _bounded(document, options)
 
