@@ -119,7 +119,10 @@ class IndexFolder:
         """(live generation, number of its latest commit), None where there is none: any
         commit changes it."""
         name = self._live_name()
-        return name, (_latest_number(self.path / name) if name else None)
+        try:
+            return name, (_latest_number(self.path / name) if name else None)
+        except (StoreError, sqlite3.Error):  # no commits to read (an index of format 1)
+            return name, None
 
     def is_index(self) -> bool:
         """Whether the folder holds an index, even a broken one (a pointer or a generation)."""
