@@ -10,6 +10,7 @@ import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import click
 
@@ -573,6 +574,219 @@ def like(papers, unlike, method, k, mode, where, explain, index, as_json) -> Non
         _print_hits(hits, as_json)
 
 
+# -- the reader's side: tags, recommendations, the inbox ----------------------------------------
+
+@main.command()
+@click.argument("papers_and_tag", nargs=-1, required=True, metavar="PAPER... TAG")
+@click.option("--not", "against", is_flag=True,
+              help="Mark the papers against the tag: examples of what it is not.")
+@index_option
+@json_option
+def tag(papers_and_tag, against, index, as_json) -> None:
+    """Mark PAPERS (ids, titles, short names, citation keys) in TAG, for it (or --not).
+
+    Tags are kept beside the index, by paper id: they survive `index` (a rebuild), `reindex`,
+    `add` and `remove`. `semsearch recommend` ranks papers for them; `semsearch inbox` ranks
+    each day's new papers.
+
+    \b
+      semsearch tag LightRAG "Graph RAG" "graph rag"
+      semsearch tag 2401.01234 "graph rag" --not
+    """
+    if len(papers_and_tag) < 2:
+        raise click.UsageError("give one or more papers, then the tag: semsearch tag PAPER... "
+                               "TAG")
+    *papers, name = papers_and_tag
+    with Engine.open(index) as engine:
+        change = engine.tag(papers, name, against=against)
+        summary = {t.name: t for t in engine.tags()}[change.tag]
+    if as_json:
+        click.echo(json.dumps({"tag": change.tag, "papers": list(change.papers),
+                               "changed": change.changed, "against": against,
+                               **summary.to_json()}, ensure_ascii=False))
+        return
+    side = "against" if against else "for"
+    click.echo(f"{change.tag}: {len(change.papers)} paper{'s' * (len(change.papers) != 1)} "
+               f"marked {side} it ({change.changed} changed); {summary.papers} for it, "
+               f"{summary.against} against")
+
+
+@main.command()
+@click.argument("papers_and_tag", nargs=-1, required=True, metavar="PAPER... TAG")
+@index_option
+def untag(papers_and_tag, index) -> None:
+    """Take PAPERS out of TAG (a paper no longer in the index: by its id)."""
+    if len(papers_and_tag) < 2:
+        raise click.UsageError("give one or more papers, then the tag: semsearch untag "
+                               "PAPER... TAG")
+    *papers, name = papers_and_tag
+    with Engine.open(index) as engine:
+        change = engine.reader.untag(papers, name)
+    click.echo(f"{change.tag}: {change.changed} paper{'s' * (change.changed != 1)} taken out")
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--export", "export_to", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write every tag, paper seen and saved search as JSON lines.")
+@click.option("--import", "import_from", type=click.Path(dir_okay=False, exists=True),
+              metavar="FILE", help="Read tags from an export (merged into the ones here).")
+@click.option("--from-source", is_flag=True,
+              help="Make tags of the tags and keywords the sources gave the papers (BibTeX "
+                   "keywords, Zotero tags).")
+@click.option("--delete", "delete", is_flag=True, help="Delete the tag NAME.")
+@index_option
+@json_option
+def tags(name, export_to, import_from, from_source, delete, index, as_json) -> None:
+    """The tags: names, papers for and against each, when each last changed; with NAME, that
+    tag's papers.
+
+    \b
+      semsearch tags
+      semsearch tags "graph rag"
+      semsearch tags --export my-tags.jsonl       # to another machine, or a rebuilt index
+      semsearch tags --import my-tags.jsonl
+    """
+    with Engine.open(index) as engine:
+        reader = engine.reader
+        if delete:
+            if not name:
+                raise click.UsageError("--delete takes the tag's NAME")
+            click.echo(f"{name}: deleted, with its {reader.delete_tag(name)} marks")
+            return
+        if export_to:
+            click.echo(f"{reader.export(export_to)} lines written to {export_to}")
+            return
+        if import_from:
+            counts = reader.import_(import_from)
+            click.echo(f"imported {counts['marks']} marks, {counts['seen']} papers seen, "
+                       f"{counts['searches']} saved searches")
+            return
+        if from_source:
+            made = reader.tags_from_source()
+            click.echo(f"{len(made)} tags made from the sources' tags and keywords" +
+                       "".join(f"\n  {tag}: {count}" for tag, count in made.items()))
+            return
+        if name:
+            _print_marks(engine, name, as_json)
+            return
+        found = engine.tags()
+    if as_json:
+        for info in found:
+            click.echo(json.dumps(info.to_json(), ensure_ascii=False))
+        return
+    if not found:
+        click.echo("No tags yet: `semsearch tag PAPER... TAG` makes one.")
+        return
+    width = max(len(info.name) for info in found)
+    click.echo(f"{'tag':<{width}}  {'for':>5}  {'against':>7}  last change")
+    for info in found:
+        gone = f"  ({len(info.missing)} no longer in the index)" if info.missing else ""
+        click.echo(f"{info.name:<{width}}  {info.papers:>5}  {info.against:>7}  "
+                   f"{info.changed}{gone}")
+
+
+def _print_marks(engine, name: str, as_json: bool) -> None:
+    marks = engine.reader.marks([name])
+    present = engine.papers([m.paper for m in marks])
+    for mark in marks:
+        if as_json:
+            click.echo(json.dumps({"tag": mark.tag, "id": mark.paper, "verdict": mark.verdict,
+                                   "title": mark.title, "at": mark.at,
+                                   "in_index": mark.paper in present}, ensure_ascii=False))
+        else:
+            gone = "" if mark.paper in present else "  (no longer in the index)"
+            click.echo(f"{'+' if mark.verdict == 'for' else '-'} {mark.paper}  {mark.title}{gone}")
+
+
+@main.command()
+@click.argument("tag_names", nargs=-1, metavar="[TAG...]")
+@k_option
+@click.option("--since", metavar="DATE",
+              help="Only papers that came into the index from then on: a date (2026-12-01), "
+                   "or a span back from now (3d, 12h, 2w).")
+@index_option
+@json_option
+def recommend(tag_names, k, since, index, as_json) -> None:
+    """Papers ranked for your tags (all of them, or the TAGs named), each with the tag it is
+    for and the tagged paper it is closest to. Papers tagged or seen are left out.
+
+    A tag's ranking learns from its papers (and the ones marked --not), walks among their
+    nearest papers, and reads the words they share; the score says how far a paper stands
+    out among the tag's 2,000 nearest (higher is better, comparable across tags).
+    """
+    with Engine.open(index) as engine:
+        hits = engine.recommend(list(tag_names) or None, k=k, since=since)
+        _print_hits(hits, as_json)
+
+
+@main.command()
+@click.option("--since", metavar="DATE",
+              help="Papers that came into the index from then on (2026-12-01, 3d), instead of "
+                   "since the inbox was last read.")
+@click.option("--from", "from_paths", multiple=True, type=click.Path(dir_okay=False),
+              metavar="FILE", help="Rank the papers of FILE (any format `index` reads) without "
+                                   "adding them to the index. Repeat for several.")
+@click.option("-k", "--top", "k", default=20, show_default=True, type=click.IntRange(1, 1000),
+              help="How many papers to show.")
+@click.option("--peek", is_flag=True,
+              help="Look without marking the papers shown as seen (they come again next time).")
+@click.option("--output", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write a digest to FILE: self-contained HTML (.html) or Markdown (.md) "
+                   "for a mail.")
+@index_option
+@json_option
+def inbox(since, from_paths, k, peek, output, index, as_json) -> None:
+    """Today's papers, ranked for your tags: the papers new since the inbox was last read,
+    each shown once (then marked seen), a copy of a paper already seen or tagged (another
+    version or source of it) folded into it.
+
+    \b
+      semsearch add today.txt && semsearch inbox
+      semsearch inbox --since 3d --output digest.html
+      semsearch inbox --from todays-listing.txt --peek
+    """
+    from semsearch.readers import ReadOptions, read_documents
+
+    papers = None
+    if from_paths:
+        papers = list(read_documents(list(from_paths), options=ReadOptions(skip_bad=True)))
+    with Engine.open(index) as engine:
+        found = engine.inbox(since=since, papers=papers, k=k, peek=peek)
+        name = engine.path.name
+    if output:
+        _write_digest(found, name, output)
+    if as_json:
+        for hit in found.hits:
+            click.echo(json.dumps(hit.to_json(), ensure_ascii=False))
+        return
+    ranked = "ranked for your tags" if found.ranked else \
+        "in the order they came (tag papers to have them ranked: semsearch tag PAPER... TAG)"
+    more = found.new - len(found.hits) - len(found.folded)
+    click.echo(f"{found.new} new since {found.since or 'the start'}; {len(found.hits)} shown, "
+               f"{ranked}" + (f"; {len(found.folded)} folded into papers seen or shown"
+                              if found.folded else "")
+               + (f"; {more} more below them (-k shows more)" if more > 0 else ""))
+    if found.hits:
+        click.echo(format_table(found.hits, shutil.get_terminal_size((100, 24)).columns))
+    if output:
+        click.echo(f"digest written to {output}")
+
+
+def _write_digest(found, name: str, output: str) -> None:
+    from semsearch import _fs
+    from semsearch.reading.inbox import digest_html, digest_markdown
+
+    path = Path(output)
+    text = digest_html(found, name) if path.suffix.lower() in (".html", ".htm") else \
+        digest_markdown(found, name)
+    try:
+        _fs.write_atomically(path, text)
+    except OSError as error:
+        raise click.ClickException(f"{path}: cannot write the digest ({error.strerror})") \
+            from None
+
+
 @main.command()
 @index_option
 @json_option
@@ -813,6 +1027,13 @@ def format_table(hits: list, width: int) -> str:
             words = ", ".join(hit.explanation.matched_terms) or "none"
             cosine = f"; cosine {hit.cosine:.3f}" if hit.cosine is not None else ""
             lines.append(f"{indent}words matched: {words}{cosine}")
+        if hit.reason is not None and hit.reason.tag:
+            why = (f"for \u201c{hit.reason.tag}\u201d, like \u201c{hit.reason.closest_title}"
+                   f"\u201d ({hit.reason.similarity:.2f})")
+            lines.extend(textwrap.wrap(why, text_width + _INDENT, initial_indent=indent,
+                                       subsequent_indent=indent))
+        if hit.reason is not None and hit.reason.folded:
+            lines.append(f"{indent}also as: {', '.join(hit.reason.folded)}")
     return "\n".join(lines)
 
 

@@ -88,6 +88,23 @@ class Explanation:
 
 
 @dataclass(frozen=True)
+class Reason:
+    """Why a paper was recommended: the tag it is for, and the paper of that tag it is
+    closest to (its id, title and cosine similarity); papers folded into it as the same
+    paper (another version or source of it)."""
+
+    tag: str
+    closest_id: str
+    closest_title: str
+    similarity: float
+    folded: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tag": self.tag, "closest": {"id": self.closest_id, "title": self.closest_title},
+                "similarity": round(self.similarity, 6), "folded": list(self.folded)}
+
+
+@dataclass(frozen=True)
 class Hit:
     """One search result.
 
@@ -108,6 +125,8 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
     explanation: Explanation | None = None
     cosine: float | None = None
+    #: for a recommendation: the tag it is for and the tagged paper it is closest to
+    reason: Reason | None = None
 
     @property
     def link(self) -> str | None:
@@ -126,6 +145,8 @@ class Hit:
         record["abstract"] = self.abstract
         if self.explanation is not None:
             record["explain"] = self.explanation.to_json()
+        if self.reason is not None:
+            record["reason"] = self.reason.to_json()
         return record
 
 

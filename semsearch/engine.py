@@ -36,6 +36,7 @@ from semsearch.store.records import FORMAT_VERSION
 
 if TYPE_CHECKING:
     from semsearch.ray_embedding import RaySettings
+    from semsearch.reading import Inbox, Reader, TagChange, TagInfo
 
 __all__ = ["BuildReport", "Engine", "HYBRID_SCALE", "IndexInfo", "MAX_QUERY_CHARS",
            "UpdateReport"]
@@ -141,6 +142,7 @@ class Engine:
         self._ray = ray
         self._view: IndexView | None = None
         self._lock = threading.RLock()
+        self._reader: Reader | None = None
 
     @classmethod
     def open(cls, location: str | Path | None = None, **options) -> Engine:
@@ -181,6 +183,36 @@ class Engine:
             return False
         self.close()
         return True
+
+    # -- the reader's side: tags, recommendations, the inbox (``semsearch.reading``) --------
+
+    @property
+    def reader(self) -> Reader:
+        """The reader's tags, seen papers and saved searches, kept beside the index (they
+        outlive every rebuild), and the recommendations and inbox they ask for."""
+        if self._reader is None:
+            from semsearch.reading import Reader
+
+            self._reader = Reader(self)
+        return self._reader
+
+    def tags(self) -> list[TagInfo]:
+        """Every tag with its counts (see ``reader``)."""
+        return self.reader.tags()
+
+    def tag(self, papers: Iterable[str], tag: str, against: bool = False) -> TagChange:
+        """Mark papers in a tag, for it or ``against`` it (see ``reader``)."""
+        return self.reader.tag(papers, tag, against)
+
+    def recommend(self, tags: Sequence[str] | None = None, k: int = 10,
+                  since: str | None = None) -> list[Hit]:
+        """Papers ranked for the reader's tags, each with its reason (see ``reader``)."""
+        return self.reader.recommend(tags, k, since)
+
+    def inbox(self, since: str | None = None, papers: Iterable[Document] | None = None,
+              k: int = 20, peek: bool = False) -> Inbox:
+        """The new papers, ranked for the tags, each shown once (see ``reader``)."""
+        return self.reader.inbox(since, papers, k, peek)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -428,6 +460,47 @@ class Engine:
             if len(page) < IDS_PAGE:
                 return
             after = page[-1][0]
+
+    @_one_at_a_time
+    def papers(self, ids: Iterable[str]) -> dict[str, Document]:
+        """The stored papers of these ids (those in the index), by id, fetched in one go."""
+        documents = self._open().documents
+        rows = {row: doc_id for doc_id in dict.fromkeys(ids)
+                if (row := documents.row_of_id(doc_id)) is not None}
+        return {doc.id: doc for doc in documents.by_rows(rows).values()}
+
+    @_one_at_a_time
+    def arrivals(self, after: str | None = None) -> tuple[list[tuple[str, str]], str]:
+        """(id, when it came into the index) of every paper added since the bookmark
+        ``after`` (every paper, if there is none or it is of another build), and the
+        bookmark of the state read now: for what is new since some moment."""
+        view = self._open()
+        generation, commit = view.snapshot.name, view.commit
+        start = 0
+        if after and after.rsplit(":", 1)[0] == generation:
+            start = int(after.rsplit(":", 1)[1])
+        times = view.documents.commit_times(start)
+        limits = np.array([next_row for next_row, _ in times], dtype=np.int64)
+        found = []
+        for row, doc_id in view.documents.ids_from_row(start):
+            at = int(np.searchsorted(limits, row, side="right"))
+            found.append((doc_id, times[min(at, len(times) - 1)][1]))
+        return found, f"{generation}:{commit.next_row}"
+
+    @_one_at_a_time
+    def sample(self, count: int, seed: int = 0) -> list[str]:
+        """Ids of up to ``count`` papers picked at random (the same for the same seed and
+        state): a stand-in for "the rest of the collection"."""
+        documents = self._open().documents
+        rows = documents.random_rows(count, np.random.default_rng(seed))
+        return [doc.id for doc in documents.by_rows(rows).values()]
+
+    @_one_at_a_time
+    def papers_by_facet(self, kind: str) -> dict[str, list[str]]:
+        """For each value of a facet ("tag", "category", ...), the ids of its papers."""
+        if kind not in FLAGS:
+            raise QueryError(f"no facet {kind!r}: the facets are " + ", ".join(FLAGS))
+        return self._open().documents.ids_by_facet(kind)
 
     @_one_at_a_time
     def has(self, doc_id: str) -> bool:

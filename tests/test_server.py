@@ -318,6 +318,7 @@ def test_a_body_that_never_arrives_whole_is_answered_408_in_bounded_time(index_p
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": "/api/search", "query_string": b"",
-             "headers": [(b"host", b"localhost"), (b"content-length", b"100")]}
+             "headers": [(b"host", b"localhost"), (b"content-length", b"100"),
+                         (b"content-type", b"application/json")]}
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
     assert sent[1]["status"] == 408

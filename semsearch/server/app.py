@@ -30,6 +30,7 @@ from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, FACET_KINDS, HY
 from semsearch.errors import SemsearchError, StoreError, UnknownPaper
 from semsearch.filters import FLAGS, FacetValue, Filter
 from semsearch.server.guard import Guard
+from semsearch.server.reader_routes import add_reader_routes
 from semsearch.server.served import ServedIndex
 
 #: bounds on what a request may ask: a pasted abstract fits in a query; a page of results
@@ -77,6 +78,21 @@ class Paper(BaseModel):
     abstract: str
 
 
+class ClosestBody(BaseModel):
+    id: str
+    title: str
+
+
+class ReasonBody(BaseModel):
+    """Why a paper is recommended: its tag, and the tag's paper it is closest to."""
+
+    tag: str
+    closest: ClosestBody
+    similarity: float
+    folded: list[str] = Field(description="copies of this paper (another version or source) "
+                                          "folded into it")
+
+
 class Row(Paper):
     """A result as ``semsearch search --json`` prints it."""
 
@@ -87,10 +103,21 @@ class Row(Paper):
     cosine: float | None = Field(None, description="cosine similarity of the query and the "
                                  "paper by the model (absent in lexical search)")
     explain: ExplanationBody | None = None
+    reason: ReasonBody | None = None
 
 
 class Results(BaseModel):
     results: list[Row]
+
+
+class InboxBody(Results):
+    """The inbox: new papers ranked for the tags (each with its reason)."""
+
+    since: str
+    new: int = Field(description="papers new since then")
+    shown: int
+    ranked_for_tags: bool
+    folded: dict[str, str] = Field(description="paper -> the paper it is another copy of")
 
 
 class Filters(BaseModel):
@@ -147,7 +174,8 @@ class LikeRequest(Filters):
 ERRORS = {status: {"model": ErrorBody, "description": description} for status, description in
           ((400, "a query that cannot be answered as asked"), (401, "the token is missing"),
            (403, "addressed to a name other than localhost, without a token"),
-           (408, "the body did not arrive in time"), (413, "the body is too large"))}
+           (408, "the body did not arrive in time"), (413, "the body is too large"),
+           (415, "a body that is not JSON"))}
 UNKNOWN = {404: {"model": ErrorBody, "description": "no such paper"}}
 
 
@@ -210,6 +238,8 @@ def create_app(index: str | Path | Engine | None = None, *, token: str | None = 
     def info() -> IndexInfo:
         with served.engine() as engine:
             return engine.info()
+
+    add_reader_routes(app, served, ERRORS, UNKNOWN, Results, _results, InboxBody)
 
     @app.get("/api/facets", response_model=dict[str, list[FacetValue]], responses=ERRORS,
              summary="What papers can be filtered by, with how many papers have each value")

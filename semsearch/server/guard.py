@@ -23,6 +23,9 @@ from urllib.parse import parse_qs
 COOKIE = "semsearch_token"
 #: host names a tokenless loopback server answers to
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+#: methods that send a body (and may write): only as JSON, never from another site's page (a
+#: form or a script of another origin cannot send JSON here without asking first)
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 #: seconds a request's body may take to arrive (a client that sends less than it declared
 #: would otherwise hold its connection open for as long as it likes)
 BODY_SECONDS = 10.0
@@ -56,6 +59,15 @@ class Guard:
             if carried is None or not hmac.compare_digest(carried.encode(), self.token.encode()):
                 return await _answer(send, 401, "this server needs its token: "
                                                 "Authorization: Bearer TOKEN, or ?token=TOKEN")
+        if scope.get("method") in WRITES:
+            if headers.get("content-type", "").split(";")[0].strip().lower() != \
+                    "application/json":
+                return await _answer(send, 415, "send the request body as JSON "
+                                                "(Content-Type: application/json)")
+            origin = headers.get("origin")
+            if origin and host_name(origin.split("//", 1)[-1].split("/", 1)[0]) != \
+                    host_name(headers.get("host", "")):
+                return await _answer(send, 403, "a page of another site cannot write here")
         declared = headers.get("content-length", "0")
         if not declared.isdigit() or int(declared) > self.max_body:
             return await _answer(send, 413, f"the request body is over {self.max_body:,} bytes")

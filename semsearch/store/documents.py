@@ -400,6 +400,31 @@ class DocumentTable:
         found = self._db.execute("SELECT row FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return found[0] if found else None
 
+    def ids_from_row(self, row: int) -> list[tuple[int, str]]:
+        """(row, id) of every paper at ``row`` or above, in row order."""
+        return self._db.execute("SELECT row, id FROM documents WHERE row >= ? ORDER BY row",
+                                (row,)).fetchall()
+
+    def commit_times(self, above_row: int = 0) -> list[tuple[int, str]]:
+        """(next free row after it, when) of each commit that added rows above ``above_row``,
+        oldest first: a row arrived with the first commit whose next free row is above it."""
+        found = []
+        for (text,) in self._db.execute("SELECT record FROM commits ORDER BY number DESC"):
+            record = orjson.loads(text)
+            found.append((int(record["next_row"]), str(record.get("created") or "")))
+            if record["next_row"] <= above_row:
+                break
+        return found[::-1]
+
+    def ids_by_facet(self, kind: str) -> dict[str, list[str]]:
+        """For each value of a facet (as the source wrote it), the ids of its papers."""
+        found: dict[str, list[str]] = {}
+        for shown, doc_id in self._db.execute(
+                "SELECT f.shown, d.id FROM facets f JOIN documents d ON d.row = f.row "
+                "WHERE f.kind = ? ORDER BY f.shown, d.row", (kind,)):
+            found.setdefault(shown, []).append(doc_id)
+        return found
+
     def rows_of_alias(self, alias: str) -> list[int]:
         """Rows of papers the source also called ``alias`` (a citation key, a Zotero item
         key), in any case."""

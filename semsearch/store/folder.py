@@ -56,6 +56,9 @@ POINTER = "CURRENT"
 #: where this process's open files can be opened again by descriptor (Linux; /dev/fd elsewhere)
 _DESCRIPTORS = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
 LOCK = ".lock"
+#: the reader's tags, seen papers and saved searches (``reading.state``): beside the
+#: generations, so no build, rebuild or write of the index touches it
+READER = "reader.sqlite"
 MANIFEST = "manifest.json"
 SEGMENTS = "segments"
 CHECKED = ".checked.json"
@@ -101,6 +104,11 @@ class IndexFolder:
 
     def exists(self) -> bool:
         return (self.path / POINTER).is_file()
+
+    @property
+    def reader_path(self) -> Path:
+        """Where the reader's state of this index is kept."""
+        return self.path / READER
 
     def change_stamp(self, generation: Path) -> tuple:
         """Identity, size and time of change of the files a commit to ``generation`` writes:

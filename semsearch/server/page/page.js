@@ -1,4 +1,5 @@
-// The semsearch page: search, read, "similar", and a tray of liked and disliked papers.
+// The semsearch page: search, read, "similar", a tray of liked and disliked papers, tags kept by
+// the server (for and against, one click on a result), recommendations for a tag, the inbox.
 // Plain DOM, no framework and nothing fetched from elsewhere: it works offline. Text from the
 // index is always set as text, never as HTML.
 "use strict";
@@ -7,8 +8,10 @@ const $ = (id) => document.getElementById(id);
 const RESULTS = 20;
 const TYPING_PAUSE_MS = 350;
 const picks = { liked: new Map(), disliked: new Map() };  // id -> title
+const tagged = new Map();  // id -> "for" | "against", in the current tag
 let asked = 0;           // the number of the latest request: older answers are dropped
 let typingTimer = null;
+let shownAs = "search";  // what the results are: "search", "inbox", "recommend"
 
 function filters() {
   const from = $("year-from").value.trim(), to = $("year-to").value.trim();
@@ -31,19 +34,102 @@ async function call(path, options = {}) {
   return body;
 }
 
-async function answer(what, request) {
+async function answer(what, request, kind = "search", summary = null) {
   const mine = ++asked;
   say(`Searching ${what}…`);
   try {
     const body = await request();
     if (mine !== asked) return;
+    shownAs = kind;
     show(body.results);
-    say(body.results.length ? `${body.results.length} papers ${what}` : `No papers ${what}`);
+    say(summary ? summary(body)
+      : body.results.length ? `${body.results.length} papers ${what}` : `No papers ${what}`);
   } catch (error) {
     if (mine !== asked) return;
     $("results").replaceChildren();
     say(error.message, true);
   }
+}
+
+// -- tags: kept by the server, by paper id; the result buttons use the tag named in the panel
+function currentTag() { return $("tag-name").value.trim(); }
+
+async function post(path, body) {
+  return call(path, { method: "POST", headers: { "content-type": "application/json" },
+                      body: JSON.stringify(body) });
+}
+
+async function loadTags() {
+  const { tags } = await call("/api/tags");
+  $("tags").replaceChildren(...tags.map((tag) => element("li", {},
+    button(tag.name, "tag-link", () => { $("tag-name").value = tag.name; loadMarks().then(
+      () => recommendFor(tag.name)); }, { ariaCurrent: String(tag.name === currentTag()) }),
+    element("span", { className: "count", title: "papers for it · against it" },
+            `${tag.papers} · ${tag.against}`))));
+  $("tag-names").replaceChildren(...tags.map((tag) => element("option", { value: tag.name })));
+  $("tags-hint").hidden = tags.length > 0;
+  if (!currentTag() && tags.length) $("tag-name").value = tags[0].name;
+  for (const link of document.querySelectorAll("#tags .tag-link")) {
+    link.setAttribute("aria-current", String(link.textContent === currentTag()));
+  }
+}
+
+async function loadMarks() {
+  tagged.clear();
+  const name = currentTag();
+  if (name) {
+    try {
+      const { papers } = await call(`/api/tags/${encodeURIComponent(name)}`);
+      for (const paper of papers) tagged.set(paper.id, paper.verdict);
+    } catch (error) { /* a tag not made yet has no papers */ }
+  }
+  drawMarks();
+  await loadTags();
+}
+
+function drawMarks() {
+  for (const made of document.querySelectorAll("button[data-verdict]")) {
+    const id = made.closest(".result").dataset.id;
+    made.setAttribute("aria-pressed", String(tagged.get(id) === made.dataset.verdict));
+  }
+}
+
+async function mark(id, verdict) {
+  const name = currentTag();
+  if (!name) { say("Name a tag in the panel first (type one to make it).", true); $("tag-name").focus(); return; }
+  const path = `/api/tags/${encodeURIComponent(name)}`;
+  try {
+    if (tagged.get(id) === verdict) {
+      await post(`${path}/untag`, { papers: [id] });
+      tagged.delete(id);
+    } else {
+      await post(path, { papers: [id], against: verdict === "against" });
+      tagged.set(id, verdict);
+    }
+    drawMarks();
+    await loadTags();
+  } catch (error) { say(error.message, true); }
+}
+
+function recommendFor(name) {
+  const params = new URLSearchParams({ k: RESULTS });
+  if (name) params.append("tag", name);
+  answer(`for “${name}”`, () => call(`/api/recommend?${params}`), "recommend",
+         (body) => `${body.results.length} papers recommended for “${name}”`);
+}
+
+function openInbox() {
+  answer("in your inbox", () => call(`/api/inbox?k=${RESULTS}`), "inbox", (body) =>
+    `${body.new} new since ${body.since || "the start"}; ${body.results.length} shown` +
+    (body.ranked_for_tags ? ", ranked for your tags" : " (tag papers to have them ranked)"));
+}
+
+async function markRead(id, item) {
+  try {
+    await post("/api/seen", { papers: [id] });
+    item.remove();
+    say(`Marked read; ${$("results").children.length} left`);
+  } catch (error) { say(error.message, true); }
 }
 
 function search() {
@@ -94,6 +180,10 @@ function resultItem(row) {
   const item = element("li", { className: "result" },
     element("h3", {}, title), element("p", { className: "meta" }, meta.join(" · ")));
   item.dataset.id = row.id;
+  if (row.reason && row.reason.tag) {
+    item.append(element("p", { className: "reason" },
+      `for “${row.reason.tag}”, like “${row.reason.closest.title}” (${row.reason.similarity.toFixed(2)})`));
+  }
   if (row.explain) {
     item.append(element("p", { className: "why", title: "the sentence closest to the query" },
                         ...marked(row.explain.sentence, row.explain.matched_terms)));
@@ -106,12 +196,23 @@ function resultItem(row) {
   });
   toggle.setAttribute("aria-expanded", "false");
   const name = row.title || row.id;
-  item.append(element("div", { className: "actions" },
+  const actions = element("div", { className: "actions" },
     toggle,
     button("Similar", "similar", () => like([row.id], [], `like “${name}”`)),
     pickButton("Like", "like", "liked", row.id, name),
-    pickButton("Not this", "dislike", "disliked", row.id, name)), abstract);
+    pickButton("Not this", "dislike", "disliked", row.id, name),
+    verdictButton("For tag", "for", row.id), verdictButton("Against tag", "against", row.id));
+  if (shownAs === "inbox") actions.append(button("Mark read", "read", () => markRead(row.id, item)));
+  item.append(actions, abstract);
   return item;
+}
+
+function verdictButton(label, verdict, id) {
+  const made = button(label, verdict, () => mark(id, verdict),
+                      { title: `mark it ${verdict} the tag named in the panel` });
+  made.dataset.verdict = verdict;
+  made.setAttribute("aria-pressed", String(tagged.get(id) === verdict));
+  return made;
 }
 
 function pickButton(label, className, side, id, title) {
@@ -183,6 +284,7 @@ async function setUp() {
     $("year-to").placeholder = facets.year[facets.year.length - 1].value;
   }
   $("about").textContent = `${info.count.toLocaleString()} papers`;
+  await loadMarks();
   const q = new URLSearchParams(location.search).get("q");
   if (q) { $("q").value = q; search(); }
 }
@@ -200,6 +302,9 @@ for (const id of ["year-from", "year-to", "category", "mode", "explain"]) {
   $(id).addEventListener("change", search);
 }
 $("author").addEventListener("change", search);
+$("inbox").addEventListener("click", openInbox);
+$("new-tag").addEventListener("submit", (event) => { event.preventDefault(); loadMarks(); });
+$("tag-name").addEventListener("change", () => loadMarks());
 $("more").addEventListener("click", () => like([...picks.liked.keys()], [...picks.disliked.keys()],
   `like your ${picks.liked.size} liked paper${picks.liked.size > 1 ? "s" : ""}`));
 $("clear").addEventListener("click", () => { picks.liked.clear(); picks.disliked.clear(); drawTray(); });
