@@ -211,3 +211,47 @@ def test_a_very_long_address_is_refused_by_the_live_server(sample_site):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(sample_site + "/api/search?q=" + "x" * 100_000, timeout=30)
     assert 400 <= refused.value.code < 500
+
+
+def test_tags_kept_by_the_server_recommendations_and_the_inbox(browser, sample_site):
+    """For a tag in one click, kept across a reload; the tags panel with its counts;
+    recommendations for a tag with their reasons; the inbox with Mark read."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(sample_site + "/?q=retrieval+augmented+generation+knowledge+graphs")
+    wait_for(lambda: len(results(browser)) == 20)
+    browser.find_element("id", "tag-name").send_keys("graph rag")
+    first, second = results(browser)[:2]
+    tagged = [first.get_attribute("data-id"), second.get_attribute("data-id")]
+    first.find_element(By.CSS_SELECTOR, "button.for").click()
+    wait_for(lambda: first.find_element(By.CSS_SELECTOR, "button.for")
+             .get_attribute("aria-pressed") == "true")
+    second.find_element(By.CSS_SELECTOR, "button.for").click()
+    wait_for(lambda: "2 · 0" in browser.find_element("id", "tags").text)
+    results(browser)[5].find_element(By.CSS_SELECTOR, "button.against").click()
+    wait_for(lambda: "2 · 1" in browser.find_element("id", "tags").text)
+
+    browser.refresh()  # the tags live on the server, not in the page
+    wait_for(lambda: len(results(browser)) == 20 and "graph rag" in
+             browser.find_element("id", "tags").text)
+    wait_for(lambda: [item.find_element(By.CSS_SELECTOR, "button.for")
+                      .get_attribute("aria-pressed") for item in results(browser)[:2]]
+             == ["true", "true"])
+
+    browser.find_element(By.CSS_SELECTOR, "#tags .tag-link").click()
+    wait_for(lambda: status(browser).startswith("20 papers recommended for “graph rag”"))
+    assert not set(tagged) & set(result_ids(browser))
+    reason = results(browser)[0].find_element(By.CSS_SELECTOR, ".reason").text
+    assert reason.startswith("for “graph rag”, like “")
+    browser.save_screenshot(str(SCREENSHOTS / "recommend.png"))
+
+    browser.find_element("id", "inbox").click()
+    wait_for(lambda: "ranked for your tags" in status(browser))
+    before = result_ids(browser)
+    assert before and not set(tagged) & set(before)
+    results(browser)[0].find_element(By.CSS_SELECTOR, "button.read").click()
+    wait_for(lambda: len(results(browser)) == len(before) - 1)
+    browser.find_element("id", "inbox").click()
+    wait_for(lambda: "ranked for your tags" in status(browser))
+    assert before[0] not in result_ids(browser)  # read papers do not come back
+    browser.save_screenshot(str(SCREENSHOTS / "inbox.png"))

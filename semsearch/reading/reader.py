@@ -260,8 +260,9 @@ class Reader:
         return ids, self.engine.vectors(ids), words
 
     def _scored(self, model: ranking.TagModel, ids: list[str], vectors: np.ndarray,
-                words: dict[str, float] | None = None) -> list[ranking.Scored]:
-        scores = model.rank(ids, vectors, words)
+                words: dict[str, float] | None = None,
+                among: int | None = None) -> list[ranking.Scored]:
+        scores = model.rank(ids, vectors, words, among)
         closest, similarity = model.closest(vectors)
         return [ranking.Scored(paper, float(score), model.name, model.liked_ids[at], float(sim))
                 for paper, score, at, sim in zip(ids, scores, closest, similarity)]
@@ -382,7 +383,7 @@ class Reader:
             extra = [i for i, paper in enumerate(pool_ids) if paper not in wanted]
             scored = self._scored(model, ids + [pool_ids[i] for i in extra],
                                   np.concatenate([vectors, pool[extra]]) if len(extra)
-                                  else vectors, words)[:len(ids)]
+                                  else vectors, words, among=len(ids))[:len(ids)]
             for each in scored:
                 if each.paper not in best or each.score > best[each.paper].score:
                     best[each.paper] = each

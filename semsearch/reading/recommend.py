@@ -70,10 +70,12 @@ class TagModel:
                                    np.asarray(background, dtype=np.float32))
 
     def rank(self, ids: list[str], vectors: np.ndarray,
-             words: dict[str, float] | None = None) -> np.ndarray:
+             words: dict[str, float] | None = None, among: int | None = None) -> np.ndarray:
         """Scores of the papers ``ids`` (the tag's neighbourhood, and any others asked
         about), by direction, walk and (``words``: BM25's scores of the tag's papers' words,
-        where a paper has any) words, each standardized over them."""
+        where a paper has any) words, each scaled over its best SCALE_DEPTH papers; or, with
+        ``among``, over the first ``among`` papers, all of them (a day's new papers, which
+        must be told apart however far they lie from the tag)."""
         vectors = np.asarray(vectors, dtype=np.float32)
         nodes = np.concatenate([self.liked, vectors])
         start = np.zeros(len(nodes))
@@ -82,7 +84,7 @@ class TagModel:
         words = words or {}
         sides = ((MEANING, vectors @ self.direction), (WALK, walked),
                  (WORDS, np.array([words.get(paper, 0.0) for paper in ids])))
-        return sum(weight * _scaled(scores) for weight, scores in sides) / \
+        return sum(weight * _scaled(scores, among) for weight, scores in sides) / \
             sum(weight for weight, _ in sides)
 
     def closest(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,12 +137,13 @@ def personalized_pagerank(vectors: np.ndarray, start: np.ndarray) -> np.ndarray:
     return visits
 
 
-def _scaled(scores: np.ndarray) -> np.ndarray:
-    """Scores scaled so that the best is 1 and the SCALE_DEPTH-th is 0 (lower ones 0 too)."""
+def _scaled(scores: np.ndarray, among: int | None = None) -> np.ndarray:
+    """Scores scaled so that the best is 1 and the SCALE_DEPTH-th is 0, lower ones 0 too;
+    with ``among``, the best and the worst of the first ``among`` scores are 1 and 0."""
     scores = np.asarray(scores, dtype=np.float64)
-    if not len(scores):
+    scale = scores[:among] if among else scores
+    if not len(scale):
         return scores
-    best = float(scores.max())
-    floor = float(np.partition(-scores, min(SCALE_DEPTH, len(scores)) - 1)
-                  [min(SCALE_DEPTH, len(scores)) - 1]) * -1
+    depth = len(scale) if among else min(SCALE_DEPTH, len(scale))
+    best, floor = float(scale.max()), float(-np.partition(-scale, depth - 1)[depth - 1])
     return np.clip((scores - floor) / (best - floor or 1.0), 0.0, 1.0)

@@ -284,6 +284,7 @@ async function setUp() {
     $("year-to").placeholder = facets.year[facets.year.length - 1].value;
   }
   $("about").textContent = `${info.count.toLocaleString()} papers`;
+  await loadTags();   // names the latest tag as the one the buttons use, if none is named
   await loadMarks();
   const q = new URLSearchParams(location.search).get("q");
   if (q) { $("q").value = q; search(); }
