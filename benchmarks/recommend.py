@@ -13,6 +13,11 @@ makes them, a linear SVM with C=0.01 of the marked papers against all others, as
 serve.py), the marked papers' mean vector, today's `like` (more_like_these) and `recommend`.
 The inbox's own case: for each reader, 80 "new" papers (up to 10 of the rest of the library,
 the others from outside it) ranked among themselves, nDCG@10.
+
+Speed. On a copy of scale.py's index of --size papers (real vocabulary, vectors made from
+SciFact's): three tags of 50 papers each (a paper's 200 nearest, sampled), 200 new papers
+added; recommend (k = 10), the inbox over the 200 new papers, and tagging one paper, warm,
+--rounds times; medians.
 """
 
 from __future__ import annotations
@@ -219,13 +224,17 @@ def quality(readers: int) -> dict:
 def speed(size: int, rounds: int) -> dict:
     """recommend (3 tags of 50 papers), the inbox over 200 new papers, and tagging a paper,
     warm, each timed ``rounds`` times; medians."""
-    from _common import build_synthetic_engine, real_vectors, synthetic_documents
+    import shutil
+
+    from scale import base_index, scifact
 
     location = SCRATCH / f"recommend-{size}"
     if not (location / "CURRENT").exists():
-        print(f"building a {size:,}-paper index from vectors (once)", flush=True)
-        documents, _ = real_vectors()
-        build_synthetic_engine(location, synthetic_documents(documents, size))
+        print(f"copying scale.py's {size:,}-paper index (built once, from vectors)", flush=True)
+        documents, real = scifact()
+        base = base_index(size, documents, real)
+        shutil.rmtree(location, ignore_errors=True)
+        shutil.copytree(base, location)
     engine = Engine.open(location)
     with tempfile.TemporaryDirectory(prefix="semsearch-speed-") as folder:
         reader = Reader(engine, state=Path(folder) / "reader.sqlite")

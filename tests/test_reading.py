@@ -5,6 +5,8 @@ folded), exports, and the commands."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -14,9 +16,9 @@ from click.testing import CliRunner
 from semsearch import Engine
 from semsearch.cli import main
 from semsearch.documents import Document
-from semsearch.errors import QueryError, UnknownPaper
+from semsearch.errors import QueryError, StoreError, UnknownPaper
 
-from conftest import HashingEmbedder, write
+from conftest import HashingEmbedder, worker_process, write
 
 TOPICS = {
     "graphs": "graph neural networks message passing nodes edges",
@@ -70,6 +72,25 @@ def test_tags_outlive_a_rebuild_a_reindex_an_add_and_a_remove(engine, tmp_path):
     assert engine.recommend(k=3)  # and it still ranks from the paper that is left
     engine.reader.untag(["graphs-4"], "graphs")   # a paper no longer indexed, by its id
     assert engine.tags()[0].missing == ()
+
+
+def test_tagging_does_not_wait_for_a_process_writing_the_index(engine, tmp_path):
+    """The reader's store is its own file: a long `add` in another process (holding the
+    index's writer lock) neither blocks a tag nor is blocked by one."""
+    holder = worker_process(
+        [sys.executable, "-c", "import fcntl, sys, time\n"
+         "handle = open(sys.argv[1], 'a'); fcntl.flock(handle, fcntl.LOCK_EX)\n"
+         "print('held', flush=True); time.sleep(60)", str(tmp_path / "index" / ".lock")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreError, match="being written by another process"):
+            engine.add(papers(1, start=90))
+        assert engine.tag(["graphs-0"], "graphs").changed == 1
+        assert engine.tags()[0].papers == 1
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
 
 
 def test_recommendations_follow_the_tag_and_leave_out_tagged_and_seen_papers(engine):

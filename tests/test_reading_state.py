@@ -3,12 +3,19 @@ seen, saved searches; numbered migrations; every write whole or not at all."""
 
 from __future__ import annotations
 
+import random
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 
 from semsearch.errors import QueryError, StoreError
 from semsearch.reading.state import AGAINST, FOR, MIGRATIONS, ReaderState
+
+from conftest import worker_process
 
 
 @pytest.fixture
@@ -99,3 +106,67 @@ def test_a_damaged_file_is_one_line(tmp_path):
     path.write_bytes(b"not a database at all" * 100)
     with pytest.raises(StoreError, match="reader's tags"):
         ReaderState(path).tags()
+
+
+#: a writer to be killed: each step n marks papers pn and qn for "t" in one write (against it
+#: when n % 5 == 4), and from step 3 on takes them out again and marks them seen; it prints
+#: "done n" after each
+TAG_WRITER = """
+import sys
+from semsearch.reading.state import AGAINST, FOR, ReaderState
+state = ReaderState(sys.argv[1])
+for n in range(int(sys.argv[2]), 10**6):
+    state.mark("t", [(f"p{n}", f"Paper {n}"), (f"q{n}", f"Query {n}")],
+               AGAINST if n % 5 == 4 else FOR)
+    if n >= 3:
+        state.unmark("t", [f"p{n - 3}", f"q{n - 3}"])
+        state.see([(f"p{n - 3}", f"Paper {n - 3}"), (f"q{n - 3}", f"Query {n - 3}")])
+    print("done", n, flush=True)
+"""
+
+
+def expected_after(steps: int) -> tuple[dict[str, str], set[str]]:
+    """(marks, seen) after steps 0 .. steps - 1 of TAG_WRITER."""
+    marks = {f"{kind}{n}": AGAINST if n % 5 == 4 else FOR
+             for n in range(max(0, steps - 3), steps) for kind in "pq"}
+    return marks, {f"{kind}{n}" for n in range(0, steps - 3) for kind in "pq"}
+
+
+def state_of(state: ReaderState) -> tuple[dict[str, str], set[str]]:
+    return {mark.paper: mark.verdict for mark in state.marks()}, set(state.seen())
+
+
+def test_a_tag_writer_killed_at_any_moment_leaves_a_whole_state(tmp_path):
+    """kill -9 in the middle of tag writes: the store opens, and holds what the steps before
+    the kill wrote, at most one step's first write on (each write is its own transaction)."""
+    path = tmp_path / "reader.sqlite"
+    rng = random.Random(7)
+    done = 0
+    for trial in range(6):
+        worker = worker_process([sys.executable, "-c", TAG_WRITER, str(path), str(done)],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            last = None
+            for _ in range(rng.randrange(1, 25)):
+                line = worker.stdout.readline()
+                assert line.startswith("done"), line
+                last = int(line.split()[1])
+            time.sleep(rng.random() * 0.05)
+            worker.send_signal(signal.SIGKILL)
+            tail = [int(line.split()[1]) for line in worker.stdout.read().splitlines()]
+        finally:
+            worker.kill()
+            worker.wait(timeout=30)
+        done = (tail[-1] if tail else last) + 1
+        state = ReaderState(path)
+        marks, seen = state_of(state)
+        legal = [expected_after(done), expected_after(done + 1)]
+        # or step `done` half done: its mark written, its unmark or see not yet
+        half = dict(expected_after(done)[0])
+        half.update({f"{kind}{done}": AGAINST if done % 5 == 4 else FOR for kind in "pq"})
+        legal += [(half, expected_after(done)[1]),
+                  ({k: v for k, v in half.items() if k[1:] != str(done - 3)},
+                   expected_after(done)[1])]
+        assert (marks, seen) in legal, f"trial {trial}: after step {done - 1}"
+        assert state.tags()[0].papers + state.tags()[0].against == len(marks)
+        # the next worker redoes step `done`, whose writes are the same however far it got

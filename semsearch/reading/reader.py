@@ -373,18 +373,12 @@ class Reader:
 
     def _ranked_for(self, models: list[ranking.TagModel], documents: list[Document],
                     vectors: np.ndarray) -> list[ranking.Scored]:
-        """The given papers scored for each tag within the tag's neighbourhood, each taking
-        its best tag; best first."""
+        """The given papers scored for each tag among themselves (see ``ranking``), each
+        taking its best tag; best first."""
         best: dict[str, ranking.Scored] = {}
         ids = [doc.id for doc in documents]
         for model in models:
-            pool_ids, pool, words = self._neighbourhood(model)
-            wanted = set(ids)
-            extra = [i for i, paper in enumerate(pool_ids) if paper not in wanted]
-            scored = self._scored(model, ids + [pool_ids[i] for i in extra],
-                                  np.concatenate([vectors, pool[extra]]) if len(extra)
-                                  else vectors, words, among=len(ids))[:len(ids)]
-            for each in scored:
+            for each in self._scored(model, ids, vectors, words=None, among=len(ids)):
                 if each.paper not in best or each.score > best[each.paper].score:
                     best[each.paper] = each
         return sorted(best.values(), key=lambda s: (-s.score, s.paper))

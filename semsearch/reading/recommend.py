@@ -16,6 +16,11 @@ A paper's score for a tag is the weighted mean of the three, each scaled so that
 best paper by it is 1 and its 200th is 0: from 0 to 1, comparable across tags; across tags a
 paper takes its best one. The reason given with a paper is its tag and the paper of that tag
 it is closest to.
+
+The inbox ranks a day's new papers among themselves: the direction, and the walk over the
+graph of the tag's papers and the new ones alone, each scaled from the day's best (1) to its
+worst (0). The words are left out there: BM25 scores only the new papers among the tag's top
+``POOL`` by words, and a day's few such papers outweighed better ones (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -73,17 +78,17 @@ class TagModel:
              words: dict[str, float] | None = None, among: int | None = None) -> np.ndarray:
         """Scores of the papers ``ids`` (the tag's neighbourhood, and any others asked
         about), by direction, walk and (``words``: BM25's scores of the tag's papers' words,
-        where a paper has any) words, each scaled over its best SCALE_DEPTH papers; or, with
-        ``among``, over the first ``among`` papers, all of them (a day's new papers, which
-        must be told apart however far they lie from the tag)."""
+        where a paper has any; None leaves that side out) words, each scaled over its best
+        SCALE_DEPTH papers; or, with ``among``, over the first ``among`` papers, all of them
+        (a day's new papers, which must be told apart however far they lie from the tag)."""
         vectors = np.asarray(vectors, dtype=np.float32)
         nodes = np.concatenate([self.liked, vectors])
         start = np.zeros(len(nodes))
         start[:len(self.liked)] = 1.0 / max(len(self.liked), 1)
         walked = personalized_pagerank(nodes, start)[len(self.liked):]
-        words = words or {}
-        sides = ((MEANING, vectors @ self.direction), (WALK, walked),
-                 (WORDS, np.array([words.get(paper, 0.0) for paper in ids])))
+        sides = [(MEANING, vectors @ self.direction), (WALK, walked)]
+        if words is not None:
+            sides.append((WORDS, np.array([words.get(paper, 0.0) for paper in ids])))
         return sum(weight * _scaled(scores, among) for weight, scores in sides) / \
             sum(weight for weight, _ in sides)
 

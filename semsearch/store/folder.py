@@ -5,6 +5,8 @@ This is the only module that decides where files go. Layout::
     indexes/NAME/
         CURRENT                  name of the live generation, switched atomically
         .lock                    held by a writer for the whole write
+        reader.sqlite            the reader's tags and papers seen (semsearch.reading.state):
+                                 beside the generations, so no write or rebuild touches it
         gen-000003/
             manifest.json        model, dimension, BM25 settings: fixed for the generation
             documents.sqlite     papers, facets, tombstones, commit records (WAL mode)
