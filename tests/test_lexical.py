@@ -1,5 +1,7 @@
 """BM25 over segment postings (semsearch.index.lexical)."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -168,3 +170,92 @@ def test_a_pasted_text_is_scored_by_its_rarest_terms_only(tmp_path, monkeypatch)
     rarest_only = search([part], "topic7 rare7 topic9", k=5)
     assert rows.tolist() == rarest_only[1].tolist()
     assert scores == pytest.approx(rarest_only[0])
+
+
+def brute_force(texts, rows, query, k, settings=LexicalSettings(), allowed=None):
+    """BM25 by its definition, every document scored: what the pruned search must equal."""
+    from collections import Counter
+
+    tokenizer = bm25.Tokenizer(settings)
+    documents = _counted(tuple(texts), settings)
+    lengths = np.array([sum(d.values()) for d in documents], dtype=np.float64)
+    average = lengths.mean()
+    scores = np.zeros(len(texts))
+    for term, repeats in Counter(tokenizer.terms(query)).items():
+        frequency = sum(term in d for d in documents)
+        idf = np.log1p((len(texts) - frequency + 0.5) / (frequency + 0.5)) * repeats
+        for at, d in enumerate(documents):
+            if term in d:
+                scores[at] += idf * d[term] / (d[term] + settings.k1 * (
+                    1 - settings.b + settings.b * lengths[at] / average))
+    if allowed is not None:
+        scores[~allowed] = 0
+    order = [at for at in np.lexsort((rows, -scores)) if scores[at] > 0][:k]
+    return scores[order], np.asarray(rows)[order]
+
+
+@functools.lru_cache(maxsize=4)
+def _counted(texts, settings):
+    from collections import Counter
+
+    return [Counter(bm25.Tokenizer(settings).terms(text)) for text in texts]
+
+
+def zipf_texts(count, seed=0):
+    """Texts whose words are as skewed as a language's: a few words in nearly every text
+    (which the pruning must skip), most in a few."""
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}x" for i in range(3000)]
+    weights = 1.0 / np.arange(1, len(words) + 1)
+    weights /= weights.sum()
+    return [" ".join(rng.choice(words, size=rng.integers(5, 60), p=weights))
+            for _ in range(count)]
+
+
+def test_the_pruned_top_k_is_the_top_k_of_every_document_scored(tmp_path):
+    """MaxScore skips the postings that cannot change the top k: the answer must be exactly
+    BM25's over every document, for short and long queries, any k, with and without a filter,
+    over one segment and several."""
+    texts = zipf_texts(1500)
+    rows = np.arange(100, 100 + len(texts))
+    rng = np.random.default_rng(1)
+    allowed = rng.random(len(texts)) < 0.3
+    whole = segment(tmp_path / "whole", texts, rows)
+    filtered = segment(tmp_path / "filtered", texts, rows, allowed=allowed)
+    cuts = [0, 700, 1400, len(texts)]
+    parts = [segment(tmp_path / f"part{i}", texts[a:b], rows[a:b])
+             for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
+    queries = [" ".join(rng.choice(texts[int(rng.integers(len(texts)))].split(),
+                                   size=int(rng.integers(1, 12)))) for _ in range(25)]
+    queries += ["w0x w1x w2x", "w0x w2999x", "w5x w5x w700x"]
+    for query in queries:
+        for k in (1, 10, 200):
+            expected = brute_force(texts, rows, query, k)
+            for answer in (search([whole], query, k), search(parts, query, k)):
+                np.testing.assert_allclose(answer[0], expected[0], rtol=1e-5)
+                assert answer[1].tolist() == expected[1].tolist(), query  # ties: lower row
+            expected = brute_force(texts, rows, query, k, allowed=allowed)
+            answer = search([filtered], query, k)
+            np.testing.assert_allclose(answer[0], expected[0], rtol=1e-5)
+            assert answer[1].tolist() == expected[1].tolist(), query
+
+
+def test_a_common_terms_postings_are_looked_up_not_read_whole(tmp_path, monkeypatch):
+    """The point of the pruning: with rare terms in the query, the top 10 is decided by
+    them, and a word in nearly every text is looked up for their documents only."""
+    texts = [f"the common word and rare{i % 50}" for i in range(5000)]
+    part = segment(tmp_path / "s", texts, np.arange(len(texts)))
+    read = []
+    postings = bm25.SegmentPostings.postings
+
+    def reading(self, term):
+        docs, freqs = postings(self, term)
+        read.append(len(docs))
+        return docs, freqs
+    monkeypatch.setattr(bm25.SegmentPostings, "postings", reading)
+    scores, rows = search([part], "the rare7", k=10)
+    assert all(row % 50 == 7 for row in rows) and len(rows) == 10
+    # "rare7" was scored whole (100 papers); "the" (5,000) was only searched, not scored
+    assert read == [100, 5000]
+    assert scores[0] == pytest.approx(brute_force(texts, np.arange(len(texts)), "the rare7",
+                                                  10)[0][0], rel=1e-5)

@@ -241,7 +241,8 @@ class SegmentPostings:
     def _array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
             try:
-                self._arrays[name] = np.load(self._files.path(name), mmap_mode="r")
+                # a plain array over the map: slicing a np.memmap costs a Python call each
+                self._arrays[name] = np.asarray(np.load(self._files.path(name), mmap_mode="r"))
             except (OSError, ValueError) as error:
                 raise StoreError(f"{self._files.shown(name)}: cannot read the BM25 postings "
                                  f"({error})") from None
@@ -313,31 +314,73 @@ def search(parts: Sequence[LexicalPart], tokenizer: Tokenizer, text: str,
     settings = tokenizer.settings
     best_scores, best_rows = [], []
     for part, where in zip(parts, found):
-        if not (where >= 0).any():
+        terms_of_part = [(float(idf[position]), int(term))
+                         for position, term in enumerate(where) if term >= 0]
+        if not terms_of_part:
             continue
-        totals = np.zeros(part.count, dtype=np.float32)
-        # in float32 throughout: this is the one pass over every document a query makes
-        norm = part.postings.lengths.astype(np.float32)
-        norm *= np.float32(settings.k1 * settings.b / average)
-        norm += np.float32(settings.k1 * (1 - settings.b))
-        for position, term in enumerate(where):
-            if term < 0:
-                continue
-            docs, freqs = part.postings.postings(int(term))
-            tf = freqs.astype(np.float32)
-            totals[docs] += np.float32(idf[position]) * tf / (tf + norm[docs])
-        if part.allowed is not None:
-            totals[~part.allowed] = 0
-        matched = np.flatnonzero(totals > 0)
-        if len(matched) > k:
-            matched = matched[np.argpartition(-totals[matched], k - 1)[:k]]
-        best_scores.append(totals[matched])
-        best_rows.append(part.rows[matched])
+        scores, positions = _best_of_part(part, terms_of_part, k, settings, average)
+        best_scores.append(scores)
+        best_rows.append(part.rows[positions])
     if not best_scores:
         return np.zeros(0, np.float32), np.zeros(0, np.int64)
     scores, rows = np.concatenate(best_scores), np.concatenate(best_rows)
     order = np.lexsort((rows, -scores))[:k]
     return scores[order], rows[order]
+
+
+def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
+                  settings: LexicalSettings, average: float) -> tuple[np.ndarray, np.ndarray]:
+    """The best k (scores, positions) of one part, by MaxScore: a term adds less than its
+    weight (idf) to any document's score, so once the terms not yet read could not lift an
+    unseen document to the k-th best score so far, only documents already seen can be in the
+    top k, and the remaining (common) terms' postings are looked up for those documents
+    alone, never read whole. Exact: the same top k and scores as reading every posting."""
+    terms = sorted(terms, key=lambda weighted: -weighted[0])
+    # what the terms from the i-th on could add to a document at most
+    left = np.cumsum([weight for weight, _ in terms][::-1])[::-1].tolist() + [0.0]
+    lengths = part.postings.lengths
+    k1_free = settings.k1 * (1 - settings.b)
+    k1_length = settings.k1 * settings.b / average
+
+    def contribution(weight: float, docs: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+        tf = freqs.astype(np.float64)
+        return weight * tf / (tf + k1_free + k1_length * lengths[docs])
+
+    # the terms read whole add into one array over the part (allocated lazily by the
+    # operating system: only the pages of documents found are touched)
+    totals = np.zeros(part.count, np.float64)
+    found = np.zeros(part.count, bool)
+    seen_parts: list[np.ndarray] = []
+    threshold = 0.0
+    at = 0
+    while at < len(terms) and (sum(map(len, seen_parts)) < k or left[at] >= threshold):
+        weight, term = terms[at]
+        docs, freqs = part.postings.postings(term)
+        if part.allowed is not None:
+            keep = part.allowed[docs]
+            docs, freqs = docs[keep], freqs[keep]
+        totals[docs] += contribution(weight, docs, freqs)  # a term lists a document once
+        new = docs[~found[docs]]
+        found[new] = True
+        seen_parts.append(new)
+        if sum(map(len, seen_parts)) >= k:
+            seen = np.concatenate(seen_parts)
+            seen_parts = [seen]
+            threshold = float(-np.partition(-totals[seen], k - 1)[k - 1])
+        at += 1
+    seen = np.sort(np.concatenate(seen_parts)) if seen_parts else np.zeros(0, np.int64)
+    scores = totals[seen]
+    for weight, term in terms[at:]:
+        hopeful = scores + left[at] >= threshold
+        seen, scores = seen[hopeful], scores[hopeful]
+        docs, freqs = part.postings.postings(term)
+        where = np.minimum(np.searchsorted(docs, seen), max(len(docs) - 1, 0))
+        holds = docs[where] == seen if len(docs) else np.zeros(len(seen), bool)
+        scores[holds] += contribution(weight, seen[holds], np.asarray(freqs[where[holds]]))
+        threshold = max(threshold, float(-np.partition(-scores, k - 1)[k - 1]))
+        at += 1
+    best = np.lexsort((seen, -scores))[:k]  # ties: the earlier paper, as across parts
+    return scores[best].astype(np.float32), seen[best]
 
 
 def matched_words(part: LexicalPart, tokenizer: Tokenizer, text: str, position: int) -> list[str]:
