@@ -712,8 +712,8 @@ def recommend(tag_names, k, since, index, as_json) -> None:
     for and the tagged paper it is closest to. Papers tagged or seen are left out.
 
     A tag's ranking learns from its papers (and the ones marked --not), walks among their
-    nearest papers, and reads the words they share; the score says how far a paper stands
-    out among the tag's 2,000 nearest (higher is better, comparable across tags).
+    nearest papers, and reads the words they share. The score runs from 0 to 1 and reads the
+    same across tags: 1 for a paper that is the tag's best by all three.
     """
     with Engine.open(index) as engine:
         hits = engine.recommend(list(tag_names) or None, k=k, since=since)
@@ -878,7 +878,11 @@ def show(paper, index, as_json) -> None:
 @click.option("--no-token", is_flag=True,
               help="Serve another address without a token: anyone who reaches it can search "
                    "and read the index.")
-def serve(index, sample, host, port, token, no_token) -> None:
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Requests answered side by side, each by an engine of its own (each holds "
+                   "the query model and the vector index once). Default: one a core, 2 at "
+                   "least.")
+def serve(index, sample, host, port, token, no_token, workers) -> None:
     """Serve an index over HTTP: a page for browsing papers at http://HOST:PORT/, and a JSON
     API (GET /api/search?q=..., POST /api/like, GET /api/papers/ID, /api/info, /api/facets;
     described at /openapi.json and /docs).
@@ -888,9 +892,9 @@ def serve(index, sample, host, port, token, no_token) -> None:
       semsearch serve --index mine --port 8080
       semsearch serve --host 0.0.0.0 --token "$(openssl rand -hex 16)"
 
-    The model and the index load once. A write by another process (`semsearch add`,
-    `remove`, `index`) is seen by the next request, without a restart; a request sees the
-    index as it was before a write or after it, never in between.
+    The model and the index load once for each of --workers engines. A write by another
+    process (`semsearch add`, `remove`, `index`) is seen by the next request, without a
+    restart; a request sees the index as it was before a write or after it, never in between.
     """
     import ipaddress
     import re
@@ -922,7 +926,8 @@ def serve(index, sample, host, port, token, no_token) -> None:
         click.echo(f"Indexed {report.indexed} papers into {engine.path} in "
                    f"{report.seconds:.1f} s")
     engine = Engine.open(index)
-    app = create_app(engine, token=token, warm_up=True, any_host=not local and token is None)
+    app = create_app(engine, token=token, warm_up=True, any_host=not local and token is None,
+                     workers=workers)
     address = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     click.echo(f"Serving {engine.info().count:,} papers from {engine.path} at {address}"
                + (" (open it with ?token=YOUR-TOKEN once)" if token else "")

@@ -173,6 +173,22 @@ class Engine:
             self._view.close()
         self._view = None
 
+    def twin(self) -> Engine:
+        """Another engine over the same index, with this one's model and settings, for a
+        thread of its own: an engine's calls run one at a time, two engines side by side
+        (a server's workers). They share nothing but the operating system's page cache."""
+        return Engine(self.folder.path, model=self._model, embedder=self._embedder,
+                      quantized=self._quantized, bf16_queries=self._bf16_queries,
+                      fusion=self.fusion, ray=self._ray)
+
+    @property
+    @_one_at_a_time
+    def state(self) -> tuple[str, int]:
+        """(generation, commit number) of the state this engine answers from: what to key a
+        cache of its answers by."""
+        snapshot = self._open().snapshot
+        return snapshot.name, snapshot.commit.number
+
     @_one_at_a_time
     def refresh(self) -> bool:
         """Move to the index's newest state if a write has changed it since this engine opened

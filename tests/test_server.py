@@ -322,3 +322,130 @@ def test_a_body_that_never_arrives_whole_is_answered_408_in_bounded_time(index_p
                          (b"content-type", b"application/json")]}
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
     assert sent[1]["status"] == 408
+
+
+# -- the reader's routes: tags, recommendations, the inbox, papers marked read ------------------
+
+@pytest.fixture
+def reader_client(tmp_path):
+    """A server over its own index: these tests write the reader's state."""
+    path = tmp_path / "idx"
+    Engine(path, embedder=HashingEmbedder()).build(PAPERS)
+    with TestClient(create_app(Engine.open(path, embedder=HashingEmbedder())),
+                    base_url=LOCAL) as client:
+        yield client
+
+
+def test_tags_are_written_and_read_by_any_name_of_a_paper(reader_client):
+    answer = reader_client.post("/api/tags/to read", json={"papers": ["Graph attention networks",
+                                                                    "bert"]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"tag": "to read", "papers": ["2301.00001", "bert"], "changed": 2}
+    answer = reader_client.post("/api/tags/to read", json={"papers": ["hep-th/9901001"],
+                                                           "against": True})
+    assert answer.json()["changed"] == 1
+    [summary] = reader_client.get("/api/tags").json()["tags"]
+    assert (summary["name"], summary["papers"], summary["against"]) == ("to read", 2, 1)
+    marks = {m["id"]: m["verdict"] for m in reader_client.get("/api/tags/to read").json()["papers"]}
+    assert marks == {"2301.00001": "for", "bert": "for", "hep-th/9901001": "against"}
+    answer = reader_client.post("/api/tags/to read/untag", json={"papers": ["bert"]})
+    assert answer.json()["changed"] == 1
+    assert reader_client.get("/api/tags").json()["tags"][0]["papers"] == 1
+
+
+def test_recommendations_and_the_inbox_leave_out_what_the_reader_marked(reader_client):
+    reader_client.post("/api/tags/attention", json={"papers": ["2301.00001"]})
+    hits = reader_client.get("/api/recommend", params={"k": 10}).json()["results"]
+    ids = [hit["id"] for hit in hits]
+    assert "2301.00001" not in ids and set(ids) <= {"2301.00002", "hep-th/9901001", "bert"}
+    assert all(hit["reason"]["tag"] == "attention" for hit in hits)
+    inbox = reader_client.get("/api/inbox").json()
+    assert inbox["new"] == 3 and len(inbox["results"]) == 3   # a look marks nothing read
+    assert reader_client.get("/api/inbox").json()["new"] == 3
+    assert reader_client.post("/api/seen", json={"papers": ["bert"]}).json() == {"seen": 1}
+    assert "bert" not in [h["id"] for h in reader_client.get("/api/inbox").json()["results"]]
+    assert "bert" not in [h["id"] for h in reader_client.get("/api/recommend").json()["results"]]
+
+
+def test_unknown_papers_are_404_unknown_tags_400_and_bad_bodies_422(reader_client):
+    answer = reader_client.post("/api/tags/x", json={"papers": ["no such paper"]})
+    assert answer.status_code == 404 and "no such paper" in answer.json()["error"]
+    answer = reader_client.get("/api/recommend", params={"tag": "nothing"})
+    assert answer.status_code == 400 and "no tag 'nothing'" in answer.json()["error"]
+    for body in ({"papers": []}, {"papers": "bert"}, {"papers": ["bert"], "against": "yes"},
+                 {"papers": ["bert"], "extra": 1}):
+        assert reader_client.post("/api/tags/x", json=body).status_code == 422, body
+    assert reader_client.post("/api/tags/" + "t" * 201, json={"papers": ["bert"]}
+                              ).status_code == 422
+
+
+def test_writes_must_be_json_from_this_site(reader_client):
+    """A form or a page of another site cannot tag papers behind the reader's back."""
+    form = reader_client.post("/api/tags/x", content="papers=bert",
+                              headers={"content-type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415
+    elsewhere = reader_client.post("/api/tags/x", json={"papers": ["bert"]},
+                                   headers={"origin": "http://evil.example"})
+    assert elsewhere.status_code == 403
+    here = reader_client.post("/api/tags/x", json={"papers": ["bert"]},
+                              headers={"origin": "http://localhost"})
+    assert here.status_code == 200
+    assert reader_client.get("/api/tags").json()["tags"][0]["papers"] == 1
+
+
+class HeldEmbedder(HashingEmbedder):
+    """Embeds the query "hold" only when let go: a slow request, for as long as a test wants."""
+
+    def __init__(self):
+        super().__init__()
+        import threading
+
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def embed_queries(self, texts):
+        if "hold" in texts:
+            self.holding.set()
+            assert self.release.wait(60)
+        return super().embed_queries(texts)
+
+
+def test_a_slow_request_does_not_stall_the_others(index_path):
+    """Requests run side by side, each on an engine of its own: while one is held, others are
+    answered, and the held one then answers too."""
+    import threading
+
+    embedder = HeldEmbedder()
+    app = create_app(Engine.open(index_path, embedder=embedder), workers=2)
+    with TestClient(app, base_url=LOCAL) as client:
+        held = {}
+        slow = threading.Thread(target=lambda: held.update(
+            answer=client.get("/api/search", params={"q": "hold", "mode": "dense"})))
+        slow.start()
+        try:
+            assert embedder.holding.wait(30)
+            for _ in range(3):
+                answer = client.get("/api/search", params={"q": "graph attention"})
+                assert answer.status_code == 200
+                assert answer.json()["results"][0]["id"] == "2301.00001"
+            assert slow.is_alive()  # still held while the others were answered
+        finally:
+            embedder.release.set()
+            slow.join(30)
+        assert held["answer"].status_code == 200
+
+
+def test_every_engine_of_a_server_sees_another_process_write(index_path, tmp_path):
+    """Each request's engine moves to the newest state, whichever engine takes it."""
+    path = tmp_path / "idx"
+    Engine(path, embedder=HashingEmbedder()).build(PAPERS)
+    app = create_app(Engine.open(path, embedder=HashingEmbedder()), workers=2, warm_up=True)
+    with TestClient(app, base_url=LOCAL) as client:
+        for _ in range(2):  # both engines open, on the first state, their facets counted
+            assert client.get("/api/info").json()["count"] == 4
+            assert "2024" not in [f["value"] for f in client.get("/api/facets").json()["year"]]
+        Engine.open(path, embedder=HashingEmbedder()).add(
+            [Document("new-1", "Graph transformers", "Attention on graphs.", {"year": 2024})])
+        for _ in range(4):
+            assert client.get("/api/info").json()["count"] == 5
+            assert "2024" in [f["value"] for f in client.get("/api/facets").json()["year"]]

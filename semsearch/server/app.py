@@ -180,13 +180,15 @@ UNKNOWN = {404: {"model": ErrorBody, "description": "no such paper"}}
 
 
 def create_app(index: str | Path | Engine | None = None, *, token: str | None = None,
-               warm_up: bool = False, any_host: bool = False) -> Guard:
+               warm_up: bool = False, any_host: bool = False,
+               workers: int | None = None) -> Guard:
     """The application for an index (a name or path, or an open Engine). With ``token``, every
     request must carry it; without, only requests addressed to a loopback name are answered,
     unless ``any_host`` (a server opened to other machines on purpose). ``warm_up`` opens the
-    index and starts the model now rather than at the first request."""
+    index and starts the model now rather than at the first request. ``workers``: requests
+    answered side by side (see ``served``)."""
     engine = index if isinstance(index, Engine) else Engine.open(index)
-    served = ServedIndex(engine)
+    served = ServedIndex(engine, workers)
     if warm_up:
         served.warm_up()
 

@@ -1,19 +1,21 @@
-"""The index a server answers from: one Engine, shared by every request, one at a time.
+"""The index a server answers from: a few engines over it, each serving one request at a time.
 
-Why one at a time: the engine's open state (its SQLite connections, the query model's runtime,
-the vector index's search parameters) is meant for one thread at a time, and a query is a few
-milliseconds of work that already uses every core it can (FAISS, onnxruntime). Two queries
-running side by side would only interleave on the same cores. So requests run in the web
-framework's worker threads, the event loop keeps accepting connections, and the engine itself
-is taken in turn.
+Why several: an engine's calls run one at a time (its SQLite connections, the vector index's
+search parameters and its open state are one thread's), but most of a query's work (FAISS,
+onnxruntime, numpy, SQLite) lets go of Python's lock, so two requests on two engines run side
+by side on two cores. Requests run in the web framework's worker threads; each takes a free
+engine (opening another, a ``twin`` of the first, while there are fewer than ``workers``) and
+gives it back when done.
 
-Before each request the engine moves to the index's newest committed state if a write (say,
-`semsearch add` in another process) committed since the last one: a request sees a state
-whole, the one before a write or the one after, never part of one.
+Before each request its engine moves to the index's newest committed state if a write (say,
+`semsearch add` in another process) committed since that engine's last request: a request
+sees a state whole, the one before a write or the one after, never part of one.
 """
 
 from __future__ import annotations
 
+import os
+import queue
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,33 +24,69 @@ from semsearch.engine import Engine
 from semsearch.filters import FacetValue
 
 
+def default_workers() -> int:
+    """Engines a server keeps: one a core, two at least (a slow request then cannot stall
+    every other)."""
+    return max(2, os.cpu_count() or 1)
+
+
 class ServedIndex:
-    def __init__(self, engine: Engine):
-        self._engine = engine
+    def __init__(self, engine: Engine, workers: int | None = None):
+        self._first = engine
+        self._idle: queue.SimpleQueue[Engine] = queue.SimpleQueue()
+        self._idle.put(engine)
+        self._all = [engine]
+        self._workers = max(1, workers or default_workers())
         self._lock = threading.Lock()
         self._facets: dict[tuple, dict[str, list[FacetValue]]] = {}
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:
-        """The engine, on the newest state, for this request alone."""
+        """An engine on the newest state, for this request alone."""
+        engine = self._take()
+        try:
+            engine.refresh()
+            yield engine
+        finally:
+            self._idle.put(engine)
+
+    def _take(self) -> Engine:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
         with self._lock:
-            if self._engine.refresh():
-                self._facets.clear()
-            yield self._engine
+            if len(self._all) < self._workers:
+                twin = self._first.twin()
+                self._all.append(twin)
+                return twin
+        return self._idle.get()
 
     def facets(self, kinds: Sequence[str], limit: int) -> dict[str, list[FacetValue]]:
-        """``Engine.facets``, kept until the index changes: counting them reads every paper's
-        facets, and a page asks for them at every load."""
+        """``Engine.facets``, kept for the state they were counted on: counting them reads
+        every paper's facets, and a page asks for them at every load."""
         with self.engine() as engine:
-            key = (tuple(kinds), limit)
-            if key not in self._facets:
-                self._facets[key] = engine.facets(kinds, limit)
-            return self._facets[key]
+            key = (engine.state, tuple(kinds), limit)
+            with self._lock:
+                found = self._facets.get(key)
+            if found is None:
+                found = engine.facets(kinds, limit)
+                with self._lock:
+                    self._facets = {k: v for k, v in self._facets.items() if k[0] == key[0]}
+                    self._facets[key] = found
+            return found
 
     def warm_up(self) -> None:
-        with self.engine() as engine:
-            engine.warm_up()
+        """Open every engine and start its query model now, not at the first requests."""
+        engines = [self._take() for _ in range(self._workers)]
+        try:
+            for engine in engines:
+                engine.warm_up()
+        finally:
+            for engine in engines:
+                self._idle.put(engine)
 
     def close(self) -> None:
         with self._lock:
-            self._engine.close()
+            for engine in self._all:
+                engine.close()
