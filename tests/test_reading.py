@@ -144,6 +144,26 @@ def test_the_inbox_ranks_the_new_papers_and_shows_each_once(engine):
         set(ids(peeked.hits))                                  # a peek marks nothing
 
 
+def test_an_inbox_of_more_new_papers_than_it_ranks_takes_those_nearest_the_tags(
+        engine, tmp_path, monkeypatch):
+    """An inbox not read for long (or --since far back) has more new papers than it ranks
+    among themselves: it counts them all and ranks those nearest the tags."""
+    from semsearch.reading import reader
+
+    monkeypatch.setattr(reader, "RANKED_AT_MOST", 6)
+    engine.tag(["proteins-1", "proteins-5"], "proteins")
+    inbox = engine.inbox(since="2000-01-01", k=4, peek=True)
+    assert inbox.new == 38 and len(inbox.hits) == 4
+    assert all(hit.id.startswith("proteins-") for hit in inbox.hits)
+    listing = write(tmp_path / "today.jsonl", "\n".join(
+        json.dumps({"id": doc.id, "title": doc.title, "abstract": doc.abstract})
+        for doc in papers(20, start=300)))
+    from semsearch.readers import read_documents
+
+    from_file = engine.inbox(papers=read_documents([listing]), k=3, peek=True)
+    assert from_file.new == 20 and all(hit.id.startswith("proteins-") for hit in from_file.hits)
+
+
 def test_a_copy_of_a_paper_already_seen_or_tagged_is_folded_into_it(engine):
     long_text = " ".join(f"Image classification with convolutional pixels, finding {i}."
                          for i in range(12))

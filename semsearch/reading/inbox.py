@@ -66,20 +66,17 @@ def parse_since(text: str) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
-def same_paper(title_key: str, vector: np.ndarray, known_keys: dict[str, str],
-               known_vectors: np.ndarray, known_ids: list[str],
-               known_titles: list[str]) -> str | None:
+def same_paper(title_key: str, similarity: np.ndarray, compared: np.ndarray,
+               known_keys: dict[str, str], ids: list[str], titles: list[str]) -> str | None:
     """The id of a known paper this one is another copy of, or None: the same normalised
-    title, or a vector nearly the same with a title alike."""
+    title, or a vector nearly the same (``similarity`` to each of ``ids``, of which those
+    ``compared`` count) with a title alike."""
     if title_key and title_key in known_keys:
         return known_keys[title_key]
-    if not len(known_ids):
-        return None
-    similarity = known_vectors @ vector
-    for at in np.flatnonzero(similarity >= SAME_PAPER_COSINE):
-        ratio = difflib.SequenceMatcher(None, title_key, known_titles[at]).ratio()
+    for at in np.flatnonzero((similarity >= SAME_PAPER_COSINE) & compared):
+        ratio = difflib.SequenceMatcher(None, title_key, titles[at]).ratio()
         if ratio >= SAME_PAPER_TITLES:
-            return known_ids[at]
+            return ids[at]
     return None
 
 

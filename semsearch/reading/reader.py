@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 BOOKMARK, LAST_READ = "inbox.bookmark", "inbox.last_read"
 #: papers seen most recently that a new paper is compared with by vector (all are by title)
 RECENT_SEEN = 5000
+#: new papers the inbox ranks among themselves at most; of more (an inbox not read for long,
+#: or `--since` far back), those nearest the tags (each tag's neighbourhood in the index, or
+#: by direction for papers from a file), or without tags the first that came
+RANKED_AT_MOST = 2000
 
 
 @dataclass(frozen=True)
@@ -291,11 +295,18 @@ class Reader:
         are marked seen (unless ``peek``), and a paper that is another copy of one already
         seen, tagged or shown is folded into it."""
         _check_k(k)
+        tagged = any(mark.verdict == FOR for mark in self.state.marks())
+        models = self._models(None) if tagged else []
         if papers is not None:
             documents = list(papers)
             vectors = self.engine.embed([doc.text for doc in documents]) if documents else \
                 np.zeros((0, 0), np.float32)
             moment = inboxes.parse_since(since) if since else ""
+            new_count = len(documents)
+            if len(documents) > RANKED_AT_MOST:
+                nearest = self._nearest_by_direction(models, vectors)
+                documents = [documents[at] for at in nearest]
+                vectors = vectors[nearest]
         else:
             read_up_to = self._sync()
             moment = inboxes.parse_since(since) if since else \
@@ -306,13 +317,14 @@ class Reader:
             left_out = {m.paper for m in self.state.marks()} | set(self.state.seen())
             fresh = [paper for paper in sorted(new, key=lambda p: (new[p], p))
                      if paper not in left_out]
+            new_count = len(fresh)
+            if len(fresh) > RANKED_AT_MOST:
+                fresh = self._nearest_in_index(models, fresh)
             found = self.engine.papers(fresh)
             documents = [found[paper] for paper in fresh if paper in found]
             vectors = self._vectors([doc.id for doc in documents])[1]
         kept, kept_vectors, folded = self._unfolded(documents, vectors)
-        tagged = any(mark.verdict == FOR for mark in self.state.marks())
-        models = self._models(None) if kept and tagged else []
-        if models:
+        if models and kept:
             chosen = self._ranked_for(models, kept, kept_vectors)
         else:
             chosen = [ranking.Scored(doc.id, 0.0, "", "", 0.0) for doc in kept]
@@ -326,7 +338,7 @@ class Reader:
             self.state.see([(doc.id, inboxes.title_key(doc.title)) for doc in shown + again])
             if papers is None:
                 self.state.set_setting(LAST_READ, read_up_to)
-        return inboxes.Inbox(hits=hits, new=len(documents), since=moment,
+        return inboxes.Inbox(hits=hits, new=new_count, since=moment,
                              folded={paper: into for paper, into in folded.items()},
                              ranked=tagged)
 
@@ -340,12 +352,37 @@ class Reader:
         return max(read_up_to, self._latest_arrival())
 
     def _latest_arrival(self) -> str:
-        latest = self.state.arrivals_since("")
-        return max(latest.values(), default=now())
+        return self.state.latest_arrival() or now()
+
+    def _nearest_in_index(self, models: list[ranking.TagModel], fresh: list[str]) -> list[str]:
+        """Of many new papers in the index, the RANKED_AT_MOST the inbox ranks: those in the
+        tags' neighbourhoods (nearest first by tag, in turn), or the first that came."""
+        if not models:
+            return fresh[:RANKED_AT_MOST]
+        allowed = set(fresh)
+        chosen: dict[str, None] = {}
+        near = [[paper for paper in self._neighbourhood(model)[0] if paper in allowed]
+                for model in models]
+        for place in range(max(map(len, near), default=0)):
+            for papers in near:
+                if place < len(papers) and len(chosen) < RANKED_AT_MOST:
+                    chosen.setdefault(papers[place])
+        return list(chosen)
+
+    def _nearest_by_direction(self, models: list[ranking.TagModel],
+                              vectors: np.ndarray) -> np.ndarray:
+        """Of many papers from a file, the positions of the RANKED_AT_MOST the inbox ranks:
+        the best by any tag's direction, or the first."""
+        if not models:
+            return np.arange(RANKED_AT_MOST)
+        best = np.max([vectors @ model.direction for model in models], axis=0)
+        return np.sort(np.argsort(-best, kind="stable")[:RANKED_AT_MOST])
 
     def _unfolded(self, documents: list[Document], vectors: np.ndarray):
         """The papers that are not another copy of one seen or tagged, or of one earlier in
         the list; and which were folded into which."""
+        if not documents:
+            return [], np.zeros((0, 0), np.float32), {}
         seen, marks = self.state.seen(), self.state.marks()
         keys = {key: paper for paper, key in seen.items() if key}
         for mark in marks:
@@ -354,21 +391,27 @@ class Reader:
         known = list(self.engine.papers(recent).values())
         known_ids = [doc.id for doc in known]
         known_titles = [inboxes.title_key(doc.title) for doc in known]
+        dimension = vectors.shape[1] if vectors.ndim == 2 else 0
         known_vectors = self.engine.vectors(known_ids) if known_ids else \
-            np.zeros((0, vectors.shape[1] if vectors.ndim == 2 else 0), np.float32)
+            np.zeros((0, dimension), np.float32)
+        # every new paper against every known one and every other new one, at once
+        candidates = np.concatenate([known_vectors.reshape(-1, dimension), vectors])
+        similarity = vectors @ candidates.T
+        titles = known_titles + [inboxes.title_key(doc.title) for doc in documents]
+        ids = known_ids + [doc.id for doc in documents]
+        compared = np.zeros(len(candidates), bool)
+        compared[:len(known_ids)] = True
         kept, kept_vectors, folded = [], [], {}
-        for doc, vector in zip(documents, vectors):
-            key = inboxes.title_key(doc.title)
-            into = inboxes.same_paper(key, vector, keys, known_vectors, known_ids, known_titles)
+        for at, (doc, vector) in enumerate(zip(documents, vectors)):
+            key = titles[len(known_ids) + at]
+            into = inboxes.same_paper(key, similarity[at], compared, keys, ids, titles)
             if into is not None and into != doc.id:
                 folded[doc.id] = into
                 continue
             kept.append(doc)
             kept_vectors.append(vector)
             keys.setdefault(key, doc.id)
-            known_ids, known_titles = known_ids + [doc.id], known_titles + [key]
-            known_vectors = np.concatenate([known_vectors.reshape(-1, len(vector)),
-                                            vector[None]])
+            compared[len(known_ids) + at] = True
         return kept, np.asarray(kept_vectors, dtype=np.float32), folded
 
     def _ranked_for(self, models: list[ranking.TagModel], documents: list[Document],

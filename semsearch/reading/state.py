@@ -258,6 +258,11 @@ class ReaderState:
         with self._connected() as db:
             return dict(db.execute("SELECT paper, at FROM arrivals WHERE at >= ?", (moment,)))
 
+    def latest_arrival(self) -> str | None:
+        """When the latest papers came into the index, as far as recorded."""
+        with self._connected() as db:
+            return db.execute("SELECT max(at) FROM arrivals").fetchone()[0]
+
     def known(self, papers: Iterable[str]) -> set[str]:
         """Which of these papers have an arrival recorded."""
         papers = list(papers)
