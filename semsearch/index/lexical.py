@@ -351,7 +351,7 @@ def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
     totals = np.zeros(part.count, np.float64)
     found = np.zeros(part.count, bool)
     seen_parts: list[np.ndarray] = []
-    threshold = 0.0
+    threshold, counted = 0.0, 0
     at = 0
     while at < len(terms) and (sum(map(len, seen_parts)) < k or left[at] >= threshold):
         weight, term = terms[at]
@@ -363,9 +363,13 @@ def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
         new = docs[~found[docs]]
         found[new] = True
         seen_parts.append(new)
-        if sum(map(len, seen_parts)) >= k:
+        # the threshold only rises: one counted a few terms ago is a safe (lower) bound, so it
+        # is counted again only when it could end this phase, or when many papers came
+        count = sum(map(len, seen_parts))
+        if count >= k and (left[at + 1] < 2 * threshold or count > 2 * counted or
+                           at + 1 == len(terms)):
             seen = np.concatenate(seen_parts)
-            seen_parts = [seen]
+            seen_parts, counted = [seen], count
             threshold = float(-np.partition(-totals[seen], k - 1)[k - 1])
         at += 1
     seen = np.sort(np.concatenate(seen_parts)) if seen_parts else np.zeros(0, np.int64)
@@ -377,8 +381,9 @@ def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
         where = np.minimum(np.searchsorted(docs, seen), max(len(docs) - 1, 0))
         holds = docs[where] == seen if len(docs) else np.zeros(len(seen), bool)
         scores[holds] += contribution(weight, seen[holds], np.asarray(freqs[where[holds]]))
-        threshold = max(threshold, float(-np.partition(-scores, k - 1)[k - 1]))
         at += 1
+        if len(seen) > 4 * k:  # fewer papers to look up in the next terms
+            threshold = max(threshold, float(-np.partition(-scores, k - 1)[k - 1]))
     best = np.lexsort((seen, -scores))[:k]  # ties: the earlier paper, as across parts
     return scores[best].astype(np.float32), seen[best]
 

@@ -247,11 +247,12 @@ class Reader:
                        ) -> tuple[list[str], np.ndarray, dict[str, float]]:
         """The tag's top papers in the whole index by its direction and by its papers' words
         (and, where only some papers may be recommended, those too): the pool its walk runs
-        over, their vectors, and BM25's scores of the ones that share words."""
+        over, their vectors, and BM25's scores of the best by words."""
         mine = set(model.liked_ids)
         [by_meaning] = self.engine.search_vectors(model.direction[None],
                                                   k=ranking.POOL + len(mine))
-        by_words = self.engine.search(model.text, k=ranking.POOL + len(mine),
+        # past its SCALE_DEPTH best, the words side scores 0: deeper would only cost time
+        by_words = self.engine.search(model.text, k=ranking.SCALE_DEPTH + len(mine),
                                       mode="lexical") if model.text.strip() else []
         words = {hit.id: hit.score for hit in by_words if hit.id not in mine}
         ids = list(dict.fromkeys([hit.id for hit in by_meaning if hit.id not in mine]

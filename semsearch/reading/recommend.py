@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: papers of a tag's neighbourhood (searched in the whole index by its direction, and as many
-#: by its words)
+#: papers of a tag's neighbourhood searched in the whole index by its direction (and the
+#: SCALE_DEPTH best by its words join them)
 POOL = 2000
 #: neighbours each paper of the neighbourhood links to, in the walk's graph
 GRAPH_NEIGHBOURS = 10
@@ -120,16 +120,21 @@ def personalized_pagerank(vectors: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Where a walk that restarts at ``start`` (a distribution over the rows) spends its time,
     over the graph linking each row to its GRAPH_NEIGHBOURS most similar rows (both ways,
     weighted by similarity, symmetrically normalized)."""
+    import faiss
     from scipy import sparse
 
     count = len(vectors)
     links = min(GRAPH_NEIGHBOURS, count - 1)
     if links < 1:
         return start.copy()
-    similarity = vectors @ vectors.T
-    np.fill_diagonal(similarity, -np.inf)
-    nearest = np.argpartition(-similarity, links - 1, axis=1)[:, :links]
-    weights = np.maximum(np.take_along_axis(similarity, nearest, axis=1), 0.0)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    # each row's nearest rows by inner product (FAISS, on every core), itself left out
+    similarity, nearest = faiss.knn(vectors, vectors, links + 1,
+                                    metric=faiss.METRIC_INNER_PRODUCT)
+    itself = nearest == np.arange(count)[:, None]
+    keep = np.where(itself.any(axis=1)[:, None], ~itself, np.arange(links + 1) < links)
+    nearest = nearest[keep].reshape(count, links)
+    weights = np.maximum(similarity[keep].reshape(count, links), 0.0)
     graph = sparse.csr_matrix((weights.ravel(), (np.repeat(np.arange(count), links),
                                                  nearest.ravel())), shape=(count, count))
     graph = graph + graph.T
