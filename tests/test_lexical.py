@@ -9,6 +9,8 @@ from semsearch.index import lexical as bm25
 from semsearch.index.lexical import LexicalSettings
 from semsearch.store import FolderFiles
 
+from conftest import needs_shared
+
 TEXTS = ["Graph neural networks for molecules", "Transformers translate languages",
          "Molecular graphs and chemistry", "The the the and of"]
 
@@ -259,3 +261,40 @@ def test_a_common_terms_postings_are_looked_up_not_read_whole(tmp_path, monkeypa
     assert read == [100, 5000]
     assert scores[0] == pytest.approx(brute_force(texts, np.arange(len(texts)), "the rare7",
                                                   10)[0][0], rel=1e-5)
+
+
+def every_posting_scored(part, terms, k, settings, average):
+    """The top k of one part with every posting of every term scored: BM25 as it was read
+    before the pruning."""
+    totals = np.zeros(part.count, np.float64)
+    norm = settings.k1 * (1 - settings.b) + settings.k1 * settings.b * \
+        part.postings.lengths / average
+    for weight, term in terms:
+        docs, freqs = part.postings.postings(term)
+        tf = freqs.astype(np.float64)
+        totals[docs] += weight * tf / (tf + norm[docs])
+    seen = np.flatnonzero(totals > 0)
+    best = np.lexsort((seen, -totals[seen]))[:k]
+    return totals[seen][best].astype(np.float32), seen[best]
+
+
+@needs_shared
+@pytest.mark.parametrize("collection", ["scifact", "cranfield"])
+def test_the_top_10_of_scifact_and_cranfield_is_unchanged_by_the_pruning(collection, tmp_path,
+                                                                         monkeypatch):
+    import json
+
+    from conftest import SHARED
+
+    root = SHARED / "eval" / collection
+    records = [json.loads(line) for line in (root / "corpus.jsonl").read_text().splitlines()]
+    texts = [f"{r.get('title', '')} {r.get('text', '')}" for r in records]
+    part = segment(tmp_path / "s", texts, np.arange(len(texts)))
+    queries = [json.loads(line)["text"] for line in
+               (root / "queries.jsonl").read_text().splitlines()][:400]
+    pruned = [search([part], query, k=10) for query in queries]
+    monkeypatch.setattr(bm25, "_best_of_part", every_posting_scored)
+    for query, (scores, rows) in zip(queries, pruned):
+        expected_scores, expected_rows = search([part], query, k=10)
+        assert rows.tolist() == expected_rows.tolist(), query
+        np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
