@@ -880,8 +880,8 @@ def show(paper, index, as_json) -> None:
                    "and read the index.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Requests answered side by side, each by an engine of its own (each holds "
-                   "the query model and the vector index once). Default: one a core, 2 at "
-                   "least.")
+                   "the query model and the vector index once). Default: one a core, from 2 "
+                   "to 4.")
 def serve(index, sample, host, port, token, no_token, workers) -> None:
     """Serve an index over HTTP: a page for browsing papers at http://HOST:PORT/, and a JSON
     API (GET /api/search?q=..., POST /api/like, GET /api/papers/ID, /api/info, /api/facets;

@@ -26,8 +26,9 @@ from semsearch.filters import FacetValue
 
 def default_workers() -> int:
     """Engines a server keeps: one a core, two at least (a slow request then cannot stall
-    every other)."""
-    return max(2, os.cpu_count() or 1)
+    every other) and four at most (each holds the model and the vector index, and each
+    query's model and search already use several cores)."""
+    return min(4, max(2, os.cpu_count() or 1))
 
 
 class ServedIndex:
