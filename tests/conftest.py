@@ -70,6 +70,7 @@ def index_root(tmp_path, monkeypatch) -> Path:
 
 def _interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def worker_process(args: Sequence[str], **options) -> subprocess.Popen:

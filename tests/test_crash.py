@@ -213,7 +213,9 @@ import signal, subprocess, sys
 sys.path.insert(0, {str(WORKER.parent)!r})
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 from conftest import worker_process
-child = worker_process([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+# short sleeps: a signal taken by a thread other than the main one does not cut a long sleep
+child = worker_process([sys.executable, "-c",
+                        "import time\\nprint('up', flush=True)\\nfor _ in range(600): time.sleep(0.1)"],
                        stdout=subprocess.PIPE, text=True)
 child.stdout.readline()
 child.send_signal(signal.SIGINT)
