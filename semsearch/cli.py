@@ -138,8 +138,7 @@ def cluster_options(function: Callable) -> Callable:
 
             if ray_address == "local":
                 click.echo("Starting Ray on this machine: its processes take seconds to a "
-                           "minute to start before the first paper is embedded, and Ray may "
-                           "log a line about actor restarts, which is not an error", err=True)
+                           "minute to start before the first paper is embedded", err=True)
 
             settings = RaySettings(address=None if ray_address == "local" else ray_address,
                                    actors=ray_actors,

@@ -18,6 +18,10 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import os
+import re
+import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +37,10 @@ ACTOR_BATCH = 256
 INSTALL_HINT = "--ray needs Ray: pip install 'semsearch[ray]'"
 #: where the actors embed: "auto" takes one GPU an actor where the cluster has GPUs
 DEVICES = ("auto", "cpu", "gpu")
+#: what Ray's C++ core worker writes to this process's stderr that is not for the user: an
+#: actor pool's actors take their constructor's arguments from the object store and restart
+#: when they die, by design here, and Ray warns about that combination at error level
+CORE_WORKER_NOTES = (b"has constructor arguments in the object store and max_restarts > 0",)
 
 
 @dataclass(frozen=True)
@@ -108,13 +116,14 @@ class RayEmbedder:
         # default for actor pools: tests kill one)
         vectors, seen = None, np.zeros(len(texts), dtype=bool)
         try:
-            for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
-                positions = batch["position"]
-                if vectors is None:
-                    vectors = np.empty((len(texts), batch["vector"].shape[1]),
-                                       dtype=np.float32)
-                vectors[positions] = batch["vector"]
-                seen[positions] = True
+            with _filtered_stderr(CORE_WORKER_NOTES):
+                for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+                    positions = batch["position"]
+                    if vectors is None:
+                        vectors = np.empty((len(texts), batch["vector"].shape[1]),
+                                           dtype=np.float32)
+                    vectors[positions] = batch["vector"]
+                    seen[positions] = True
         except Exception as error:  # our own one-line errors, raised in an actor
             cause = _our_error(error)
             if cause is None:
@@ -185,6 +194,50 @@ class _EmbedActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = self._embedder.embed_documents([str(text) for text in batch["text"]])
         return {"position": batch["position"], "vector": vectors}
+
+
+@contextlib.contextmanager
+def _filtered_stderr(dropped: Sequence[bytes]):
+    """This process's stderr (fd 2, where Ray's C++ core worker logs, past Python's reach)
+    through a filter that drops the lines holding one of ``dropped`` and passes on everything
+    else as it comes, Python's own output and progress included."""
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward() -> None:
+        pending = b""
+        while chunk := os.read(read_end, 65536):
+            pending += chunk
+            *lines, pending = _split_lines(pending)
+            _write_all(terminal, b"".join(line for line in lines
+                                          if not any(note in line for note in dropped)))
+        if pending and not any(note in pending for note in dropped):
+            _write_all(terminal, pending)
+
+    forwarder = threading.Thread(target=forward, name="semsearch-stderr", daemon=True)
+    forwarder.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(terminal, 2)  # the pipe's last write end closes: the forwarder reads to its end
+        forwarder.join(timeout=5)
+        os.close(terminal)
+        if not forwarder.is_alive():
+            os.close(read_end)
+
+
+def _split_lines(data: bytes) -> list[bytes]:
+    """Lines ended by a newline or a carriage return (progress), with what follows the last."""
+    return re.split(rb"(?<=[\r\n])", data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
 
 
 def _our_error(error: BaseException) -> SemsearchError | None:
