@@ -16,8 +16,8 @@ import click
 
 from semsearch.errors import InterruptedAfterCommit, NoDocuments, SemsearchError
 from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, DEFAULT_TARGET_RECALL,
-                              HYBRID_SCALE, INDEX_TYPES, LIKE_METHODS, MAX_QUERY_CHARS, MODES,
-                              Engine)
+                              DUPLICATE_THRESHOLD, HYBRID_SCALE, INDEX_TYPES, LIKE_METHODS,
+                              MAX_QUERY_CHARS, MODES, Engine)
 from semsearch.ray_embedding import DEVICES as RAY_DEVICES
 from semsearch.readers import FORMATS
 
@@ -784,6 +784,37 @@ def _write_digest(found, name: str, output: str) -> None:
     except OSError as error:
         raise click.ClickException(f"{path}: cannot write the digest ({error.strerror})") \
             from None
+
+
+@main.command()
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True),
+              default=DUPLICATE_THRESHOLD, show_default=True,
+              help="Cosine from which two papers with alike titles are one paper. Lower "
+                   "finds more (and more wrongly).")
+@index_option
+@json_option
+def duplicates(threshold, index, as_json) -> None:
+    """Groups of papers that are one paper under different ids: the same paper from two
+    sources, an arXiv version and its journal copy, two exports of one library.
+
+    Two papers are one if their vectors are nearly the same and their titles alike, if their
+    titles are the same and their vectors close (an abstract cut short), or if their vectors
+    are all but identical (a title reworded). `index` and `add` already drop papers whose
+    title and abstract are exactly another's. With --json, one group a line with its
+    papers' ids, titles and the lowest cosine that joined them.
+    """
+    with Engine.open(index) as engine, _ProgressBars() as progress:
+        groups = engine.duplicates(threshold, progress=progress)
+    for group in groups:
+        if as_json:
+            click.echo(json.dumps(group.to_json(), ensure_ascii=False))
+            continue
+        click.echo(f"{group.similarity:.3f}")
+        for doc_id, title in zip(group.ids, group.titles):
+            click.echo(f"  {doc_id}  {title}")
+    if not as_json:
+        click.echo(f"{len(groups)} group{'' if len(groups) == 1 else 's'} of near-duplicates"
+                   + ("" if groups else f" at cosine {threshold}"), err=True)
 
 
 @main.command()

@@ -26,6 +26,8 @@ from semsearch.filters import FLAGS, FacetValue, Filter
 from semsearch.index import lexical as bm25
 from semsearch.index import vector
 from semsearch.indexing import BuildReport, Progress, UpdateReport
+from semsearch.overview import duplicates as duplicate_papers
+from semsearch.overview.duplicates import DuplicateGroup
 from semsearch.search import explain as explanations
 from semsearch.search import feedback, ranking
 from semsearch.search.fusion import HYBRID_SCALE, FusionSettings
@@ -53,6 +55,8 @@ INDEX_TYPES = ("auto",) + vector.KINDS
 #: what `facets` lists by default: authors are many, and are looked up by name instead
 FACET_KINDS = ("year", "category", "tag")
 DEFAULT_TARGET_RECALL = vector.DEFAULT_TARGET_RECALL
+#: the cosine from which two papers with alike titles are one (``duplicates``)
+DUPLICATE_THRESHOLD = duplicate_papers.SAME_PAPER_COSINE
 LexicalSettings = bm25.LexicalSettings
 
 
@@ -592,6 +596,15 @@ class Engine:
                          segments_in_vector_index=len(commit.ann.covers) if commit.ann else 0,
                          lexical=dict(commit.lexical), version=commit.number,
                          generation=view.snapshot.name)
+
+    # -- the collection as a whole (``semsearch.overview``) ---------------------------------
+
+    @_one_at_a_time
+    def duplicates(self, threshold: float = DUPLICATE_THRESHOLD,
+                   progress: Progress | None = None) -> list[DuplicateGroup]:
+        """Groups of papers that are one paper under different ids (near-duplicates: nearly
+        the same vectors and alike titles), the most alike first."""
+        return duplicate_papers.find(self._checked(), threshold, progress)
 
     # -- what the engine holds ----------------------------------------------------------------
 

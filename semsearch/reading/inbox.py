@@ -11,7 +11,6 @@ reworded by an export).
 
 from __future__ import annotations
 
-import difflib
 import html
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -20,11 +19,8 @@ import numpy as np
 
 from semsearch.documents import Hit, normalise_text
 from semsearch.errors import QueryError
+from semsearch.overview.duplicates import SAME_PAPER_COSINE, titles_alike
 
-#: cosine from which two papers with alike titles are one paper
-SAME_PAPER_COSINE = 0.95
-#: and how alike their titles must be then (difflib's ratio over normalised titles)
-SAME_PAPER_TITLES = 0.8
 #: papers an inbox shows unless asked otherwise
 INBOX_SIZE = 20
 
@@ -74,8 +70,7 @@ def same_paper(title_key: str, similarity: np.ndarray, compared: np.ndarray,
     if title_key and title_key in known_keys:
         return known_keys[title_key]
     for at in np.flatnonzero((similarity >= SAME_PAPER_COSINE) & compared):
-        ratio = difflib.SequenceMatcher(None, title_key, titles[at]).ratio()
-        if ratio >= SAME_PAPER_TITLES:
+        if titles_alike(title_key, titles[at]):
             return ids[at]
     return None
 

@@ -9,7 +9,7 @@ all of them (``semsearch.index.lexical``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -87,6 +87,17 @@ class IndexView:
 
     def vectors(self, rows: Sequence[int]) -> np.ndarray:
         return self.segments.vectors(np.asarray(rows, dtype=np.int64))
+
+    def live_vectors(self, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rows, vectors) of every live paper, ``batch`` at a time, segment by segment."""
+        for segment in self.segments:
+            live = self._live_in(segment)
+            rows = segment.rows if live is None else segment.rows[live]
+            positions = np.arange(len(segment.rows)) if live is None else np.flatnonzero(live)
+            for start in range(0, len(rows), batch):
+                yield (rows[start:start + batch],
+                       np.asarray(segment.vectors[positions[start:start + batch]],
+                                  dtype=np.float32))
 
     def _live_in(self, segment: Segment) -> np.ndarray | None:
         """Which of a segment's positions are not tombstoned (None: all), worked out once."""

@@ -471,6 +471,13 @@ class DocumentTable:
                                  (key + " ", key + "!")).fetchall()
         return [row[0] for row in found]
 
+    def rows_sharing_titles(self) -> Iterator[list[int]]:
+        """The rows of each normalised title that more than one paper has, in order."""
+        for (rows,) in self._db.execute(
+                "SELECT group_concat(row) FROM documents WHERE title_key != '' "
+                "GROUP BY title_key HAVING count(*) > 1"):
+            yield sorted(int(row) for row in rows.split(","))
+
     def titles(self) -> Iterator[str]:
         for (title,) in self._db.execute("SELECT title FROM documents"):
             yield title

@@ -1,0 +1,138 @@
+"""Near-duplicates: the same paper held twice under different ids (from two sources, an arXiv
+version and its journal copy, two exports of one library), which the exact check of a build
+(same title and abstract, whatever the id) lets through.
+
+Two papers are one if their vectors are nearly the same and their titles alike, or if their
+titles are the same and their vectors close (an abstract shortened or cut by an export), or
+if their vectors are all but identical (a title reworded over the same abstract). The scan
+asks the vector index for each paper's few nearest neighbours, a batch at a time, and the
+document table for the papers that share a title; pairs join into groups.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from semsearch.documents import normalise_text
+from semsearch.errors import QueryError
+
+if TYPE_CHECKING:
+    from semsearch.search.view import IndexView
+
+#: cosine from which two papers with alike titles are one paper (``--threshold``; chosen on
+#: planted pairs, benchmarks/duplicates.py)
+SAME_PAPER_COSINE = 0.9
+#: how alike their titles must be then (difflib's ratio over normalised titles)
+SAME_PAPER_TITLES = 0.8
+#: cosine from which two papers with the same title are one (a shortened abstract)
+SAME_TITLE_COSINE = 0.8
+#: cosine from which two papers are one whatever their titles (the same abstract)
+SAME_TEXT_COSINE = 0.985
+#: nearest neighbours of each paper compared with it
+NEIGHBOURS = 4
+#: papers whose neighbours are asked for at once
+BATCH = 4096
+
+Progress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Papers that are one paper: their ids (the first the one that came into the index
+    first), their titles, and the lowest cosine of a pair that joined the group."""
+
+    ids: tuple[str, ...]
+    titles: tuple[str, ...]
+    similarity: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ids": list(self.ids), "titles": list(self.titles),
+                "similarity": round(self.similarity, 4)}
+
+
+def titles_alike(first: str, second: str) -> bool:
+    """Whether two normalised titles read as one title (reworded a little, a typo); papers
+    without titles have nothing alike to go by."""
+    return bool(first and second) and difflib.SequenceMatcher(None, first, second).ratio() >= SAME_PAPER_TITLES
+
+
+def same_paper(cosine: float, first_title: str, second_title: str,
+               threshold: float = SAME_PAPER_COSINE) -> bool:
+    """The rule: two papers (their cosine, their normalised titles) are one paper."""
+    if first_title and first_title == second_title:
+        return cosine >= min(threshold, SAME_TITLE_COSINE)
+    if cosine >= max(threshold, SAME_TEXT_COSINE):
+        return True
+    return cosine >= threshold and titles_alike(first_title, second_title)
+
+
+def check_threshold(threshold: float) -> None:
+    if not 0 < threshold <= 1:
+        raise QueryError(f"--threshold is a cosine above 0 and at most 1, not {threshold}")
+
+
+def find(view: IndexView, threshold: float = SAME_PAPER_COSINE,
+         progress: Progress | None = None) -> list[DuplicateGroup]:
+    """Every group of near-duplicates among the live papers of ``view``, the largest
+    similarity first."""
+    check_threshold(threshold)
+    candidates = set(_shared_titles(view))
+    lowest = min(threshold, SAME_TITLE_COSINE)
+    total, done = view.count, 0
+    for rows, vectors in view.live_vectors(BATCH):
+        for row, (scores, found) in zip(rows.tolist(), view.dense(vectors, NEIGHBOURS + 1)):
+            for score, other in zip(scores.tolist(), found.tolist()):
+                if other != row and score >= lowest:
+                    candidates.add((min(row, other), max(row, other)))
+        done += len(rows)
+        if progress:
+            progress("duplicates", done, total)
+    return _groups(view, candidates, threshold)
+
+
+def _shared_titles(view: IndexView) -> Iterable[tuple[int, int]]:
+    """Pairs of papers with the same normalised title (each to the first of its title)."""
+    for rows in view.documents.rows_sharing_titles():
+        for other in rows[1:]:
+            yield rows[0], other
+
+
+def _groups(view: IndexView, candidates: set[tuple[int, int]],
+            threshold: float) -> list[DuplicateGroup]:
+    pairs = sorted(candidates)
+    if not pairs:
+        return []
+    rows = sorted({row for pair in pairs for row in pair})
+    papers = view.documents.fields_by_rows(rows)
+    vectors = dict(zip(rows, view.vectors(rows)))
+    titles = {row: normalise_text(papers[row][1]) for row in rows}
+    parent = {row: row for row in rows}
+
+    def root(row: int) -> int:
+        while parent[row] != row:
+            parent[row] = parent[parent[row]]
+            row = parent[row]
+        return row
+
+    lowest: dict[int, float] = {}
+    for first, second in pairs:
+        cosine = float(vectors[first] @ vectors[second])
+        if not same_paper(cosine, titles[first], titles[second], threshold):
+            continue
+        a, b = root(first), root(second)
+        if a == b:
+            continue
+        parent[max(a, b)] = min(a, b)  # the earlier paper heads the group
+        lowest[min(a, b)] = min(lowest.get(a, 1.0), lowest.get(b, 1.0), cosine)
+    members: dict[int, list[int]] = {}
+    for row in rows:
+        members.setdefault(root(row), []).append(row)
+    groups = [DuplicateGroup(tuple(papers[row][0] for row in group),
+                             tuple(papers[row][1] for row in group), lowest[head])
+              for head, group in members.items() if len(group) > 1]
+    return sorted(groups, key=lambda group: (-group.similarity, group.ids))
