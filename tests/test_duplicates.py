@@ -77,6 +77,7 @@ def test_the_rule_weighs_titles_and_vectors():
     assert not same_paper(0.92, "deep nets", "protein folding")      # close, unlike titles
     assert same_paper(0.99, "deep nets", "nets that are deep")       # the same abstract
     assert not same_paper(0.92, "", "")                        # no titles: not the same
+    assert not same_paper(0.95, "graph networks part 1", "graph networks part 2")  # a series
 
 
 def test_the_command_prints_a_group_a_line_with_its_ids(indexed):

@@ -85,6 +85,21 @@ def dated_site(tmp_path_factory):
         yield address
 
 
+@pytest.fixture(scope="module")
+def duplicated_site(tmp_path_factory):
+    """A few papers, one of them twice (an export with its abstract a little longer)."""
+    path = tmp_path_factory.mktemp("page") / "duplicated"
+    papers = [Document(f"p{i}", title, f"{title}. {words}.") for i, (title, words) in
+              enumerate([("Graph attention networks", "attention over graph neighbourhoods"),
+                         ("Protein folding at scale", "structure prediction of residues"),
+                         ("Speech recognition in noise", "acoustic models for audio")])]
+    papers.append(Document("p0-copy", "Graph attention networks!",
+                           "Graph attention networks. Attention over graph neighbourhoods, too."))
+    Engine(path, embedder=HashingEmbedder()).build(papers)
+    with LiveServer(create_app(Engine.open(path, embedder=HashingEmbedder()))) as address:
+        yield address
+
+
 def wait_for(condition, seconds=20.0):
     deadline = time.monotonic() + seconds
     while True:
@@ -255,3 +270,16 @@ def test_tags_kept_by_the_server_recommendations_and_the_inbox(browser, sample_s
     wait_for(lambda: "ranked for your tags" in status(browser))
     assert before[0] not in result_ids(browser)  # read papers do not come back
     browser.save_screenshot(str(SCREENSHOTS / "inbox.png"))
+
+
+def test_duplicates_are_listed_and_each_paper_opens(browser, duplicated_site):
+    from selenium.webdriver.common.by import By
+
+    browser.get(duplicated_site)
+    browser.find_element("id", "duplicates").click()
+    wait_for(lambda: status(browser) == "1 group of papers that are one paper")
+    [group] = results(browser)
+    assert "p0 (first in the index)" in group.text and "p0-copy" in group.text
+    group.find_elements(By.CSS_SELECTOR, "button.linkish")[1].click()
+    wait_for(lambda: status(browser) == "The paper p0-copy")
+    assert result_ids(browser) == ["p0-copy"]

@@ -449,3 +449,19 @@ def test_every_engine_of_a_server_sees_another_process_write(index_path, tmp_pat
         for _ in range(4):
             assert client.get("/api/info").json()["count"] == 5
             assert "2024" in [f["value"] for f in client.get("/api/facets").json()["year"]]
+
+
+def test_duplicates_are_listed_and_follow_the_index(tmp_path):
+    copy = Document("copy-of-2301.00002", "Attention is all you need!",
+                    "The transformer uses attention only. It translates very well.")
+    path = tmp_path / "idx"
+    Engine(path, embedder=HashingEmbedder()).build(PAPERS + [copy])
+    with TestClient(create_app(Engine.open(path, embedder=HashingEmbedder())),
+                    base_url=LOCAL) as client:
+        answer = client.get("/api/duplicates")
+        assert answer.status_code == 200, answer.text
+        [group] = answer.json()["groups"]
+        assert group["ids"] == ["2301.00002", "copy-of-2301.00002"]
+        assert client.get("/api/duplicates", params={"threshold": 0}).status_code == 422
+        Engine(path, embedder=HashingEmbedder()).remove(["copy-of-2301.00002"])
+        assert client.get("/api/duplicates").json()["groups"] == []  # the new state's answer

@@ -12,6 +12,7 @@ document table for the papers that share a title; pairs join into groups.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,8 @@ NEIGHBOURS = 4
 #: papers whose neighbours are asked for at once
 BATCH = 4096
 
+_NUMBERS = re.compile(r"\d+")
+
 Progress = Callable[[str, int, "int | None"], None]
 
 
@@ -57,8 +60,11 @@ class DuplicateGroup:
 
 def titles_alike(first: str, second: str) -> bool:
     """Whether two normalised titles read as one title (reworded a little, a typo); papers
-    without titles have nothing alike to go by."""
-    return bool(first and second) and difflib.SequenceMatcher(None, first, second).ratio() >= SAME_PAPER_TITLES
+    without titles have nothing alike to go by, and titles with other numbers are other
+    papers (part 1 and part 2 of a series, one study in two years)."""
+    if not (first and second) or _NUMBERS.findall(first) != _NUMBERS.findall(second):
+        return False
+    return difflib.SequenceMatcher(None, first, second).ratio() >= SAME_PAPER_TITLES
 
 
 def same_paper(cosine: float, first_title: str, second_title: str,

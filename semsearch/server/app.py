@@ -24,9 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from starlette.exceptions import HTTPException
 
 from semsearch import __version__
-from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, FACET_KINDS, HYBRID_SCALE,
-                              LIKE_METHODS,
-                              MODES, Engine, IndexInfo)
+from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, DUPLICATE_THRESHOLD,
+                              FACET_KINDS, HYBRID_SCALE, LIKE_METHODS, MODES, Engine, IndexInfo)
 from semsearch.errors import SemsearchError, StoreError, UnknownPaper
 from semsearch.filters import FLAGS, FacetValue, Filter
 from semsearch.server.guard import Guard
@@ -118,6 +117,16 @@ class InboxBody(Results):
     shown: int
     ranked_for_tags: bool
     folded: dict[str, str] = Field(description="paper -> the paper it is another copy of")
+
+
+class DuplicateBody(BaseModel):
+    ids: list[str] = Field(description="the paper that came first, then its copies")
+    titles: list[str]
+    similarity: float = Field(description="the lowest cosine of a pair that joined them")
+
+
+class DuplicateList(BaseModel):
+    groups: list[DuplicateBody]
 
 
 class Filters(BaseModel):
@@ -250,6 +259,12 @@ def create_app(index: str | Path | Engine | None = None, *, token: str | None = 
                limit: Annotated[int, Query(ge=1, le=MAX_FACETS)] = 100
                ) -> dict[str, list[FacetValue]]:
         return served.facets(list(dict.fromkeys(kind)), limit)
+
+    @app.get("/api/duplicates", response_model=DuplicateList, responses=ERRORS,
+             summary="Groups of papers that are one paper under different ids")
+    def duplicates(threshold: Annotated[float, Query(gt=0, le=1)] = DUPLICATE_THRESHOLD
+                   ) -> dict[str, Any]:
+        return {"groups": [group.to_json() for group in served.duplicates(threshold)]}
 
     return Guard(app, token, MAX_BODY_BYTES, any_host=any_host)
 

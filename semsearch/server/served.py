@@ -17,11 +17,13 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from semsearch.engine import Engine
 from semsearch.filters import FacetValue
+from semsearch.overview import DuplicateGroup
 
 
 def default_workers() -> int:
@@ -39,7 +41,7 @@ class ServedIndex:
         self._all = [engine]
         self._workers = max(1, workers or default_workers())
         self._lock = threading.Lock()
-        self._facets: dict[tuple, dict[str, list[FacetValue]]] = {}
+        self._results: dict[tuple, Any] = {}  # (state, what was asked): its answer
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:
@@ -64,17 +66,27 @@ class ServedIndex:
         return self._idle.get()
 
     def facets(self, kinds: Sequence[str], limit: int) -> dict[str, list[FacetValue]]:
-        """``Engine.facets``, kept for the state they were counted on: counting them reads
-        every paper's facets, and a page asks for them at every load."""
+        """``Engine.facets``, kept for the state: a page asks for them at every load."""
+        return self._kept(("facets", tuple(kinds), limit),
+                          lambda engine: engine.facets(kinds, limit))
+
+    def duplicates(self, threshold: float) -> list[DuplicateGroup]:
+        """``Engine.duplicates``, kept for the state: a scan reads every paper's vector."""
+        return self._kept(("duplicates", threshold),
+                          lambda engine: engine.duplicates(threshold))
+
+    def _kept(self, key: tuple, compute: Callable[[Engine], Any]) -> Any:
+        """What ``compute`` gives on the newest state, worked out once for that state (the
+        answers of an older state are let go when a newer one is asked)."""
         with self.engine() as engine:
-            key = (engine.state, tuple(kinds), limit)
+            state = engine.state
             with self._lock:
-                found = self._facets.get(key)
+                found = self._results.get((state, key))
             if found is None:
-                found = engine.facets(kinds, limit)
+                found = compute(engine)
                 with self._lock:
-                    self._facets = {k: v for k, v in self._facets.items() if k[0] == key[0]}
-                    self._facets[key] = found
+                    self._results = {k: v for k, v in self._results.items() if k[0] == state}
+                    self._results[(state, key)] = found
             return found
 
     def warm_up(self) -> None:

@@ -1,5 +1,6 @@
 // The semsearch page: search, read, "similar", a tray of liked and disliked papers, tags kept by
-// the server (for and against, one click on a result), recommendations for a tag, the inbox.
+// the server (for and against, one click on a result), recommendations for a tag, the inbox,
+// the collection's near-duplicates.
 // Plain DOM, no framework and nothing fetched from elsewhere: it works offline. Text from the
 // index is always set as text, never as HTML.
 "use strict";
@@ -11,7 +12,7 @@ const picks = { liked: new Map(), disliked: new Map() };  // id -> title
 const tagged = new Map();  // id -> "for" | "against", in the current tag
 let asked = 0;           // the number of the latest request: older answers are dropped
 let typingTimer = null;
-let shownAs = "search";  // what the results are: "search", "inbox", "recommend"
+let shownAs = "search";  // what the results are: "search", "inbox", "recommend", "duplicates"
 
 function filters() {
   const from = $("year-from").value.trim(), to = $("year-to").value.trim();
@@ -124,6 +125,39 @@ function openInbox() {
     (body.ranked_for_tags ? ", ranked for your tags" : " (tag papers to have them ranked)"));
 }
 
+async function openDuplicates() {
+  const mine = ++asked;
+  say("Looking for papers held twice (a scan of the whole collection)…");
+  try {
+    const body = await call("/api/duplicates");
+    if (mine !== asked) return;
+    shownAs = "duplicates";
+    $("results").replaceChildren(...body.groups.map(duplicateGroup));
+    say(body.groups.length ? `${body.groups.length} group${body.groups.length === 1 ? "" : "s"} of papers that are one paper`
+                           : "No near-duplicates");
+  } catch (error) {
+    if (mine !== asked) return;
+    $("results").replaceChildren();
+    say(error.message, true);
+  }
+}
+
+function duplicateGroup(group) {
+  const papers = group.ids.map((id, at) => element("li", {},
+    element("button", { type: "button", className: "linkish", onclick: () => showPaper(id) },
+            group.titles[at] || id),
+    ` ${id}` + (at === 0 ? " (first in the index)" : "")));
+  return element("li", { className: "result duplicates" },
+    element("p", { className: "meta" }, `lowest cosine ${group.similarity.toFixed(3)}`),
+    element("ul", {}, ...papers));
+}
+
+function showPaper(id) {
+  const path = id.split("/").map(encodeURIComponent).join("/");
+  answer(`: ${id}`, async () => ({ results: [await call(`/api/papers/${path}`)] }), "search",
+         () => `The paper ${id}`);
+}
+
 async function markRead(id, item) {
   try {
     await post("/api/seen", { papers: [id] });
@@ -176,7 +210,8 @@ function resultItem(row) {
   }
   if (row.year) meta.push(String(row.year));
   if (row.categories && row.categories.length) meta.push(row.categories.join(" "));
-  meta.push(row.id, `score ${row.score.toFixed(3)}`);
+  meta.push(row.id);
+  if (typeof row.score === "number") meta.push(`score ${row.score.toFixed(3)}`);
   const item = element("li", { className: "result" },
     element("h3", {}, title), element("p", { className: "meta" }, meta.join(" · ")));
   item.dataset.id = row.id;
@@ -304,6 +339,7 @@ for (const id of ["year-from", "year-to", "category", "mode", "explain"]) {
 }
 $("author").addEventListener("change", search);
 $("inbox").addEventListener("click", openInbox);
+$("duplicates").addEventListener("click", openDuplicates);
 $("new-tag").addEventListener("submit", (event) => { event.preventDefault(); loadMarks(); });
 $("tag-name").addEventListener("change", () => loadMarks());
 $("more").addEventListener("click", () => like([...picks.liked.keys()], [...picks.disliked.keys()],
