@@ -133,8 +133,9 @@ async function openDuplicates() {
     if (mine !== asked) return;
     shownAs = "duplicates";
     $("results").replaceChildren(...body.groups.map(duplicateGroup));
-    say(body.groups.length ? `${body.groups.length} group${body.groups.length === 1 ? "" : "s"} of papers that are one paper`
-                           : "No near-duplicates");
+    const count = body.groups.length;
+    say(count ? `${count} group${count === 1 ? "" : "s"} of papers that are one paper`
+              : "No near-duplicates");
   } catch (error) {
     if (mine !== asked) return;
     $("results").replaceChildren();
