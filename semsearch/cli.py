@@ -773,17 +773,21 @@ def inbox(since, from_paths, k, peek, output, index, as_json) -> None:
 
 
 def _write_digest(found, name: str, output: str) -> None:
-    from semsearch import _fs
     from semsearch.reading.inbox import digest_html, digest_markdown
 
     path = Path(output)
     text = digest_html(found, name) if path.suffix.lower() in (".html", ".htm") else \
         digest_markdown(found, name)
+    _write_file(path, text, "the digest")
+
+
+def _write_file(path: Path, data: str | bytes, what: str) -> None:
+    from semsearch import _fs
+
     try:
-        _fs.write_atomically(path, text)
+        _fs.write_atomically(path, data)
     except OSError as error:
-        raise click.ClickException(f"{path}: cannot write the digest ({error.strerror})") \
-            from None
+        raise click.ClickException(f"{path}: cannot write {what} ({error.strerror})") from None
 
 
 @main.command()
@@ -815,6 +819,55 @@ def duplicates(threshold, index, as_json) -> None:
     if not as_json:
         click.echo(f"{len(groups)} group{'' if len(groups) == 1 else 's'} of near-duplicates"
                    + ("" if groups else f" at cosine {threshold}"), err=True)
+
+
+@main.command(name="map")
+@click.option("--rebuild", is_flag=True,
+              help="Fit the map again: points move and regions may change (otherwise the map "
+                   "fitted before, with papers added since placed onto it).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write the map as a page of its own (.html, nothing fetched from "
+                   "elsewhere) to open in a browser.")
+@click.option("--png", type=click.Path(dir_okay=False), default=None,
+              help="Write the map as a picture (.png), for a paper or a slide.")
+@index_option
+@json_option
+def map_command(rebuild, output, png, index, as_json) -> None:
+    """A map of the collection: every paper a point, near papers near each other, in
+    regions labelled by their most distinctive words and their most central paper.
+
+    The first call fits it (minutes at a million papers) and keeps it with the index. It
+    stays put: papers added later are placed onto it and no paper moves, until --rebuild
+    fits it again. `semsearch serve` shows it in the page's Map view.
+    """
+    from semsearch.overview import drawing
+
+    with Engine.open(index) as engine, _ProgressBars() as progress:
+        had_map = engine.info().map_fitted is not None
+        found = engine.map(rebuild=rebuild, progress=progress)
+        if output:
+            _write_file(Path(output), drawing.page(found, engine.path.name, engine.papers),
+                        "the map")
+        if png:
+            _write_file(Path(png), drawing.picture(found), "the map's picture")
+    if as_json:
+        click.echo(json.dumps({"papers": len(found.ids), "fitted": found.fitted,
+                               "fitted_papers": found.fitted_papers,
+                               "placed_since": found.placed_since,
+                               "regions": [region.to_json() for region in found.regions]},
+                              ensure_ascii=False))
+    else:
+        if rebuild or not had_map:
+            click.echo(f"Fitted a map of {len(found.ids):,} papers: {len(found.regions)} regions")
+        else:
+            click.echo(f"The map of {len(found.ids):,} papers (fitted {found.fitted[:16]}; "
+                       f"{found.placed_since:,} placed onto it since): {len(found.regions)} "
+                       f"regions")
+        for region in sorted(found.regions, key=lambda r: -r.papers):
+            click.echo(f"  {region.papers:>8,}  {region.label}  (e.g. {region.central_title})")
+    for path in (output, png):
+        if path:
+            click.echo(f"Wrote {path}", err=True)
 
 
 @main.command()

@@ -26,7 +26,9 @@ from semsearch.filters import FLAGS, FacetValue, Filter
 from semsearch.index import lexical as bm25
 from semsearch.index import vector
 from semsearch.indexing import BuildReport, Progress, UpdateReport
+from semsearch.overview import collection_map
 from semsearch.overview import duplicates as duplicate_papers
+from semsearch.overview.collection_map import CollectionMap
 from semsearch.overview.duplicates import DuplicateGroup
 from semsearch.search import explain as explanations
 from semsearch.search import feedback, ranking
@@ -94,6 +96,8 @@ class IndexInfo:
     version: int = 0
     generation: str = ""
     updated: str = ""
+    #: when the map of the collection was fitted (`semsearch map`), if it was
+    map_fitted: str | None = None
 
 
 def _one_at_a_time(method):
@@ -576,6 +580,7 @@ class Engine:
         view = self._open()
         manifest, commit = view.manifest, view.commit
         tuning = commit.ann.tuning if commit.ann else {}
+        mapped = commit.derived_part(collection_map.KIND)
         files = commit.files()
         documents = view.snapshot.path / "documents.sqlite"
         size = sum(f.get("bytes", 0) for f in files.values()) + \
@@ -595,7 +600,8 @@ class Engine:
                          segments=len(commit.segments),
                          segments_in_vector_index=len(commit.ann.covers) if commit.ann else 0,
                          lexical=dict(commit.lexical), version=commit.number,
-                         generation=view.snapshot.name)
+                         generation=view.snapshot.name,
+                         map_fitted=mapped.data.get("fitted") if mapped else None)
 
     # -- the collection as a whole (``semsearch.overview``) ---------------------------------
 
@@ -605,6 +611,21 @@ class Engine:
         """Groups of papers that are one paper under different ids (near-duplicates: nearly
         the same vectors and alike titles), the most alike first."""
         return duplicate_papers.find(self._checked(), threshold, progress)
+
+    def map(self, rebuild: bool = False, progress: Progress | None = None,
+            fit: bool = True) -> CollectionMap:
+        """The map of the collection: every paper's place and region, and the regions with
+        their labels. Fitted (a write) the first time, or with ``rebuild``; otherwise the map
+        fitted before, with papers added since placed onto it, nobody moved. With ``fit``
+        false, a collection without a map is an error rather than a write."""
+        if rebuild or self._open().commit.derived_part(collection_map.KIND) is None:
+            if not fit:
+                raise QueryError("the index has no map yet: make it with `semsearch map` "
+                                 "(fitted once, then kept with the index)")
+            with self._writing():
+                collection_map.fit(self.folder, progress=progress)
+        with self._lock:
+            return collection_map.read(self._checked())
 
     # -- what the engine holds ----------------------------------------------------------------
 

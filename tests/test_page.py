@@ -100,6 +100,24 @@ def duplicated_site(tmp_path_factory):
         yield address
 
 
+@pytest.fixture(scope="module")
+def mapped_site(tmp_path_factory):
+    """Papers on four topics, their map fitted."""
+    path = tmp_path_factory.mktemp("page") / "mapped"
+    topics = {"graph": "graph neural networks nodes edges", "protein": "protein folding "
+              "residues structure", "speech": "speech audio acoustic recognition",
+              "image": "image pixels convolutional vision"}
+    papers = [Document(f"{name}-{i}", f"{name.title()} study {i}: {words}",
+                       f"We look at {words} in case {i}.")
+              for i in range(15) for name, words in topics.items()]
+    engine = Engine(path, embedder=HashingEmbedder())
+    engine.build(papers)
+    engine.map()
+    engine.close()
+    with LiveServer(create_app(Engine.open(path, embedder=HashingEmbedder()))) as address:
+        yield address
+
+
 def wait_for(condition, seconds=20.0):
     deadline = time.monotonic() + seconds
     while True:
@@ -283,3 +301,32 @@ def test_duplicates_are_listed_and_each_paper_opens(browser, duplicated_site):
     group.find_elements(By.CSS_SELECTOR, "button.linkish")[1].click()
     wait_for(lambda: status(browser) == "The paper p0-copy")
     assert result_ids(browser) == ["p0-copy"]
+
+
+def test_the_map_view_marks_results_shows_titles_and_opens_papers(browser, mapped_site):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    browser.get(mapped_site + "/?q=protein+folding")
+    wait_for(lambda: results(browser))
+    started = time.monotonic()
+    browser.find_element("id", "map-button").click()
+    wait_for(lambda: status(browser).startswith("The map of 60 papers in"))
+    opened = time.monotonic() - started
+    wait_for(lambda: browser.execute_script("return window.semsearchMap.highlightedCount")
+             == len(results(browser)))
+    point = browser.execute_script("return window.semsearchMap.pointAt(0)")
+    canvas = browser.find_element("css selector", "#map canvas")
+    origin = canvas.location
+    actions = ActionChains(browser)
+    actions.move_to_element_with_offset(canvas, 0, 0).perform()  # the centre, then the point
+    centre = {"x": origin["x"] + canvas.size["width"] / 2,
+              "y": origin["y"] + canvas.size["height"] / 2}
+    ActionChains(browser).move_by_offset(point["x"] - centre["x"],
+                                         point["y"] - centre["y"]).perform()
+    tip = browser.find_element("css selector", "#map .map-tip")
+    # papers of a topic lie close together here: the tip names the paper nearest the pointer
+    wait_for(lambda: tip.is_displayed() and " study " in tip.text)
+    ActionChains(browser).click().perform()
+    wait_for(lambda: status(browser).startswith("The paper ") and len(results(browser)) == 1)
+    browser.save_screenshot(str(SCREENSHOTS / "map.png"))
+    print(f"map view opened in {opened:.2f} s")

@@ -465,3 +465,23 @@ def test_duplicates_are_listed_and_follow_the_index(tmp_path):
         assert client.get("/api/duplicates", params={"threshold": 0}).status_code == 422
         Engine(path, embedder=HashingEmbedder()).remove(["copy-of-2301.00002"])
         assert client.get("/api/duplicates").json()["groups"] == []  # the new state's answer
+
+
+def test_the_map_is_served_as_regions_binary_points_and_papers(tmp_path):
+    path = tmp_path / "idx"
+    Engine(path, embedder=HashingEmbedder()).build(PAPERS)
+    with TestClient(create_app(Engine.open(path, embedder=HashingEmbedder())),
+                    base_url=LOCAL) as client:
+        missing = client.get("/api/map")
+        assert missing.status_code == 400 and "semsearch map" in missing.json()["error"]
+        Engine(path, embedder=HashingEmbedder()).map()  # fitted by another process's engine
+        meta = client.get("/api/map").json()
+        assert meta["count"] == 4 and meta["regions"] and len(meta["bounds"]) == 4
+        points = client.get("/api/map/points")
+        assert points.headers["content-type"] == "application/octet-stream"
+        assert len(points.content) == 4 * 9  # two float32s and a byte each
+        first = client.get("/api/map/points/0").json()
+        assert first["id"] == "2301.00001" and first["title"] == "Graph attention networks"
+        assert client.get("/api/map/points/4").status_code == 404
+        located = client.post("/api/map/locate", json={"ids": ["bert", "no such paper"]})
+        assert located.json() == {"points": [3]}

@@ -23,7 +23,7 @@ import numpy as np
 from semsearch import _fs
 from semsearch.errors import StoreError
 from semsearch.index import lexical, vector
-from semsearch.store.records import AnnInfo, Commit, SegmentInfo
+from semsearch.store.records import AnnInfo, Commit, DerivedInfo, SegmentInfo
 
 if TYPE_CHECKING:
     from semsearch.store.folder import PartFiles
@@ -149,6 +149,15 @@ def describe_ann(folder: Path, name: str, kind: str, covers: tuple[str, ...], co
     _fs.fsync_tree(path)
     files = _checksums(path, progress)
     return AnnInfo(name=name, kind=kind, covers=covers, count=count, tuning=tuning, files=files)
+
+
+def describe_derived(folder: Path, name: str, kind: str, count: int, data: dict,
+                     progress: Progress | None = None) -> DerivedInfo:
+    """The record of a derived part just written into ``folder / name``, its files fsynced."""
+    path = folder / name
+    _fs.fsync_tree(path)
+    return DerivedInfo(name=name, kind=kind, count=count, data=data,
+                       files=_checksums(path, progress))
 
 
 # -- reading ---------------------------------------------------------------------------------

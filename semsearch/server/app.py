@@ -29,6 +29,7 @@ from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, DUPLICATE_THRES
 from semsearch.errors import SemsearchError, StoreError, UnknownPaper
 from semsearch.filters import FLAGS, FacetValue, Filter
 from semsearch.server.guard import Guard
+from semsearch.server.map_routes import add_map_routes
 from semsearch.server.reader_routes import add_reader_routes
 from semsearch.server.served import ServedIndex
 
@@ -45,7 +46,8 @@ MAX_BODY_BYTES = 64 * 1024
 #: the page's files, by the address they are served at
 PAGE = {"/": ("index.html", "text/html; charset=utf-8"),
         "/page.js": ("page.js", "text/javascript; charset=utf-8"),
-        "/page.css": ("page.css", "text/css; charset=utf-8")}
+        "/page.css": ("page.css", "text/css; charset=utf-8"),
+        "/map.js": ("map.js", "text/javascript; charset=utf-8")}
 #: Swagger UI's files, shipped by the swagger-ui-bundle package: /docs works offline
 DOCS_FILES = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8",
               "swagger-ui.css": "text/css; charset=utf-8"}
@@ -251,6 +253,7 @@ def create_app(index: str | Path | Engine | None = None, *, token: str | None = 
             return engine.info()
 
     add_reader_routes(app, served, ERRORS, UNKNOWN, Results, _results, InboxBody)
+    add_map_routes(app, served, ERRORS, UNKNOWN)
 
     @app.get("/api/facets", response_model=dict[str, list[FacetValue]], responses=ERRORS,
              summary="What papers can be filtered by, with how many papers have each value")

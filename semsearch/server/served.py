@@ -23,7 +23,7 @@ from typing import Any
 
 from semsearch.engine import Engine
 from semsearch.filters import FacetValue
-from semsearch.overview import DuplicateGroup
+from semsearch.overview import CollectionMap, DuplicateGroup
 
 
 def default_workers() -> int:
@@ -74,6 +74,10 @@ class ServedIndex:
         """``Engine.duplicates``, kept for the state: a scan reads every paper's vector."""
         return self._kept(("duplicates", threshold),
                           lambda engine: engine.duplicates(threshold))
+
+    def map(self) -> CollectionMap:
+        """``Engine.map`` (never fitting one), kept for the state: a page asks for it whole."""
+        return self._kept(("map",), lambda engine: engine.map(fit=False))
 
     def _kept(self, key: tuple, compute: Callable[[Engine], Any]) -> Any:
         """What ``compute`` gives on the newest state, worked out once for that state (the

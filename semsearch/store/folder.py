@@ -481,7 +481,7 @@ class Writer:
         except (StoreError, sqlite3.Error):
             return  # cleaning up is housekeeping: the next write tries again
         for path in self.segments_path.iterdir() if self.segments_path.is_dir() else ():
-            if path.name not in keep and re.fullmatch(r"(seg|ann)-\d{6,}", path.name):
+            if path.name not in keep and re.fullmatch(r"(seg|ann|map)-\d{6,}", path.name):
                 shutil.rmtree(path, ignore_errors=True)
 
 

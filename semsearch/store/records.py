@@ -74,6 +74,19 @@ class AnnInfo:
 
 
 @dataclass(frozen=True)
+class DerivedInfo:
+    """A part computed from a state's vectors and texts (the map of the collection), kept
+    with later states until refitted: its kind, the rows it was computed over (rows added
+    later are worked out from it when read), what it says about itself, and its files."""
+
+    name: str
+    kind: str
+    count: int
+    data: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Commit:
     """The state of a generation after one write: its live segments and vector index."""
 
@@ -94,6 +107,8 @@ class Commit:
     #: names for the next segment or vector index
     next_name: int = 1
     created: str = ""
+    #: derived parts (``DerivedInfo``), at most one of a kind
+    derived: tuple[DerivedInfo, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -103,6 +118,7 @@ class Commit:
         data = _object(text, where, "commit record")
         try:
             data["segments"] = tuple(SegmentInfo(**s) for s in data["segments"])
+            data["derived"] = tuple(DerivedInfo(**d) for d in data.get("derived") or ())
             if data.get("ann"):
                 data["ann"] = AnnInfo(**{**data["ann"], "covers": tuple(data["ann"]["covers"])})
         except (KeyError, TypeError) as error:
@@ -114,9 +130,17 @@ class Commit:
         found = {}
         for segment in self.segments:
             found.update({f"segments/{segment.name}/{n}": c for n, c in segment.files.items()})
-        if self.ann is not None:
-            found.update({f"segments/{self.ann.name}/{n}": c for n, c in self.ann.files.items()})
+        for part in ((self.ann,) if self.ann is not None else ()) + self.derived:
+            found.update({f"segments/{part.name}/{n}": c for n, c in part.files.items()})
         return found
+
+    def derived_part(self, kind: str) -> DerivedInfo | None:
+        return next((part for part in self.derived if part.kind == kind), None)
+
+    def with_derived(self, part: DerivedInfo | None, kind: str) -> Commit:
+        """This state with ``part`` as its derived part of ``kind`` (None: without one)."""
+        kept = tuple(p for p in self.derived if p.kind != kind)
+        return dataclasses.replace(self, derived=kept + ((part,) if part else ()))
 
     def problems(self, tombstones) -> list[str]:
         """Where the record contradicts itself or the tombstones (sorted rows): checked on
@@ -141,7 +165,8 @@ class Commit:
 
     @property
     def folders(self) -> set[str]:
-        return {s.name for s in self.segments} | ({self.ann.name} if self.ann else set())
+        return ({s.name for s in self.segments} | ({self.ann.name} if self.ann else set())
+                | {part.name for part in self.derived})
 
     @property
     def uncovered(self) -> tuple[SegmentInfo, ...]:

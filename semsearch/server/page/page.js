@@ -1,6 +1,6 @@
 // The semsearch page: search, read, "similar", a tray of liked and disliked papers, tags kept by
 // the server (for and against, one click on a result), recommendations for a tag, the inbox,
-// the collection's near-duplicates.
+// the collection's near-duplicates, its map (map.js).
 // Plain DOM, no framework and nothing fetched from elsewhere: it works offline. Text from the
 // index is always set as text, never as HTML.
 "use strict";
@@ -189,6 +189,37 @@ function like(ids, unlike, what) {
 
 function show(rows) {
   $("results").replaceChildren(...rows.map(resultItem));
+  markOnMap();
+}
+
+// -- the map: the papers shown and the tag's papers marked on it ---------------------------
+let theMap = null;
+
+async function toggleMap() {
+  const panel = $("map-panel"), opening = panel.hidden;
+  panel.hidden = !opening;
+  $("map-button").setAttribute("aria-expanded", String(opening));
+  if (!opening || theMap) { if (opening) markOnMap(); return; }
+  say("Opening the map…");
+  try {
+    theMap = window.semsearchMap = await SemsearchMap.served($("map"), showPaper);
+    const meta = theMap.meta;
+    say(`The map of ${meta.count.toLocaleString()} papers in ${meta.regions.length} regions`);
+    markOnMap();
+  } catch (error) {
+    panel.hidden = true;
+    $("map-button").setAttribute("aria-expanded", "false");
+    say(error.message, true);
+  }
+}
+
+function markOnMap() {
+  if (!theMap || $("map-panel").hidden) return;
+  const shown = [...$("results").querySelectorAll(":scope > li[data-id]")]
+    .map((item) => item.dataset.id);
+  const ofTag = [...tagged.entries()].filter(([, verdict]) => verdict === "for")
+    .map(([id]) => id);
+  theMap.locate(shown, ofTag).catch((error) => say(error.message, true));
 }
 
 function element(tag, properties = {}, ...children) {
@@ -341,6 +372,7 @@ for (const id of ["year-from", "year-to", "category", "mode", "explain"]) {
 $("author").addEventListener("change", search);
 $("inbox").addEventListener("click", openInbox);
 $("duplicates").addEventListener("click", openDuplicates);
+$("map-button").addEventListener("click", toggleMap);
 $("new-tag").addEventListener("submit", (event) => { event.preventDefault(); loadMarks(); });
 $("tag-name").addEventListener("change", () => loadMarks());
 $("more").addEventListener("click", () => like([...picks.liked.keys()], [...picks.disliked.keys()],
