@@ -32,7 +32,7 @@ FIT_SAMPLE = 50_000
 #: papers of a region its label is read from, and words in a label
 LABEL_SAMPLE, LABEL_WORDS = 300, 3
 #: the files of the map part
-LAYOUT_FILES = ("landmarks", "positions", "regions", "basis")
+LAYOUT_FILES = layouts.ARRAYS
 PLACED_FILES = ("rows", "places", "point_regions")
 BATCH = 8192
 
@@ -117,7 +117,7 @@ def fit(folder: IndexFolder, seed: int = 0, progress: Progress | None = None) ->
         snapshot = writer.pin_base()
         try:
             view = IndexView(snapshot)
-            fitted = layouts.fit(_sample(view, seed), seed)
+            fitted = layouts.fit(_sample(view, seed), seed, before=_layout(view))
             rows, places, regions = _placed(view, fitted, progress)
             name = writer.new_name(KIND)
             path = writer.segments_path / name
@@ -127,7 +127,8 @@ def fit(folder: IndexFolder, seed: int = 0, progress: Progress | None = None) ->
                 np.save(path / f"{file_name}.npy", array)
             described = _described_regions(view, fitted, rows, places, regions, seed)
             data = {"spread": fitted.spread, "fitted": now(), "papers": int(len(rows)),
-                    "regions": described, "method": "k-means landmarks, t-SNE, k-means regions"}
+                    "regions": described, "method": "k-means landmarks, t-SNE, k-means regions",
+                    "refit": bool(writer.base.derived_part(KIND))}
             part = describe_derived(writer.segments_path, name, KIND, int(len(rows)), data)
             writer.commit(writer.base.with_derived(part, KIND))
         finally:
@@ -140,9 +141,7 @@ def read(view: IndexView) -> CollectionMap | None:
     part = view.commit.derived_part(KIND)
     if part is None:
         return None
-    files = view.snapshot.part(part.name)
-    arrays = {name: np.load(files.path(f"{name}.npy")) for name in
-              LAYOUT_FILES + PLACED_FILES}
+    arrays = _arrays(view, part, LAYOUT_FILES + PLACED_FILES)
     fitted = layouts.Layout.from_arrays(arrays, part.data["spread"])
     rows, ids = _live_rows_and_ids(view)
     at = np.searchsorted(arrays["rows"], rows)
@@ -162,6 +161,19 @@ def read(view: IndexView) -> CollectionMap | None:
                  for r in part.data["regions"]]
     return CollectionMap(ids, places, regions, described, part.data["fitted"],
                          int(part.count), int(len(new)))
+
+
+def _arrays(view: IndexView, part, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    files = view.snapshot.part(part.name)
+    return {name: np.load(files.path(f"{name}.npy")) for name in names}
+
+
+def _layout(view: IndexView) -> layouts.Layout | None:
+    """The layout of the map this state has, if any (a refit starts from it)."""
+    part = view.commit.derived_part(KIND)
+    if part is None:
+        return None
+    return layouts.Layout.from_arrays(_arrays(view, part, LAYOUT_FILES), part.data["spread"])
 
 
 def _sample(view: IndexView, seed: int) -> np.ndarray:
@@ -201,7 +213,7 @@ def _described_regions(view: IndexView, fitted: layouts.Layout, rows: np.ndarray
     counted: dict[int, collections.Counter] = {}
     spelled: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     found = []
-    for number in range(int(fitted.regions.max()) + 1 if len(fitted.regions) else 0):
+    for number in range(fitted.region_count):
         members = np.flatnonzero(regions == number)
         if not len(members):
             continue
