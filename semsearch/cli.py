@@ -15,8 +15,8 @@ from pathlib import Path
 import click
 
 from semsearch.errors import InterruptedAfterCommit, NoDocuments, SemsearchError
-from semsearch.engine import (DEFAULT_LIKE_METHOD, DEFAULT_MODE, DEFAULT_TARGET_RECALL,
-                              DUPLICATE_THRESHOLD, HYBRID_SCALE, INDEX_TYPES, LIKE_METHODS,
+from semsearch.engine import (DEDUP_MODES, DEFAULT_DEDUP, DEFAULT_LIKE_METHOD, DEFAULT_MODE,
+                              DEFAULT_TARGET_RECALL, DUPLICATE_THRESHOLD, HYBRID_SCALE, INDEX_TYPES, LIKE_METHODS,
                               MAX_QUERY_CHARS, MODES, Engine)
 from semsearch.ray_embedding import DEVICES as RAY_DEVICES
 from semsearch.readers import FORMATS
@@ -66,6 +66,14 @@ def model_option(function: Callable) -> Callable:
 def k_option(function: Callable) -> Callable:
     return click.option("-k", "--top", "k", default=10, show_default=True,
                         type=click.IntRange(min=1), help="How many results.")(function)
+
+
+def dedup_option(function: Callable) -> Callable:
+    return click.option(
+        "--dedup", type=click.Choice(DEDUP_MODES), default=DEFAULT_DEDUP, show_default=True,
+        help="exact: drop a paper whose title and abstract another has. near: fold "
+             "near-duplicates too (see `semsearch duplicates`) into the paper that came "
+             "first, which keeps their ids.")(function)
 
 
 def json_option(function: Callable) -> Callable:
@@ -169,9 +177,10 @@ def cluster_options(function: Callable) -> Callable:
               help="Read, validate and deduplicate only: no embedding, no index written.")
 @click.option("--force", is_flag=True,
               help="Build in a folder that holds other things (they are left alone).")
+@dedup_option
 @json_option
 def index(paths, index, model, sample, format_name, id_field, title_field, abstract_field,
-          skip_bad, verbose, quantized, ray, index_type, target_recall, dry_run, force,
+          skip_bad, verbose, quantized, ray, index_type, target_recall, dry_run, force, dedup,
           as_json) -> None:
     """Build an index from PATHS (replacing what the index held).
 
@@ -210,7 +219,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
     with _ProgressBars() as progress, _explaining_empty_input(options):
         report = Engine.dry_run(documents, progress) if dry_run else engine.build(
             documents, progress=progress, index_type=index_type, target_recall=target_recall,
-            force=force)
+            force=force, dedup=dedup)
     skipped = len(options.skipped)
     if as_json:
         click.echo(json.dumps({"index": None if dry_run else str(engine.path),
@@ -222,6 +231,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
                                "reused_from_interrupted_build": report.reused,
                                "reused_from_index": report.unchanged,
                                "failed_checksum_embedded_again": report.damaged,
+                               "near_duplicates_folded": report.folded,
                                **_unread_json(options, verbose),
                                "seconds": round(report.seconds, 3)}))
         _warn_repeated(report.replaced, report.repeated_ids)
@@ -241,6 +251,7 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
         if report.damaged:
             click.echo(f"  {report.damaged} papers' vectors written by the interrupted build "
                        f"failed their checksum and were embedded again")
+        _say_folded(report.folded)
     click.echo(f"  read {report.read}, duplicates dropped {report.duplicates}, "
                f"replaced by a later version {report.replaced}, bad records skipped {skipped}")
     _say_without_abstract(report.without_abstract)
@@ -255,9 +266,10 @@ def index(paths, index, model, sample, format_name, id_field, title_field, abstr
 @index_option
 @input_options
 @cluster_options
+@dedup_option
 @json_option
 def add(paths, index, format_name, id_field, title_field, abstract_field, skip_bad, verbose,
-        quantized, ray, as_json) -> None:
+        quantized, ray, dedup, as_json) -> None:
     """Add the papers in PATHS to an index, or update them by id, without rebuilding it.
 
     A paper whose id is new is added; one whose title or abstract changed is embedded again;
@@ -271,7 +283,8 @@ def add(paths, index, format_name, id_field, title_field, abstract_field, skip_b
                           abstract_field=abstract_field, skip_bad=skip_bad)
     with Engine.open(index, quantized=quantized, ray=ray) as engine, \
             _ProgressBars() as progress, _explaining_empty_input(options):
-        report = engine.add(read_documents(list(paths), format_name, options), progress)
+        report = engine.add(read_documents(list(paths), format_name, options), progress,
+                            dedup=dedup)
         path = engine.path
     if as_json:
         click.echo(json.dumps({"index": str(path), **_update_json(report),
@@ -284,6 +297,7 @@ def add(paths, index, format_name, id_field, title_field, abstract_field, skip_b
         if report.reused:
             click.echo(f"  resumed an interrupted add: {report.reused} papers' vectors taken "
                        f"from it, the rest embedded now")
+        _say_folded(report.folded)
         if options.skipped:
             click.echo(f"  bad records skipped {len(options.skipped)}")
         _say_without_abstract(report.without_abstract)
@@ -318,6 +332,12 @@ def _update_json(report) -> dict:
     details["repeated_ids"] = list(report.repeated_ids)
     details["seconds"] = round(report.seconds, 3)
     return details
+
+
+def _say_folded(count: int) -> None:
+    if count:
+        click.echo(f"  {count} near-duplicate{'s' if count != 1 else ''} folded into the paper "
+                   f"that came first (their ids kept: `semsearch show ID` finds it)")
 
 
 def _say_without_abstract(count: int) -> None:
@@ -457,8 +477,9 @@ def reindex(index, index_type, target_recall) -> None:
     vectors and texts: nothing is embedded again.
 
     For a new index type or recall target, or after the collection has grown or changed a
-    lot since the vector index was trained (`semsearch info` says how much). Other writes
-    wait until it is done (minutes at a million papers).
+    lot since the vector index was trained (`semsearch info` says how much). The map, if
+    there is one, is fitted again. Other writes wait until it is done (minutes at a million
+    papers).
     """
     with Engine.open(index) as engine, _ProgressBars() as progress:
         report = engine.rebuild(index_type=index_type, target_recall=target_recall,
@@ -468,6 +489,9 @@ def reindex(index, index_type, target_recall) -> None:
         if info.tuned_recall_at_10 is not None else ""
     click.echo(f"Rebuilt {report.indexed} papers as an index of type {info.index_type} in "
                f"{report.seconds:.1f} s{recall}")
+    if info.map_fitted:
+        click.echo("The map was fitted again, from the one before: some papers moved "
+                   "(`semsearch map` shows it)")
 
 
 @main.command()

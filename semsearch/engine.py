@@ -57,8 +57,10 @@ INDEX_TYPES = ("auto",) + vector.KINDS
 #: what `facets` lists by default: authors are many, and are looked up by name instead
 FACET_KINDS = ("year", "category", "tag")
 DEFAULT_TARGET_RECALL = vector.DEFAULT_TARGET_RECALL
-#: the cosine from which two papers with alike titles are one (``duplicates``)
+#: the cosine from which two papers with alike titles are one (``duplicates``), and what
+#: `index` and `add` drop as duplicates (``dedup``)
 DUPLICATE_THRESHOLD = duplicate_papers.SAME_PAPER_COSINE
+DEDUP_MODES, DEFAULT_DEDUP = duplicate_papers.DEDUP_MODES, duplicate_papers.DEFAULT_DEDUP
 LexicalSettings = bm25.LexicalSettings
 
 
@@ -244,8 +246,11 @@ class Engine:
               progress: Progress | None = None, index_type: str = "auto",
               target_recall: float = DEFAULT_TARGET_RECALL,
               lexical: LexicalSettings = LexicalSettings(), force: bool = False,
-              query_vectors: np.ndarray | None = None) -> BuildReport:
-        """Replace the index's contents with ``documents``, deduplicated.
+              query_vectors: np.ndarray | None = None,
+              dedup: str = DEFAULT_DEDUP) -> BuildReport:
+        """Replace the index's contents with ``documents``, deduplicated (``dedup="near"``:
+        near-duplicates folded too, each group into its first paper, which keeps the others'
+        ids as aliases).
 
         ``vectors`` (one row per document, in order) skips the model: for users who bring
         their own embeddings. ``index_type`` is "auto" (exact up to 20,000 papers, IVF above)
@@ -256,6 +261,7 @@ class Engine:
         The old contents stay live until the new ones are complete. ``force`` builds in a
         folder that holds other things (they are left alone).
         """
+        _check_dedup(dedup)
         if vectors is not None:
             expected = model_dimension(self._model)
             given = np.shape(vectors)[-1] if np.ndim(vectors) == 2 else None
@@ -278,27 +284,54 @@ class Engine:
                                         lexical=lexical, force=force,
                                         query_vectors=query_vectors,
                                         probe_embedder=self._probe_embedder, progress=progress)
+                if dedup == "near":
+                    groups = duplicate_papers.find(self._checked(), progress=progress)
+                    report = dataclasses.replace(report, folded=self._fold(groups))
             finally:
                 self._let_go_of_clusters()
             if vectors is None and isinstance(self.query_embedder, OnnxEmbedder):
                 self.query_embedder.prepare()  # export (and convert) now: no query waits
         return report
 
-    def add(self, documents: Iterable[Document], progress: Progress | None = None) -> UpdateReport:
+    def add(self, documents: Iterable[Document], progress: Progress | None = None,
+            dedup: str = DEFAULT_DEDUP) -> UpdateReport:
         """Add documents to the index, or update them by id, without rebuilding it: the new
         papers go into a segment of their own (a change costs what it changes).
 
         A document whose title and abstract are unchanged is not embedded again (its metadata
         is refreshed); a changed one is re-embedded. The trained vector index takes new
         vectors as they are once there are enough of them (``index.segments.plan``);
-        `rebuild` re-trains it.
+        `rebuild` re-trains it. With ``dedup="near"``, a new paper that is a near-duplicate
+        of another (see ``duplicates``) is folded into the one that came first, which keeps
+        its id as an alias.
         """
+        _check_dedup(dedup)
         with self._writing():
+            first_new = self._open().commit.next_row
+            self.close()
             try:
-                return indexing.update(self.folder, documents, [], self._embedding_for,
-                                       progress, documents_given=True)
+                report = indexing.update(self.folder, documents, [], self._embedding_for,
+                                         progress, documents_given=True)
+                if dedup == "near" and report.changed:
+                    view = self._checked()
+                    new_rows = view.documents.live_rows()
+                    report = dataclasses.replace(report, folded=self._fold(
+                        duplicate_papers.among(view, new_rows[new_rows >= first_new])))
+                return report
             finally:
                 self._let_go_of_clusters()
+
+    def _fold(self, groups: list[DuplicateGroup]) -> int:
+        """Fold each group into its first paper (one write): how many papers were folded."""
+        if not groups:
+            return 0
+        documents = self._open().documents
+        rows = [documents.row_of_id(doc_id) for group in groups for doc_id in group.ids]
+        papers = {paper.id: paper for paper in documents.by_rows(rows).values()}
+        kept, gone = duplicate_papers.folded(groups, papers)
+        self.close()
+        indexing.update(self.folder, kept, gone, self._embedding_for)
+        return len(gone)
 
     def remove(self, ids: Iterable[str]) -> UpdateReport:
         """Remove documents by id. Every id must be in the index, or nothing is removed."""
@@ -313,11 +346,17 @@ class Engine:
                 progress: Progress | None = None) -> BuildReport:
         """Re-train the vector index over everything live (another type or recall target if
         given), merge every segment into one and drop deleted papers; with ``lexical``, index
-        the texts for BM25 anew. Nothing is re-embedded. It holds the writer lock while it
+        the texts for BM25 anew; fit the map again if there is one (from the map before, so
+        that it moves little). Nothing is re-embedded. It holds the writer lock while it
         works: a concurrent write is refused until it is done, never lost."""
         with self._writing():
-            return indexing.reindex(self.folder, index_type, target_recall, lexical,
-                                    self._probe_embedder, progress)
+            mapped = self._open().commit.derived_part(collection_map.KIND) is not None
+            self.close()
+            report = indexing.reindex(self.folder, index_type, target_recall, lexical,
+                                      self._probe_embedder, progress)
+            if mapped:
+                collection_map.fit(self.folder, progress=progress)  # from the map before
+            return report
 
     def upgrade(self, progress: Progress | None = None) -> BuildReport:
         """Convert an index written by an older semsearch (format 1) to this one's, from its
@@ -813,6 +852,11 @@ def _query_text(text: str) -> str:
     if not text or not text.strip():
         raise QueryError("the query is empty")
     return text.strip()[:MAX_QUERY_CHARS]
+
+
+def _check_dedup(dedup: str) -> None:
+    if dedup not in DEDUP_MODES:
+        raise QueryError(f"unknown dedup {dedup!r}; choose one of {', '.join(DEDUP_MODES)}")
 
 
 def _check_k(k: int) -> None:

@@ -64,6 +64,8 @@ class BuildReport:
     #: papers an interrupted build had embedded whose vectors failed their checksum: embedded
     #: again
     damaged: int = 0
+    #: near-duplicates folded into the paper that came first (``dedup="near"``)
+    folded: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class UpdateReport:
     #: new and updated papers whose vectors an interrupted add had embedded: taken, not
     #: embedded again
     reused: int = 0
+    #: near-duplicates folded into the paper that came first (``dedup="near"``)
+    folded: int = 0
 
     @property
     def changed(self) -> bool:

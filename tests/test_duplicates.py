@@ -92,3 +92,38 @@ def test_the_command_prints_a_group_a_line_with_its_ids(indexed):
     assert "3 groups of near-duplicates" in shown.stderr
     refused = runner.invoke(main, ["duplicates", "--index", str(folder), "--threshold", "2"])
     assert refused.exit_code == 2 and "threshold" in refused.output
+
+
+def test_add_with_near_dedup_folds_copies_into_the_papers_there_before(tmp_path):
+    papers = list(read_documents([CORPUS]))
+    planted, pairs = copies(papers)
+    engine = Engine(tmp_path / "index")
+    engine.build(papers)
+    report = engine.add(planted + [replace(papers[0], id="really-new", title="A new paper",
+                                           abstract="Nothing like the others, on sheep.")],
+                        dedup="near")
+    assert report.new == 4 and report.folded == 3 and engine.info().count == 61
+    for copy_id, original_id in pairs:
+        assert engine.get(copy_id).id == original_id  # the copy's id finds the paper kept
+        assert copy_id in engine.get(original_id).metadata["aliases"]
+    assert engine.duplicates() == [] and engine.verify() == []
+
+
+def test_index_with_near_dedup_folds_and_says_so(tmp_path):
+    papers = list(read_documents([CORPUS]))
+    planted, _ = copies(papers)
+    source = tmp_path / "papers.jsonl"
+    source.write_text("".join(json.dumps({"id": p.id, "title": p.title,
+                                          "abstract": p.abstract}) + "\n"
+                              for p in papers + planted))
+    runner = CliRunner()
+    done = runner.invoke(main, ["index", str(source), "--index", str(tmp_path / "index"),
+                                "--dedup", "near"])
+    assert done.exit_code == 0, done.output
+    assert "3 near-duplicates folded into the paper that came first" in done.stdout
+    assert Engine.open(tmp_path / "index").info().count == 60
+    refused = runner.invoke(main, ["add", str(source), "--index", str(tmp_path / "index"),
+                                   "--dedup", "fuzzy"])
+    assert refused.exit_code == 2 and "fuzzy" in refused.output
+    with pytest.raises(QueryError, match="dedup"):
+        Engine.open(tmp_path / "index").add([], dedup="fuzzy")

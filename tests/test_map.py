@@ -100,10 +100,19 @@ def test_removed_papers_leave_the_map_and_a_rebuild_refits(engine, tmp_path):
     assert engine.map().fitted != first.fitted and engine.info().map_fitted
 
 
+def test_reindex_refits_the_map_and_says_so(engine):
+    first = engine.map()
+    time.sleep(1.1)  # the fit's time is to the second
+    done = CliRunner().invoke(main, ["reindex", "--index", str(engine.path)])
+    assert done.exit_code == 0 and "The map was fitted again" in done.stdout
+    engine.refresh()
+    assert engine.map(fit=False).fitted != first.fitted
+
+
 def test_the_map_part_is_checksummed_and_kept_by_later_writes(engine):
     engine.map()
     engine.add(papers(3, start=2000))
-    engine.rebuild()                                   # `reindex` keeps it: rows are kept
+    engine.remove(["graphs-0"])
     part = [p for p in (engine.path / "CURRENT").read_text().split() if p]
     generation = engine.path / part[0]
     folders = sorted((generation / "segments").glob("map-*"))

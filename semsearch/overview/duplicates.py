@@ -14,12 +14,12 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from semsearch.documents import normalise_text
+from semsearch.documents import Document, normalise_text
 from semsearch.errors import QueryError
 
 if TYPE_CHECKING:
@@ -34,6 +34,10 @@ SAME_PAPER_TITLES = 0.8
 SAME_TITLE_COSINE = 0.8
 #: cosine from which two papers are one whatever their titles (the same abstract)
 SAME_TEXT_COSINE = 0.985
+#: what `index` and `add` drop: "exact", a paper whose title and abstract another paper has
+#: (always); "near", near-duplicates too, folded into the paper that came first, which keeps
+#: their ids (as aliases: the paper answers to them)
+DEDUP_MODES, DEFAULT_DEDUP = ("exact", "near"), "exact"
 #: nearest neighbours of each paper compared with it
 NEIGHBOURS = 4
 #: papers whose neighbours are asked for at once
@@ -99,6 +103,44 @@ def find(view: IndexView, threshold: float = SAME_PAPER_COSINE,
         if progress:
             progress("duplicates", done, total)
     return _groups(view, candidates, threshold)
+
+
+def among(view: IndexView, rows: Iterable[int],
+          threshold: float = SAME_PAPER_COSINE) -> list[DuplicateGroup]:
+    """The groups of near-duplicates that hold one of ``rows`` (papers just added): their
+    neighbours and the papers of their titles, not a scan of everything."""
+    check_threshold(threshold)
+    rows = np.array(sorted(set(rows)), dtype=np.int64)
+    candidates: set[tuple[int, int]] = set()
+    lowest = min(threshold, SAME_TITLE_COSINE)
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start:start + BATCH]
+        for row, (scores, found) in zip(chunk.tolist(),
+                                        view.dense(view.vectors(chunk), NEIGHBOURS + 1)):
+            for score, other in zip(scores.tolist(), found.tolist()):
+                if other != row and score >= lowest:
+                    candidates.add((min(row, other), max(row, other)))
+    for row, paper in view.documents.fields_by_rows(rows.tolist()).items():
+        for other in view.documents.rows_of_title(paper[1]) if normalise_text(paper[1]) else ():
+            if other != row:
+                candidates.add((min(row, other), max(row, other)))
+    return _groups(view, candidates, threshold)
+
+
+def folded(groups: list[DuplicateGroup],
+           papers: dict[str, Document]) -> tuple[list[Document], list[str]]:
+    """(each group's first paper, with the others' ids and aliases added to its aliases; the
+    ids of the others): what folding the groups writes."""
+    kept, gone = [], []
+    for group in groups:
+        first = papers[group.ids[0]]
+        aliases = list(first.metadata.get("aliases") or [])
+        for other in group.ids[1:]:
+            aliases += [other, *(papers[other].metadata.get("aliases") or [])]
+            gone.append(other)
+        kept.append(replace(first, metadata={**first.metadata,
+                                             "aliases": list(dict.fromkeys(aliases))}))
+    return kept, gone
 
 
 def _shared_titles(view: IndexView) -> Iterable[tuple[int, int]]:
