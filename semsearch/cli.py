@@ -842,7 +842,7 @@ def duplicates(threshold, index, as_json) -> None:
             click.echo(f"  {doc_id}  {title}")
     if not as_json:
         click.echo(f"{len(groups)} group{'' if len(groups) == 1 else 's'} of near-duplicates"
-                   + ("" if groups else f" at cosine {threshold}"), err=True)
+                   + ("" if groups else f" at cosine {threshold}"))
 
 
 @main.command(name="map")

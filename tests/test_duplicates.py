@@ -89,7 +89,7 @@ def test_the_command_prints_a_group_a_line_with_its_ids(indexed):
     assert {tuple(reversed(line["ids"])) for line in lines} == pairs
     shown = runner.invoke(main, ["duplicates", "--index", str(folder)])
     assert shown.exit_code == 0 and "copy-cut" in shown.stdout
-    assert "3 groups of near-duplicates" in shown.stderr
+    assert shown.stdout.endswith("3 groups of near-duplicates\n")
     refused = runner.invoke(main, ["duplicates", "--index", str(folder), "--threshold", "2"])
     assert refused.exit_code == 2 and "threshold" in refused.output
 
