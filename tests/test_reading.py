@@ -144,6 +144,17 @@ def test_the_inbox_ranks_the_new_papers_and_shows_each_once(engine):
         set(ids(peeked.hits))                                  # a peek marks nothing
 
 
+def test_an_inbox_with_nothing_new_builds_no_tag_model(engine, monkeypatch):
+    from semsearch.reading.reader import Reader
+
+    engine.tag(["proteins-1", "proteins-5"], "proteins")
+    engine.inbox(k=50)  # everything read
+    built = []
+    models = Reader._models
+    monkeypatch.setattr(Reader, "_models", lambda self, *a: built.append(1) or models(self, *a))
+    assert engine.inbox().hits == [] and built == []  # the morning with nothing new is cheap
+
+
 def test_an_inbox_of_more_new_papers_than_it_ranks_takes_those_nearest_the_tags(
         engine, tmp_path, monkeypatch):
     """An inbox not read for long (or --since far back) has more new papers than it ranks

@@ -297,7 +297,14 @@ class Reader:
         seen, tagged or shown is folded into it."""
         _check_k(k)
         tagged = any(mark.verdict == FOR for mark in self.state.marks())
-        models = self._models(None) if tagged else []
+        built: list[list] = []
+
+        def models() -> list:
+            """The tags' models, built when first needed (not for an inbox with nothing
+            new)."""
+            if tagged and not built:
+                built.append(self._models(None))
+            return built[0] if built else []
         if papers is not None:
             documents = list(papers)
             vectors = self.engine.embed([doc.text for doc in documents]) if documents else \
@@ -305,7 +312,7 @@ class Reader:
             moment = inboxes.parse_since(since) if since else ""
             new_count = len(documents)
             if len(documents) > RANKED_AT_MOST:
-                nearest = self._nearest_by_direction(models, vectors)
+                nearest = self._nearest_by_direction(models(), vectors)
                 documents = [documents[at] for at in nearest]
                 vectors = vectors[nearest]
         else:
@@ -320,18 +327,18 @@ class Reader:
                      if paper not in left_out]
             new_count = len(fresh)
             if len(fresh) > RANKED_AT_MOST:
-                fresh = self._nearest_in_index(models, fresh)
+                fresh = self._nearest_in_index(models(), fresh)
             found = self.engine.papers(fresh)
             documents = [found[paper] for paper in fresh if paper in found]
             vectors = self._vectors([doc.id for doc in documents])[1]
         kept, kept_vectors, folded = self._unfolded(documents, vectors)
-        if models and kept:
-            chosen = self._ranked_for(models, kept, kept_vectors)
+        if kept and models():
+            chosen = self._ranked_for(models(), kept, kept_vectors)
         else:
             chosen = [ranking.Scored(doc.id, 0.0, "", "", 0.0) for doc in kept]
         chosen = chosen[:k]
         by_id = {doc.id: doc for doc in kept}
-        hits = self._inbox_hits(chosen, by_id, folded, models)
+        hits = self._inbox_hits(chosen, by_id, folded, models() if chosen else [])
         if not peek:
             shown = [by_id[s.paper] for s in chosen]
             again = [doc for doc in documents if folded.get(doc.id) in {s.paper for s in chosen}
