@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-WRITERS = ["feedback", "ingest", "parse", "passages", "peers", "quality", "query_ab",
-           "ray_ingest", "scale", "serve_load", "tune_quality"]
+WRITERS = ["duplicates", "feedback", "ingest", "lexical", "map", "parse", "passages", "peers",
+           "quality", "query_ab", "ray_ingest", "recommend", "scale", "serve_load",
+           "tune_quality"]
 
 
 @pytest.mark.parametrize("name", WRITERS)
