@@ -923,6 +923,8 @@ def info(index, as_json) -> None:
                          f"index, the rest searched exactly)"),
             ("since trained", f"{changed['added']:,} added, {changed['removed']:,} removed "
                               "(`semsearch reindex` re-trains)"),
+            ("map", f"fitted {details.map_fitted}" if details.map_fitted else
+             "none yet (`semsearch map` fits one)"),
             ("built", details.created), ("last change", details.updated),
             ("on disk", _size(details.bytes_on_disk)),
             ("format", str(details.format_version))]

@@ -651,6 +651,7 @@ class Engine:
         the same vectors and alike titles), the most alike first."""
         return duplicate_papers.find(self._checked(), threshold, progress)
 
+    @_one_at_a_time
     def map(self, rebuild: bool = False, progress: Progress | None = None,
             fit: bool = True) -> CollectionMap:
         """The map of the collection: every paper's place and region, and the regions with
@@ -663,8 +664,7 @@ class Engine:
                                  "(fitted once, then kept with the index)")
             with self._writing():
                 collection_map.fit(self.folder, progress=progress)
-        with self._lock:
-            return collection_map.read(self._checked())
+        return collection_map.read(self._checked())
 
     # -- what the engine holds ----------------------------------------------------------------
 
