@@ -16,7 +16,9 @@ from semsearch.errors import UnknownPaper
 from semsearch.overview.drawing import COLOURS, bounds
 from semsearch.server.served import ServedIndex
 
-MAX_LOCATED = 1000
+#: papers located at once, and an id's length: together they fit in a request body, even
+#: with every character escaped
+MAX_LOCATED, MAX_ID_CHARS = 50, 200
 
 
 class RegionBody(BaseModel):
@@ -47,7 +49,8 @@ class PointBody(BaseModel):
 
 class Locating(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
-    ids: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=500)]],
+    ids: Annotated[list[Annotated[str, StringConstraints(min_length=1,
+                                                         max_length=MAX_ID_CHARS)]],
                    Field(max_length=MAX_LOCATED)]
 
 

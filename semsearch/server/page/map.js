@@ -255,7 +255,7 @@ const SemsearchMap = (() => {
       if (!ids.length) return [];
       const response = await fetch("/api/map/locate", {
         method: "POST", headers: { "content-type": "application/json" },
-        body: JSON.stringify({ ids: ids.slice(0, 1000) }) });
+        body: JSON.stringify({ ids: ids.slice(0, 50) }) });
       return (await response.json()).points || [];
     };
     // papers shown (yellow) and papers of the tag in use (blue)
