@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from semsearch import Engine
 from semsearch.cli import main
 from semsearch.documents import Document
-from semsearch.errors import QueryError
+from semsearch.errors import QueryError, StoreError
 
 from conftest import HashingEmbedder, worker_process
 
@@ -121,6 +121,10 @@ def test_the_map_part_is_checksummed_and_kept_by_later_writes(engine):
     damaged.write_bytes(damaged.read_bytes()[:-8] + b"\0" * 8)
     problems = engine.verify()
     assert problems and "places.npy" in problems[0]
+    damaged.write_bytes(b"not an array")  # cut short: one line saying what to do
+    engine.close()
+    with pytest.raises(StoreError, match="places.npy.*damaged"):
+        Engine.open(engine.path, embedder=HashingEmbedder()).map(fit=False)
 
 
 def test_a_server_does_not_fit_a_map(engine):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from semsearch.errors import StoreError
 from semsearch.index import lexical as bm25
 from semsearch.index.segments import describe_derived
 from semsearch.overview import layout as layouts
@@ -165,7 +166,14 @@ def read(view: IndexView) -> CollectionMap | None:
 
 def _arrays(view: IndexView, part, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     files = view.snapshot.part(part.name)
-    return {name: np.load(files.path(f"{name}.npy")) for name in names}
+    found = {}
+    for name in names:
+        try:
+            found[name] = np.load(files.path(f"{name}.npy"))
+        except (OSError, ValueError) as error:
+            raise StoreError(f"{files.shown(name + '.npy')}: cannot read the map ({error}); "
+                             f"`semsearch map --rebuild` fits it again") from None
+    return found
 
 
 def _layout(view: IndexView) -> layouts.Layout | None:
