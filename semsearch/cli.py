@@ -860,9 +860,10 @@ def map_command(rebuild, output, png, index, as_json) -> None:
     """A map of the collection: every paper a point, near papers near each other, in
     regions labelled by their most distinctive words and their most central paper.
 
-    The first call fits it (minutes at a million papers) and keeps it with the index. It
-    stays put: papers added later are placed onto it and no paper moves, until --rebuild
-    fits it again. `semsearch serve` shows it in the page's Map view.
+    The first call fits it (about a minute at a million papers; other writes wait) and
+    keeps it with the index. It stays put: papers added later are placed onto it and no
+    paper moves, until --rebuild (or `reindex`) fits it again. `semsearch serve` shows it in
+    the page's Map view.
     """
     from semsearch.overview import drawing
 
