@@ -38,6 +38,11 @@ def arguments(parser: argparse.ArgumentParser | None = None,
     return args
 
 
+def sizes(text: str) -> list[int]:
+    """`--sizes 200000,1000000`: collection sizes, a 0 left out (`--sizes 0`: none)."""
+    return [int(x) for x in text.split(",") if int(x)]
+
+
 def eval_engine(collection: Collection, **options):
     """The collection's evaluation index, kept under SCRATCH."""
     return cached_engine(collection, root=SCRATCH, **options)

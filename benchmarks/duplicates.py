@@ -28,7 +28,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import arguments
+from _common import arguments, sizes
 
 THRESHOLDS = (0.8, 0.85, 0.9, 0.93, 0.95, 0.97)
 KINDS = ("title reworded", "abstract shortened", "typos")
@@ -166,8 +166,7 @@ def markdown(report: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=lambda text: [int(x) for x in text.split(",") if
-                                                      int(x)], default=list(SIZES))
+    parser.add_argument("--sizes", type=sizes, default=list(SIZES))
     args = arguments(parser)
     report = {"quality": quality(), "scan": [], "measured": time.strftime("%Y-%m-%d %H:%M")}
     for size in args.sizes:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import SCRATCH, SHARED, arguments, require
+from _common import SCRATCH, SHARED, arguments, require, sizes
 
 SIZES = (200_000, 1_000_000)
 ROUNDS = 3
@@ -179,8 +179,7 @@ def markdown(results: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=lambda text: [int(x) for x in text.split(",")],
-                        default=list(SIZES))
+    parser.add_argument("--sizes", type=sizes, default=list(SIZES))
     parser.add_argument("--runs", type=int, default=RUNS,
                         help="full runs a size (the figure is their median)")
     args = arguments(parser)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import SCRATCH, SHARED, arguments
+from _common import SCRATCH, SHARED, arguments, sizes
 
 SIZES = (1_000_000,)
 TOP_TAGS = 30
@@ -236,8 +236,7 @@ def markdown(report: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=lambda text: [int(x) for x in text.split(",") if
-                                                      int(x)], default=list(SIZES))
+    parser.add_argument("--sizes", type=sizes, default=list(SIZES))
     args = arguments(parser)
     report: dict = {"measured": time.strftime("%Y-%m-%d %H:%M")}
     with tempfile.TemporaryDirectory(dir=SCRATCH) as scratch:
