@@ -92,13 +92,9 @@ def find(view: IndexView, threshold: float = SAME_PAPER_COSINE,
     similarity first."""
     check_threshold(threshold)
     candidates = set(_shared_titles(view))
-    lowest = min(threshold, SAME_TITLE_COSINE)
     total, done = view.count, 0
     for rows, vectors in view.live_vectors(BATCH):
-        for row, (scores, found) in zip(rows.tolist(), view.dense(vectors, NEIGHBOURS + 1)):
-            for score, other in zip(scores.tolist(), found.tolist()):
-                if other != row and score >= lowest:
-                    candidates.add((min(row, other), max(row, other)))
+        candidates |= _close_pairs(view, rows, vectors, threshold)
         done += len(rows)
         if progress:
             progress("duplicates", done, total)
@@ -112,19 +108,27 @@ def among(view: IndexView, rows: Iterable[int],
     check_threshold(threshold)
     rows = np.array(sorted(set(rows)), dtype=np.int64)
     candidates: set[tuple[int, int]] = set()
-    lowest = min(threshold, SAME_TITLE_COSINE)
     for start in range(0, len(rows), BATCH):
         chunk = rows[start:start + BATCH]
-        for row, (scores, found) in zip(chunk.tolist(),
-                                        view.dense(view.vectors(chunk), NEIGHBOURS + 1)):
-            for score, other in zip(scores.tolist(), found.tolist()):
-                if other != row and score >= lowest:
-                    candidates.add((min(row, other), max(row, other)))
+        candidates |= _close_pairs(view, chunk, view.vectors(chunk), threshold)
     for row, paper in view.documents.fields_by_rows(rows.tolist()).items():
         for other in view.documents.rows_of_title(paper[1]) if normalise_text(paper[1]) else ():
             if other != row:
                 candidates.add((min(row, other), max(row, other)))
     return _groups(view, candidates, threshold)
+
+
+def _close_pairs(view: IndexView, rows: np.ndarray, vectors: np.ndarray,
+                 threshold: float) -> set[tuple[int, int]]:
+    """(lower row, higher row) of each paper and those of its nearest neighbours close
+    enough that the rule could make them one paper."""
+    lowest = min(threshold, SAME_TITLE_COSINE)
+    pairs = set()
+    for row, (scores, found) in zip(rows.tolist(), view.dense(vectors, NEIGHBOURS + 1)):
+        for score, other in zip(scores.tolist(), found.tolist()):
+            if other != row and score >= lowest:
+                pairs.add((min(row, other), max(row, other)))
+    return pairs
 
 
 def folded(groups: list[DuplicateGroup],
