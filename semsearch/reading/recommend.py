@@ -42,8 +42,9 @@ WALK_STEPS = 20
 BACKGROUND = 200
 #: how the three sides weigh: the direction (meaning), the walk, the words the tag's papers
 #: share with a paper (BM25 of their texts); each side's scores are scaled to 0..1 over its
-#: best SCALE_DEPTH papers, so a paper's score is 1 at most (the best by all three)
-MEANING, WALK, WORDS = 1.0, 2.0, 1.0
+#: best SCALE_DEPTH papers, so a paper's score is 1 at most (the best by all three). Equal:
+#: the walk weighed double did better for readers of 20 papers only (benchmarks/README.md)
+MEANING, WALK, WORDS = 1.0, 1.0, 1.0
 SCALE_DEPTH = 200
 
 #: papers' vectors by id, for the ids in the index (those not in it are left out)
