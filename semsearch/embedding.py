@@ -150,8 +150,13 @@ class OnnxEmbedder:
     """
 
     def __init__(self, model: str | None = None, quantized: bool = False, threads: int = 0,
-                 batch_size: int = 32, bf16_queries: bool = False, gpu: bool = False):
+                 batch_size: int = 32, bf16_queries: bool = False, gpu: bool = False,
+                 spin: bool = True):
         self._name = model_name_for(model)
+        #: whether onnxruntime's threads spin between calls, waiting for the next (quicker
+        #: for a build's stream of batches); a query model's should sleep instead, leaving
+        #: the cores to the rest of the query and to a server's other requests
+        self._spin = spin
         self._gpu = gpu
         self._path = model_folder(model)
         self._quantized = quantized
@@ -294,6 +299,8 @@ class OnnxEmbedder:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
+            if not self._spin:
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             providers = self.providers()
             try:
                 session = onnxruntime.InferenceSession(str(self.onnx_path()), options,

@@ -685,7 +685,7 @@ class Engine:
     def query_embedder(self) -> Embedder:
         """The index's model on onnxruntime (or OpenVINO, in bf16), loaded on first use."""
         if self._query_embedder is None:
-            self._query_embedder = OnnxEmbedder(self._model_for_use(),
+            self._query_embedder = OnnxEmbedder(self._model_for_use(), spin=False,
                                                 bf16_queries=self._bf16_queries)
         return self._query_embedder
 
