@@ -83,9 +83,9 @@ def said(worker, already: list[str] = ()) -> tuple[list[int], str]:
     return committed, doing
 
 
-def wait_for_start(worker, wanted: set[str], deadline: float) -> list[str]:
+def wait_for_start(worker, wanted: set[str], deadline: float) -> tuple[list[str], str]:
     """Read the worker's lines until it starts one of the ``wanted`` kinds of write (or the
-    deadline passes): the lines read."""
+    deadline passes): the lines read, and the kind started ("" if none)."""
     lines = []
     while time.monotonic() < deadline:
         line = worker.stdout.readline().strip()
@@ -95,8 +95,8 @@ def wait_for_start(worker, wanted: set[str], deadline: float) -> list[str]:
         words = line.split()
         kind = "merge" if words[0] == "merging" else words[2] if words[0] == "begin" else ""
         if kind in wanted:
-            break
-    return lines
+            return lines, kind
+    return lines, ""
 
 
 KILLS = {"add": 10, "remove": 10, "merge": 10, "reindex": 10}
@@ -117,8 +117,9 @@ def test_sigkill_at_random_moments_of_every_kind_of_write(tmp_path):
         if not needed:
             break
         worker = run_worker(path, len(states) - 1, merge_at=2, fold_at=130)
-        lines = wait_for_start(worker, needed, time.monotonic() + 60)
-        time.sleep(rng.uniform(0.0, max(LASTS[kind] for kind in needed)))
+        lines, started = wait_for_start(worker, needed, time.monotonic() + 60)
+        # a random moment of the write that started (of the longest needed, if none did)
+        time.sleep(rng.uniform(0.0, LASTS.get(started) or max(LASTS[k] for k in needed)))
         worker.send_signal(signal.SIGKILL)
         committed, doing = said(worker, lines)
         killed[doing or "between"] += 1
@@ -133,7 +134,7 @@ def test_sigkill_during_writes_on_other_index_types(kind, tmp_path):
     rng = random.Random(kind)
     for attempt in range(6):
         worker = run_worker(path, len(states) - 1)
-        lines = wait_for_start(worker, {"add", "remove", "reindex"}, time.monotonic() + 60)
+        lines, _ = wait_for_start(worker, {"add", "remove", "reindex"}, time.monotonic() + 60)
         time.sleep(rng.uniform(0.0, 1.5))
         worker.send_signal(signal.SIGKILL)
         committed, _ = said(worker, lines)

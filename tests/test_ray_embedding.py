@@ -24,6 +24,9 @@ from semsearch.ray_embedding import RayEmbedder, RaySettings
 from conftest import DATA
 
 CORPUS = DATA / "scifact-first-60.jsonl"
+#: copies of the corpus the killing tests embed (each under other ids and titles): enough
+#: windows and batches to kill in the middle of, few enough to embed twice in a test
+COPIES = 4
 
 
 def cosines(engine: Engine, ids: list[str], reference: np.ndarray) -> np.ndarray:
@@ -106,7 +109,7 @@ def _embedding_actors() -> list[int]:
 def test_an_actor_killed_mid_run_leaves_the_index_exact(tmp_path):
     # one window of two actor batches, each several seconds of embedding on one thread: an
     # actor killed a moment after it appears dies holding its batch, which Ray runs again
-    papers = [paper for copy in range(8) for paper in _variants(copy)]
+    papers = [paper for copy in range(COPIES) for paper in _variants(copy)]
     killed: list[float] = []
 
     def kill_one_actor():
@@ -155,7 +158,7 @@ def logged(self, texts):
     return vectors
 
 RayEmbedder.embed_documents = logged
-papers = [paper for copy in range(8) for paper in _variants(copy)]
+papers = [paper for copy in range({copies}) for paper in _variants(copy)]
 Engine({index!r}, ray=RaySettings(actors=1, window={window})).build(papers)
 """
 
@@ -163,10 +166,10 @@ Engine({index!r}, ray=RaySettings(actors=1, window={window})).build(papers)
 def test_a_driver_killed_mid_run_resumes_with_the_rest(tmp_path, monkeypatch):
     from semsearch import indexing
 
-    window, log, index = 60, tmp_path / "first.log", tmp_path / "index"
-    papers = [paper for copy in range(8) for paper in _variants(copy)]
+    window, log, index = 30, tmp_path / "first.log", tmp_path / "index"
+    papers = [paper for copy in range(COPIES) for paper in _variants(copy)]
     code = DRIVER.format(tests=str(Path(__file__).parent), window=window, log=str(log),
-                         index=str(index))
+                         index=str(index), copies=COPIES)
     driver = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     deadline = time.monotonic() + 240
     while _logged(log) < 3 * window and driver.poll() is None:
