@@ -112,3 +112,38 @@ def build_synthetic_engine(location: Path, vectors: np.ndarray, **options) -> No
                        abstract=f"Abstract of synthetic paper number {i}.")
               for i in range(len(vectors)))
     Engine(location).build(papers, vectors=vectors, **options)
+
+
+def fresh_runs(script: str, option: str, value: object, runs: int) -> list[dict]:
+    """``runs`` full runs of one measurement, each in a fresh process (so each has its own
+    peak memory and its own first, cold steps): ``script option value`` prints the run's row
+    as JSON on its last line."""
+    import subprocess
+
+    rows = []
+    for run in range(runs):
+        done = subprocess.run([sys.executable, script, option, str(value)], check=True,
+                              stdout=subprocess.PIPE, text=True)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(f"run {run + 1} of {runs}: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
+    return rows
+
+
+def median_row(rows: list[dict]) -> dict:
+    """Several runs' rows as one: each number the median of the runs' (each run's under
+    "by run"), anything else as the first run has it."""
+    import statistics
+
+    merged: dict = {"runs": len(rows)}
+    by_run: dict = {}
+    for name, value in rows[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values = [row[name] for row in rows]
+            merged[name] = statistics.median(values)
+            if len(set(values)) > 1:
+                by_run[name] = values
+        else:
+            merged[name] = value
+    if len(rows) > 1:
+        merged["by run"] = by_run
+    return merged

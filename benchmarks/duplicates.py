@@ -11,8 +11,11 @@ are counted against it too, and listed).
 
 The scan at 1M runs over scale.py's base index (vectors precomputed, real vocabulary).
 
+The scan's figures are the median of three full runs, each in a fresh process.
+
     python benchmarks/duplicates.py                    # quality, then the 1M scan
     python benchmarks/duplicates.py --sizes 0          # quality only
+    python benchmarks/duplicates.py --runs 1           # one scan a size
 """
 
 from __future__ import annotations
@@ -28,12 +31,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import arguments, sizes
+from _common import arguments, fresh_runs, median_row, sizes
 
 THRESHOLDS = (0.8, 0.85, 0.9, 0.93, 0.95, 0.97)
 KINDS = ("title reworded", "abstract shortened", "typos")
 PLANTED_EACH = 100
 SIZES = (1_000_000,)
+RUNS = 3
 #: the targets (issue 35): the whole scan at 1M, in seconds
 SCAN_TARGET_S = 600
 SWAPS = {"effect": "impact", "effects": "impacts", "association": "relationship",
@@ -167,10 +171,16 @@ def markdown(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=sizes, default=list(SIZES))
+    parser.add_argument("--runs", type=int, default=RUNS,
+                        help="scans of each size, each in a fresh process (the median)")
+    parser.add_argument("--one-run", type=int, metavar="SIZE", help=argparse.SUPPRESS)
     args = arguments(parser)
+    if args.one_run:  # a run of fresh_runs: its row on the last line
+        print(json.dumps(scan(args.one_run)))
+        return
     report = {"quality": quality(), "scan": [], "measured": time.strftime("%Y-%m-%d %H:%M")}
     for size in args.sizes:
-        report["scan"].append(scan(size))
+        report["scan"].append(median_row(fresh_runs(__file__, "--one-run", size, args.runs)))
     (args.results / "duplicates.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.results / "duplicates.md").write_text(markdown(report))
     print(markdown(report))
