@@ -100,7 +100,8 @@ def wait_for_start(worker, wanted: set[str], deadline: float) -> tuple[list[str]
 
 
 KILLS = {"add": 10, "remove": 10, "merge": 10, "reindex": 10}
-#: about how long each kind of write takes here (the kill lands at a random moment inside)
+#: about how long each kind of write takes here, at most (the kill lands at a random moment
+#: inside; the window narrows each time a kill comes after the write it was meant for)
 LASTS = {"add": 0.4, "remove": 0.2, "merge": 0.4, "reindex": 1.5}
 
 
@@ -112,6 +113,7 @@ def test_sigkill_at_random_moments_of_every_kind_of_write(tmp_path):
     states = start_index(path, "ivf")
     rng = random.Random(7)
     killed: Counter[str] = Counter()
+    lasts = dict(LASTS)
     for attempt in range(200):
         needed = {kind for kind, need in KILLS.items() if killed[kind] < need}
         if not needed:
@@ -119,10 +121,12 @@ def test_sigkill_at_random_moments_of_every_kind_of_write(tmp_path):
         worker = run_worker(path, len(states) - 1, merge_at=2, fold_at=130)
         lines, started = wait_for_start(worker, needed, time.monotonic() + 60)
         # a random moment of the write that started (of the longest needed, if none did)
-        time.sleep(rng.uniform(0.0, LASTS.get(started) or max(LASTS[k] for k in needed)))
+        time.sleep(rng.uniform(0.0, lasts.get(started) or max(lasts[k] for k in needed)))
         worker.send_signal(signal.SIGKILL)
         committed, doing = said(worker, lines)
         killed[doing or "between"] += 1
+        if started and int(lines[-1].split()[1]) in committed:  # over before the kill
+            lasts[started] *= 0.6  # aim earlier next time
         check_after(path, states, committed, attempt)
     assert all(killed[kind] >= need for kind, need in KILLS.items()), killed
 
