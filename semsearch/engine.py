@@ -419,9 +419,10 @@ class Engine:
         ranking.check_mode(mode)
         view = self._checked()
         allowed = self._allowed(where)
+        ahead = ranking.lexical_ahead(view, texts, k, mode, self.fusion)
         vectors = self._query_vectors(texts) if texts and (mode != "lexical" or explain) \
             else None
-        answers = ranking.rank(view, texts, vectors, k, mode, allowed, self.fusion)
+        answers = ranking.rank(view, texts, vectors, k, mode, allowed, self.fusion, ahead)
         hits = self._hits(answers, vectors if mode != "lexical" else None)
         if explain:
             hits = [explanations.explained(view, self.query_embedder, text, query, found,

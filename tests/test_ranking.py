@@ -75,3 +75,27 @@ def test_papers_past_both_sides_best_still_come_in_the_dense_order(tmp_path):
     dense = engine.search("graph neural networks", k=4, where=where, mode="dense")
     assert [hit.id for hit in hits] == [hit.id for hit in dense]
     assert all(hit.score == 0 for hit in hits)
+
+
+def test_hybrid_searched_alongside_the_embedding_ranks_as_hybrid_searched_in_turn(
+        engine, monkeypatch):
+    """Hybrid's lexical half runs in a thread while the query is embedded: the same answers
+    as searching the two halves one after the other."""
+    from semsearch.search import ranking
+
+    alongside = engine.search_many(QUERIES, k=20)
+    monkeypatch.setattr(ranking, "lexical_ahead", lambda *args: None)
+    in_turn = engine.search_many(QUERIES, k=20)
+    assert [[(h.id, h.score) for h in hits] for hits in alongside] == \
+        [[(h.id, h.score) for h in hits] for hits in in_turn]
+
+
+def test_an_error_in_the_lexical_thread_is_raised_by_the_search(engine, monkeypatch):
+    from semsearch.index import lexical
+    from semsearch.errors import StoreError
+
+    def unreadable(*args):
+        raise StoreError("postings: cannot read the BM25 postings")
+    monkeypatch.setattr(lexical, "search", unreadable)
+    with pytest.raises(StoreError, match="cannot read the BM25 postings"):
+        engine.search(QUERIES[0])

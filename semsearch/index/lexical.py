@@ -237,6 +237,7 @@ class SegmentPostings:
     def __init__(self, files: PartFiles):
         self._files = files
         self._arrays: dict[str, np.ndarray] = {}
+        self._norms: tuple[tuple[float, float], np.ndarray] | None = None
 
     def _array(self, name: str) -> np.ndarray:
         if name not in self._arrays:
@@ -269,6 +270,14 @@ class SegmentPostings:
     @property
     def lengths(self) -> np.ndarray:
         return self._array(LENGTHS)
+
+    def norms(self, k1_free: float, k1_length: float) -> np.ndarray:
+        """Each document's BM25 length norm, k1 * (1 - b + b * length / average), as float32:
+        kept for the last average asked for (it changes only when the collection does)."""
+        key = (k1_free, k1_length)
+        if self._norms is None or self._norms[0] != key:
+            self._norms = (key, (k1_free + k1_length * self.lengths).astype(np.float32))
+        return self._norms[1]
 
 
 @dataclass(frozen=True)
@@ -328,28 +337,42 @@ def search(parts: Sequence[LexicalPart], tokenizer: Tokenizer, text: str,
     return scores[order], rows[order]
 
 
+#: float32 sums are within this (relative) of the exact ones: pruning and the choice of the
+#: top k allow for it, and the papers it could reorder are scored again in float64
+ROUNDING = 1e-4
+
+
 def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
                   settings: LexicalSettings, average: float) -> tuple[np.ndarray, np.ndarray]:
     """The best k (scores, positions) of one part, by MaxScore: a term adds less than its
     weight (idf) to any document's score, so once the terms not yet read could not lift an
     unseen document to the k-th best score so far, only documents already seen can be in the
     top k, and the remaining (common) terms' postings are looked up for those documents
-    alone, never read whole. Exact: the same top k and scores as reading every posting."""
+    alone, never read whole. The sums are float32 (half the memory traffic); the papers
+    within rounding of the k-th are scored again exactly. Exact: the same top k and scores
+    as reading every posting."""
     terms = sorted(terms, key=lambda weighted: -weighted[0])
     # what the terms from the i-th on could add to a document at most
     left = np.cumsum([weight for weight, _ in terms][::-1])[::-1].tolist() + [0.0]
-    lengths = part.postings.lengths
-    k1_free = settings.k1 * (1 - settings.b)
-    k1_length = settings.k1 * settings.b / average
+    norms = part.postings.norms(settings.k1 * (1 - settings.b),
+                                settings.k1 * settings.b / average)
 
     def contribution(weight: float, docs: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-        tf = freqs.astype(np.float64)
-        return weight * tf / (tf + k1_free + k1_length * lengths[docs])
+        tf = freqs.astype(np.float32)
+        scores = norms[docs]
+        scores += tf
+        np.divide(tf, scores, out=scores)
+        scores *= np.float32(weight)
+        return scores
+
+    def kth_best(scores: np.ndarray) -> float:
+        """The k-th best of these sums, lowered by their rounding: a safe bound to prune by."""
+        return float(-np.partition(-scores, k - 1)[k - 1]) * (1 - ROUNDING)
 
     # the terms read whole add into one array over the part (allocated lazily by the
-    # operating system: only the pages of documents found are touched)
-    totals = np.zeros(part.count, np.float64)
-    found = np.zeros(part.count, bool)
+    # operating system: only the pages of documents found are touched); a document's total
+    # is 0 until a term adds to it, so the totals also tell which documents are new
+    totals = np.zeros(part.count, np.float32)
     seen_parts: list[np.ndarray] = []
     threshold, counted = 0.0, 0
     at = 0
@@ -359,10 +382,10 @@ def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
         if part.allowed is not None:
             keep = part.allowed[docs]
             docs, freqs = docs[keep], freqs[keep]
-        totals[docs] += contribution(weight, docs, freqs)  # a term lists a document once
-        new = docs[~found[docs]]
-        found[new] = True
-        seen_parts.append(new)
+        before = totals[docs]
+        seen_parts.append(docs[before == 0])
+        before += contribution(weight, docs, freqs)  # a term lists a document once
+        totals[docs] = before
         # the threshold only rises: one counted a few terms ago is a safe (lower) bound, so it
         # is counted again only when it could end this phase, or when many papers came
         count = sum(map(len, seen_parts))
@@ -370,9 +393,12 @@ def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
                            at + 1 == len(terms)):
             seen = np.concatenate(seen_parts)
             seen_parts, counted = [seen], count
-            threshold = float(-np.partition(-totals[seen], k - 1)[k - 1])
+            threshold = kth_best(totals[seen])
         at += 1
-    seen = np.sort(np.concatenate(seen_parts)) if seen_parts else np.zeros(0, np.int64)
+    seen = np.concatenate(seen_parts) if seen_parts else np.zeros(0, np.int64)
+    if at < len(terms):  # only documents the terms left could lift to the top k go on
+        seen = seen[totals[seen] + left[at] >= threshold]
+    seen = np.sort(seen)
     scores = totals[seen]
     for weight, term in terms[at:]:
         hopeful = scores + left[at] >= threshold
@@ -383,9 +409,31 @@ def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
         scores[holds] += contribution(weight, seen[holds], np.asarray(freqs[where[holds]]))
         at += 1
         if len(seen) > 4 * k:  # fewer papers to look up in the next terms
-            threshold = max(threshold, float(-np.partition(-scores, k - 1)[k - 1]))
-    best = np.lexsort((seen, -scores))[:k]  # ties: the earlier paper, as across parts
-    return scores[best].astype(np.float32), seen[best]
+            threshold = max(threshold, kth_best(scores))
+    if len(seen) > k:
+        seen = seen[scores >= kth_best(scores)]
+    exact = _exact_scores(part, terms, seen, settings, average)
+    best = np.lexsort((seen, -exact))[:k]  # ties: the earlier paper, as across parts
+    return exact[best].astype(np.float32), seen[best]
+
+
+def _exact_scores(part: LexicalPart, terms: list[tuple[float, int]], positions: np.ndarray,
+                  settings: LexicalSettings, average: float) -> np.ndarray:
+    """BM25 of the documents at ``positions`` (sorted) in float64, the terms added in the
+    order given, their postings looked up for these documents alone."""
+    lengths = part.postings.lengths[positions]
+    totals = np.zeros(len(positions))
+    k1_free = settings.k1 * (1 - settings.b)
+    k1_length = settings.k1 * settings.b / average
+    for weight, term in terms:
+        docs, freqs = part.postings.postings(term)
+        if not len(docs) or not len(positions):
+            continue
+        where = np.minimum(np.searchsorted(docs, positions), len(docs) - 1)
+        holds = docs[where] == positions
+        tf = freqs[where[holds]].astype(np.float64)
+        totals[holds] += weight * tf / (tf + k1_free + k1_length * lengths[holds])
+    return totals
 
 
 def matched_words(part: LexicalPart, tokenizer: Tokenizer, text: str, position: int) -> list[str]:

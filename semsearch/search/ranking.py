@@ -9,6 +9,7 @@ among the passing papers, for the rest.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -39,22 +40,60 @@ class Sides:
     lexical: Side
 
 
+class LexicalAhead:
+    """Hybrid's unfiltered lexical rankings, searched in a thread while the caller embeds the
+    queries: the model's threads release the GIL, and so does numpy in the long BM25 passes,
+    so a hybrid query waits for the slower of its two halves, not for both."""
+
+    def __init__(self, view: IndexView, texts: Sequence[str], depth: int):
+        view.segments, view.tokenizer  # opened here: the thread must not race the caller to it
+        self._rankings: list[Ranking] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._search, args=(view, list(texts), depth),
+                                        name="semsearch-lexical", daemon=True)
+        self._thread.start()
+
+    def _search(self, view: IndexView, texts: list[str], depth: int) -> None:
+        try:
+            self._rankings = [view.lexical(text, depth) for text in texts]
+        except BaseException as error:  # raised again in the caller's thread
+            self._error = error
+
+    def rankings(self) -> list[Ranking]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._rankings
+
+
+def lexical_ahead(view: IndexView, texts: Sequence[str], k: int, mode: str,
+                  fusion: FusionSettings) -> LexicalAhead | None:
+    """The lexical half of a hybrid search, started now (None for the other modes)."""
+    if mode != "hybrid" or not texts:
+        return None
+    return LexicalAhead(view, texts, max(k, fusion.depth))
+
+
 def rank(view: IndexView, texts: Sequence[str], vectors: np.ndarray | None, k: int, mode: str,
-         allowed: np.ndarray | None, fusion: FusionSettings) -> list[list[tuple[int, float]]]:
-    """The top k (row, score) of each query: one side's ranking, or both fused."""
+         allowed: np.ndarray | None, fusion: FusionSettings,
+         ahead: LexicalAhead | None = None) -> list[list[tuple[int, float]]]:
+    """The top k (row, score) of each query: one side's ranking, or both fused. ``ahead``:
+    hybrid's lexical half, if already started (``lexical_ahead``)."""
     if mode == "dense":
         return [pairs(found) for found in view.dense(vectors, k, allowed)]
     if mode == "lexical":
         return [pairs(view.lexical(text, k, allowed)) for text in texts]
     depth = max(k, fusion.depth)
     dense = view.dense(vectors, depth)  # every query at once: the vector index batches them
+    lexical = ahead.rankings() if ahead is not None else \
+        [view.lexical(text, depth) for text in texts]
     answers = []
     for position, text in enumerate(texts):
         query = vectors[position:position + 1]
         sides = Sides(dense=lambda wanted, rows, query=query: view.dense(query, wanted, rows)[0],
                       lexical=lambda wanted, rows, text=text: view.lexical(text, wanted, rows))
         answers.append(hybrid(sides, k, allowed, fusion,
-                              reference=(dense[position], view.lexical(text, depth))))
+                              reference=(dense[position], lexical[position])))
     return answers
 
 
