@@ -419,7 +419,7 @@ class Engine:
         ranking.check_mode(mode)
         view = self._checked()
         allowed = self._allowed(where)
-        ahead = ranking.lexical_ahead(view, texts, k, mode, self.fusion)
+        ahead = ranking.search_ahead(view, texts, k, mode, self.fusion)
         vectors = self._query_vectors(texts) if texts and (mode != "lexical" or explain) \
             else None
         answers = ranking.rank(view, texts, vectors, k, mode, allowed, self.fusion, ahead)

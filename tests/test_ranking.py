@@ -84,7 +84,7 @@ def test_hybrid_searched_alongside_the_embedding_ranks_as_hybrid_searched_in_tur
     from semsearch.search import ranking
 
     alongside = engine.search_many(QUERIES, k=20)
-    monkeypatch.setattr(ranking, "lexical_ahead", lambda *args: None)
+    monkeypatch.setattr(ranking, "search_ahead", lambda *args: None)
     in_turn = engine.search_many(QUERIES, k=20)
     assert [[(h.id, h.score) for h in hits] for hits in alongside] == \
         [[(h.id, h.score) for h in hits] for hits in in_turn]
@@ -99,3 +99,29 @@ def test_an_error_in_the_lexical_thread_is_raised_by_the_search(engine, monkeypa
     monkeypatch.setattr(lexical, "search", unreadable)
     with pytest.raises(StoreError, match="cannot read the BM25 postings"):
         engine.search(QUERIES[0])
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense"])
+def test_the_vector_index_is_read_once_while_the_first_query_is_embedded(tmp_path, monkeypatch,
+                                                                         mode):
+    """A first search reads the trained vector index in a thread beside the embedding: once,
+    however the two threads meet, and with the answers of an engine that had it open."""
+    import time
+
+    from semsearch.index import vector
+
+    papers = list({d.id: d for d in read_documents(sample_paths())}.values())
+    Engine(tmp_path / "index", embedder=HashingEmbedder()).build(papers, index_type="hnsw")
+    warm = Engine.open(tmp_path / "index", embedder=HashingEmbedder())
+    expected = [[h.id for h in warm.search(query, k=5, mode=mode)] for query in QUERIES]
+    trained = vector.trained_type("hnsw")
+    load, reads = trained.load, []
+
+    def slow_load(part):
+        reads.append(part)
+        time.sleep(0.2)  # the caller's embedding is done long before: it must wait, not read
+        return load(part)
+    monkeypatch.setattr(trained, "load", staticmethod(slow_load))
+    cold = Engine.open(tmp_path / "index", embedder=HashingEmbedder())
+    assert [[h.id for h in cold.search(query, k=5, mode=mode)] for query in QUERIES] == expected
+    assert len(reads) == 1

@@ -40,52 +40,57 @@ class Sides:
     lexical: Side
 
 
-class LexicalAhead:
-    """Hybrid's unfiltered lexical rankings, searched in a thread while the caller embeds the
-    queries: the model's threads release the GIL, and so does numpy in the long BM25 passes,
-    so a hybrid query waits for the slower of its two halves, not for both."""
+class SearchAhead:
+    """What a search can do in a thread while the caller embeds its queries: open the trained
+    vector index (on a first search) and, for hybrid, rank by BM25 (unfiltered, to the fusion's
+    depth). The model's threads release the GIL, and so do FAISS and numpy's long passes, so a
+    query waits for the slower of its halves, not for both."""
 
-    def __init__(self, view: IndexView, texts: Sequence[str], depth: int):
+    def __init__(self, view: IndexView, texts: Sequence[str], depth: int | None):
         view.segments, view.tokenizer  # opened here: the thread must not race the caller to it
         self._rankings: list[Ranking] = []
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._search, args=(view, list(texts), depth),
-                                        name="semsearch-lexical", daemon=True)
+                                        name="semsearch-ahead", daemon=True)
         self._thread.start()
 
-    def _search(self, view: IndexView, texts: list[str], depth: int) -> None:
+    def _search(self, view: IndexView, texts: list[str], depth: int | None) -> None:
         try:
-            self._rankings = [view.lexical(text, depth) for text in texts]
+            view.ann  # noqa: B018 (read from disk on first use)
+            if depth is not None:
+                self._rankings = [view.lexical(text, depth) for text in texts]
         except BaseException as error:  # raised again in the caller's thread
             self._error = error
 
-    def rankings(self) -> list[Ranking]:
+    def lexical(self) -> list[Ranking]:
+        """The BM25 rankings, once the thread is done."""
         self._thread.join()
         if self._error is not None:
             raise self._error
         return self._rankings
 
 
-def lexical_ahead(view: IndexView, texts: Sequence[str], k: int, mode: str,
-                  fusion: FusionSettings) -> LexicalAhead | None:
-    """The lexical half of a hybrid search, started now (None for the other modes)."""
-    if mode != "hybrid" or not texts:
+def search_ahead(view: IndexView, texts: Sequence[str], k: int, mode: str,
+                 fusion: FusionSettings) -> SearchAhead | None:
+    """Start what a search can do before its queries are embedded (None: nothing to do)."""
+    depth = max(k, fusion.depth) if mode == "hybrid" else None
+    if mode == "lexical" or not texts or (depth is None and view.ann_is_open):
         return None
-    return LexicalAhead(view, texts, max(k, fusion.depth))
+    return SearchAhead(view, texts, depth)
 
 
 def rank(view: IndexView, texts: Sequence[str], vectors: np.ndarray | None, k: int, mode: str,
          allowed: np.ndarray | None, fusion: FusionSettings,
-         ahead: LexicalAhead | None = None) -> list[list[tuple[int, float]]]:
+         ahead: SearchAhead | None = None) -> list[list[tuple[int, float]]]:
     """The top k (row, score) of each query: one side's ranking, or both fused. ``ahead``:
-    hybrid's lexical half, if already started (``lexical_ahead``)."""
+    what was started before the queries were embedded (``search_ahead``)."""
     if mode == "dense":
         return [pairs(found) for found in view.dense(vectors, k, allowed)]
     if mode == "lexical":
         return [pairs(view.lexical(text, k, allowed)) for text in texts]
     depth = max(k, fusion.depth)
     dense = view.dense(vectors, depth)  # every query at once: the vector index batches them
-    lexical = ahead.rankings() if ahead is not None else \
+    lexical = ahead.lexical() if ahead is not None else \
         [view.lexical(text, depth) for text in texts]
     answers = []
     for position, text in enumerate(texts):

@@ -9,6 +9,7 @@ all of them (``semsearch.index.lexical``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -36,6 +37,7 @@ class IndexView:
         self._tokenizer: bm25.Tokenizer | None = None
         self._live: dict[str, np.ndarray | None] = {}
         self._coverage: tuple[SegmentSet, list[Segment]] | None = None
+        self._opening = threading.Lock()  # a search may open the vector index in a thread
 
     # -- parts ------------------------------------------------------------------------------
 
@@ -50,9 +52,17 @@ class IndexView:
     def ann(self) -> vector.TrainedIndex | None:
         info = self.commit.ann
         if info is not None and self._ann is None:
-            self._ann = vector.trained_type(info.kind).load(self.snapshot.part(info.name))
-            self._ann.set_search_params(info.tuning.get("params") or {})
+            with self._opening:  # read once, whichever thread asks first
+                if self._ann is None:
+                    ann = vector.trained_type(info.kind).load(self.snapshot.part(info.name))
+                    ann.set_search_params(info.tuning.get("params") or {})
+                    self._ann = ann
         return self._ann
+
+    @property
+    def ann_is_open(self) -> bool:
+        """Whether the trained vector index (if any) is read already: searches need it."""
+        return self.commit.ann is None or self._ann is not None
 
     @property
     def covered(self) -> SegmentSet:
