@@ -48,6 +48,9 @@ __all__ = ["BuildReport", "Engine", "HYBRID_SCALE", "IndexInfo", "MAX_QUERY_CHAR
 MAX_K = 10_000
 #: ids read at a time by ``Engine.ids``
 IDS_PAGE = 10_000
+#: the query model's threads: one, so that hybrid's BM25 thread (and a server's other
+#: requests) keep the other core (A/B in benchmarks/README.md)
+QUERY_MODEL_THREADS = 1
 #: up to this many papers, an unknown title is compared with every title for suggestions
 SUGGEST_FROM_ALL_UP_TO = 20_000
 #: search modes and `like` methods, declared where they are implemented
@@ -687,6 +690,7 @@ class Engine:
         """The index's model on onnxruntime (or OpenVINO, in bf16), loaded on first use."""
         if self._query_embedder is None:
             self._query_embedder = OnnxEmbedder(self._model_for_use(), spin=False,
+                                                threads=QUERY_MODEL_THREADS,
                                                 bf16_queries=self._bf16_queries)
         return self._query_embedder
 
