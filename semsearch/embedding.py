@@ -178,6 +178,11 @@ class OnnxEmbedder:
         return self._name
 
     @property
+    def threads(self) -> int:
+        """onnxruntime's threads within one call (0: one a core)."""
+        return self._threads
+
+    @property
     def dimension(self) -> int:
         return int(self.embed_queries(["dimension"]).shape[1])
 

@@ -48,9 +48,10 @@ __all__ = ["BuildReport", "Engine", "HYBRID_SCALE", "IndexInfo", "MAX_QUERY_CHAR
 MAX_K = 10_000
 #: ids read at a time by ``Engine.ids``
 IDS_PAGE = 10_000
-#: the query model's threads: one, so that hybrid's BM25 thread (and a server's other
-#: requests) keep the other core (A/B in benchmarks/README.md)
-QUERY_MODEL_THREADS = 1
+#: from this many papers the query model runs on one thread, leaving a core to hybrid's BM25
+#: thread (and a server's other requests); below it, the embedding is most of a query and
+#: takes every core (A/B in benchmarks/README.md)
+ONE_QUERY_THREAD_FROM = 500_000
 #: up to this many papers, an unknown title is compared with every title for suggestions
 SUGGEST_FROM_ALL_UP_TO = 20_000
 #: search modes and `like` methods, declared where they are implemented
@@ -689,9 +690,11 @@ class Engine:
     def query_embedder(self) -> Embedder:
         """The index's model on onnxruntime (or OpenVINO, in bf16), loaded on first use."""
         if self._query_embedder is None:
-            self._query_embedder = OnnxEmbedder(self._model_for_use(), spin=False,
-                                                threads=QUERY_MODEL_THREADS,
-                                                bf16_queries=self._bf16_queries)
+            papers = self._view.count if self._view is not None else 0
+            self._query_embedder = OnnxEmbedder(
+                self._model_for_use(), spin=False,
+                threads=1 if papers >= ONE_QUERY_THREAD_FROM else 0,
+                bf16_queries=self._bf16_queries)
         return self._query_embedder
 
     def _document_embedder(self, quantized: bool) -> Embedder:

@@ -151,6 +151,20 @@ def test_real_model_finds_rag_papers(sample_engine):
     assert titles.count("Retrieval-Augmented Generation") + titles.count("RAG") >= 2
 
 
+def test_a_large_collections_query_model_leaves_a_core_to_bm25(sample_engine, monkeypatch):
+    """Hybrid's BM25 runs in a thread beside the embedding: past ONE_QUERY_THREAD_FROM papers
+    (BM25 the longer half) the model takes one core, below it every core."""
+    from semsearch import engine as engine_module
+
+    small = Engine.open(sample_engine.folder.path)
+    small.search("graph retrieval")
+    assert small.query_embedder.threads == 0
+    monkeypatch.setattr(engine_module, "ONE_QUERY_THREAD_FROM", small.info().count)
+    large = Engine.open(sample_engine.folder.path)
+    large.search("graph retrieval")
+    assert large.query_embedder.threads == 1
+
+
 def test_fp32_and_bf16_queries_rank_alike(sample_engine):
     from semsearch.bf16_queries import bf16_available
 
