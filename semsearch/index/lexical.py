@@ -404,9 +404,8 @@ def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
         hopeful = scores + left[at] >= threshold
         seen, scores = seen[hopeful], scores[hopeful]
         docs, freqs = part.postings.postings(term)
-        where = np.minimum(np.searchsorted(docs, seen), max(len(docs) - 1, 0))
-        holds = docs[where] == seen if len(docs) else np.zeros(len(seen), bool)
-        scores[holds] += contribution(weight, seen[holds], np.asarray(freqs[where[holds]]))
+        holds, where = _looked_up(docs, seen)
+        scores[holds] += contribution(weight, seen[holds], np.asarray(freqs[where]))
         at += 1
         if len(seen) > 4 * k:  # fewer papers to look up in the next terms
             threshold = max(threshold, kth_best(scores))
@@ -427,13 +426,20 @@ def _exact_scores(part: LexicalPart, terms: list[tuple[float, int]], positions: 
     k1_length = settings.k1 * settings.b / average
     for weight, term in terms:
         docs, freqs = part.postings.postings(term)
-        if not len(docs) or not len(positions):
-            continue
-        where = np.minimum(np.searchsorted(docs, positions), len(docs) - 1)
-        holds = docs[where] == positions
-        tf = freqs[where[holds]].astype(np.float64)
+        holds, where = _looked_up(docs, positions)
+        tf = freqs[where].astype(np.float64)
         totals[holds] += weight * tf / (tf + k1_free + k1_length * lengths[holds])
     return totals
+
+
+def _looked_up(docs: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the (sorted) positions a term's (sorted) postings hold, and at which index of
+    the postings each of those is: a binary search a position, never a pass over the list."""
+    if not len(docs):
+        return np.zeros(len(positions), bool), np.zeros(0, np.int64)
+    where = np.minimum(np.searchsorted(docs, positions), len(docs) - 1)
+    holds = docs[where] == positions
+    return holds, where[holds]
 
 
 def matched_words(part: LexicalPart, tokenizer: Tokenizer, text: str, position: int) -> list[str]:
