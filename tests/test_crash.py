@@ -69,7 +69,10 @@ def run_worker(path: Path, first: int, merge_at=None, fold_at=None):
 def said(worker, already: list[str] = ()) -> tuple[list[int], str]:
     """What a killed worker had said (``already``: lines read before the kill): the operations
     it committed, and what was in flight."""
-    lines = [*already, *worker.communicate(timeout=120)[0].splitlines()]
+    # through the same buffered reader as ``run_worker``'s readline (communicate would read the
+    # pipe beneath it, and lose, or cut in two, the lines that readline had read ahead)
+    worker.wait(timeout=120)
+    lines = [*already, *worker.stdout.read().splitlines()]
     committed = [int(line.split()[1]) for line in lines if line.startswith("committed")]
     doing = ""
     for line in lines:
@@ -81,6 +84,18 @@ def said(worker, already: list[str] = ()) -> tuple[list[int], str]:
         elif words[0] == "committed":
             doing = ""
     return committed, doing
+
+
+def test_said_keeps_the_lines_read_ahead_with_ready():
+    """The worker's lines that came in one read with "ready" are not lost, and a line that
+    came in two reads is read whole."""
+    code = ("import sys, time\n"
+            "sys.stdout.write('ready\\nbegin 0 add\\ncommitted 0'); sys.stdout.flush()\n"
+            "time.sleep(0.3); print('\\nbegin 1 remove', flush=True)")
+    worker = worker_process([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert worker.stdout.readline().strip() == "ready"
+    time.sleep(0.1)
+    assert said(worker) == ([0], "remove")
 
 
 def wait_for_start(worker, wanted: set[str], deadline: float) -> tuple[list[str], str]:
