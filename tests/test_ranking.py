@@ -125,3 +125,32 @@ def test_the_vector_index_is_read_once_while_the_first_query_is_embedded(tmp_pat
     cold = Engine.open(tmp_path / "index", embedder=HashingEmbedder())
     assert [[h.id for h in cold.search(query, k=5, mode=mode)] for query in QUERIES] == expected
     assert len(reads) == 1
+
+
+def test_a_first_hybrid_search_ranks_by_bm25_while_the_vector_index_is_read(tmp_path,
+                                                                           monkeypatch):
+    """Opening the vector index and BM25 run side by side, not one after the other: a
+    one-shot search waits for the slower of the two alone."""
+    import threading
+
+    from semsearch.index import lexical, vector
+
+    papers = list({d.id: d for d in read_documents(sample_paths())}.values())
+    Engine(tmp_path / "index", embedder=HashingEmbedder()).build(papers, index_type="hnsw")
+    trained = vector.trained_type("hnsw")
+    load, search, ranked = trained.load, lexical.search, threading.Event()
+    ranked_while_opening = []
+
+    def ranking(*args, **options):
+        found = search(*args, **options)
+        ranked.set()
+        return found
+
+    def slow_load(part):
+        ranked_while_opening.append(ranked.wait(timeout=10))
+        return load(part)
+    monkeypatch.setattr(lexical, "search", ranking)
+    monkeypatch.setattr(trained, "load", staticmethod(slow_load))
+    cold = Engine.open(tmp_path / "index", embedder=HashingEmbedder())
+    assert len(cold.search(QUERIES[0], k=5)) == 5
+    assert ranked_while_opening == [True]

@@ -41,32 +41,40 @@ class Sides:
 
 
 class SearchAhead:
-    """What a search can do in a thread while the caller embeds its queries: open the trained
+    """What a search can do in threads while the caller embeds its queries: open the trained
     vector index (on a first search) and, for hybrid, rank by BM25 (unfiltered, to the fusion's
-    depth). The model's threads release the GIL, and so do FAISS and numpy's long passes, so a
-    query waits for the slower of its halves, not for both."""
+    depth), each in a thread of its own (a one-shot search waits for neither after the other).
+    The model's threads release the GIL, and so do FAISS and numpy's long passes, so a query
+    waits for the slowest of its parts, not for their sum."""
 
     def __init__(self, view: IndexView, texts: Sequence[str], depth: int | None):
-        view.segments, view.tokenizer  # opened here: the thread must not race the caller to it
+        view.segments, view.tokenizer  # opened here: the threads must not race the caller to it
         self._rankings: list[Ranking] = []
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._search, args=(view, list(texts), depth),
-                                        name="semsearch-ahead", daemon=True)
-        self._thread.start()
+        self._errors: list[BaseException] = []
+        self._threads = []
+        if not view.ann_is_open:
+            self._start("semsearch-open", lambda: view.ann)
+        if depth is not None:
+            self._start("semsearch-bm25", lambda: self._rankings.extend(
+                view.lexical(text, depth) for text in texts))
 
-    def _search(self, view: IndexView, texts: list[str], depth: int | None) -> None:
-        try:
-            view.ann  # noqa: B018 (read from disk on first use)
-            if depth is not None:
-                self._rankings = [view.lexical(text, depth) for text in texts]
-        except BaseException as error:  # raised again in the caller's thread
-            self._error = error
+    def _start(self, name: str, work: Callable[[], object]) -> None:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as error:  # raised again in the caller's thread
+                self._errors.append(error)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def lexical(self) -> list[Ranking]:
-        """The BM25 rankings, once the thread is done."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+        """The BM25 rankings, once the threads are done."""
+        for thread in self._threads:
+            thread.join()
+        if self._errors:
+            raise self._errors[0]
         return self._rankings
 
 
