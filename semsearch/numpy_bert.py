@@ -71,7 +71,15 @@ class NumpyBert:
             return None
 
     def hidden_states(self, ids: list[int], type_ids: list[int]) -> np.ndarray:
-        """The last layer's states of one text, (tokens, hidden)."""
+        """The last layer's states of one text, (tokens, hidden), on one BLAS thread: a text's
+        products are too small to share, and a second thread spinning for work would take the
+        core that a one-shot search's other half (opening the index, BM25) runs on."""
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):
+            return self._forward(ids, type_ids)
+
+    def _forward(self, ids: list[int], type_ids: list[int]) -> np.ndarray:
         x = (self._words[ids] + self._positions[:len(ids)] + self._types[type_ids])
         x = _layer_norm(x.astype(np.float32), *self._embedding_norm, self._eps)
         tokens, width = x.shape

@@ -61,3 +61,26 @@ def test_a_one_shot_search_does_not_start_onnxruntime(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_text_runs_on_one_blas_thread_and_the_process_keeps_its_threads(monkeypatch):
+    """A query's products are too small to share: a second BLAS thread would only spin on the
+    core a one-shot search's other half needs. The limit holds for the pass alone."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from semsearch import numpy_bert
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    linear, seen = numpy_bert._linear, []
+
+    def watched(*args):
+        seen.append(blas_threads())
+        return linear(*args)
+    monkeypatch.setattr(numpy_bert, "_linear", watched)
+    model = NumpyBert.load(bundled_model_path())
+    with threadpool_limits(2, user_api="blas"):
+        model.hidden_states([101, 7592, 102], [0, 0, 0])
+        assert blas_threads() == {2}
+    assert seen and all(threads == {1} for threads in seen)
