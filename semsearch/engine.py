@@ -601,10 +601,13 @@ class Engine:
 
     @_one_at_a_time
     def warm_up(self) -> None:
-        """Open the index and start the query model now: for a long-running process, whose
-        first request should wait for neither. (A batch of two starts the model's runtime; a
-        single query would be answered without it, as a one-shot command's is.)"""
-        self._open()
+        """Open the index (all of it) and start the query model now: for a long-running
+        process, whose first requests should wait for neither. (A batch of two starts the
+        model's runtime; a single query would be answered without it, as a one-shot
+        command's is.)"""
+        ann = self._open().ann
+        if ann is not None:
+            ann.read_whole()
         self._query_vectors(["warm up", "the query model"])
 
     @_one_at_a_time

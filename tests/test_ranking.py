@@ -101,9 +101,10 @@ def test_an_error_in_the_lexical_thread_is_raised_by_the_search(engine, monkeypa
         engine.search(QUERIES[0])
 
 
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
 @pytest.mark.parametrize("mode", ["hybrid", "dense"])
 def test_the_vector_index_is_read_once_while_the_first_query_is_embedded(tmp_path, monkeypatch,
-                                                                         mode):
+                                                                         mode, kind):
     """A first search reads the trained vector index in a thread beside the embedding: once,
     however the two threads meet, and with the answers of an engine that had it open."""
     import time
@@ -111,10 +112,11 @@ def test_the_vector_index_is_read_once_while_the_first_query_is_embedded(tmp_pat
     from semsearch.index import vector
 
     papers = list({d.id: d for d in read_documents(sample_paths())}.values())
-    Engine(tmp_path / "index", embedder=HashingEmbedder()).build(papers, index_type="hnsw")
+    Engine(tmp_path / "index", embedder=HashingEmbedder()).build(papers, index_type=kind)
     warm = Engine.open(tmp_path / "index", embedder=HashingEmbedder())
+    warm.warm_up()
     expected = [[h.id for h in warm.search(query, k=5, mode=mode)] for query in QUERIES]
-    trained = vector.trained_type("hnsw")
+    trained = vector.trained_type(kind)
     load, reads = trained.load, []
 
     def slow_load(part):

@@ -28,6 +28,7 @@ import numpy as np
 
 from semsearch import _fs
 from semsearch.errors import StoreError
+from semsearch.index import ivf_lists
 
 if TYPE_CHECKING:
     from semsearch.store.folder import PartFiles
@@ -184,13 +185,18 @@ class TrainedIndex:
         else:
             selector = self._excluding(excluded)
             params = self._faiss_params(selector) if selector is not None else None
-        self._ready_for(len(queries))
         with _threads_for(len(queries)):
+            self._ready_for(queries, params)
             _, candidates = self._index.search(queries, k * self.rerank_factor, params=params)
         return store.best_of(queries, candidates, k)
 
-    def _ready_for(self, query_count: int) -> None:
-        """Set the index up for a search of this many queries (nothing to do, unless said)."""
+    def _ready_for(self, queries: np.ndarray, params) -> None:
+        """Set the index up for a search of these queries with these FAISS parameters
+        (nothing to do, unless said)."""
+
+    def read_whole(self) -> None:
+        """Read in whatever of the index is still on disk only (nothing, unless said): for a
+        long-running process, whose searches should not wait for it."""
 
     def _excluding(self, excluded: np.ndarray | None):
         """A selector that lets every row through but the excluded ones (made once for the
@@ -283,9 +289,41 @@ class IvfIndex(TrainedIndex):
     KNOB_VALUES = _fine_steps(1, 2048)
     WITH = ({"rerank_factor": 10}, {"rerank_factor": 20})
 
-    def __init__(self, index) -> None:
+    def __init__(self, index, stored: ivf_lists.StoredLists | None = None) -> None:
         super().__init__(index)
         self._implem = index.implem  # faiss's scan, as last set (see ``_ready_for``)
+        self._stored = stored  # the lists not all read in yet, if opened without them
+
+    @classmethod
+    def load(cls, files: PartFiles, for_update: bool = False) -> TrainedIndex:
+        """Opened without its lists, which the first searches read in as they probe them
+        (see ``ivf_lists``); whole for an update, or where the lists' places are not known."""
+        stored = None if for_update else ivf_lists.StoredLists.open(files, INDEX_FILE)
+        if stored is None:
+            return super().load(files, for_update)
+        try:
+            return cls(stored.index_without_lists(), stored)
+        except RuntimeError as error:
+            raise StoreError(f"{files.shown(INDEX_FILE)}: cannot read the vector index "
+                             f"({str(error).strip().splitlines()[0]})") from None
+
+    def save(self, folder: Path) -> None:
+        self.read_whole()
+        super().save(folder)
+        ivf_lists.write_places(self._index, folder / INDEX_FILE, folder / ivf_lists.LISTS_FILE)
+
+    def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        self.read_whole()
+        super().add(rows, vectors)
+
+    def remove(self, rows: np.ndarray) -> None:
+        self.read_whole()
+        super().remove(rows)
+
+    def read_whole(self) -> None:
+        if self._stored is not None:
+            self._stored.read_all(self._index)
+            self._stored = None
 
     @staticmethod
     def codes_for(dimension: int) -> str:
@@ -321,7 +359,16 @@ class IvfIndex(TrainedIndex):
         _centroids_to_fp16(faiss.extract_index_ivf(index))
         return index
 
-    def _ready_for(self, query_count: int) -> None:
+    def _ready_for(self, queries: np.ndarray, params) -> None:
+        if self._stored is not None:
+            import faiss
+
+            probes = params.nprobe if isinstance(params, faiss.SearchParametersIVF) \
+                else faiss.extract_index_ivf(self._index).nprobe
+            self._stored.read_probed(self._index, queries, probes)
+            if self._stored.complete:
+                self._stored = None
+        query_count = len(queries)
         # For a few queries, faiss's scan without query batching, collecting into a heap
         # (its implementation 10), is faster than the one it picks itself (measured in
         # benchmarks/); batches keep faiss's choice. Either gives right answers, so two
