@@ -82,7 +82,7 @@ def test_read_whole_reads_every_list(saved):
     np.testing.assert_array_equal(list_sizes(opened._index), list_sizes(whole(folder)._index))
 
 
-@pytest.mark.parametrize("damage", ["missing", "shifted", "another index's"])
+@pytest.mark.parametrize("damage", ["missing", "shifted", "another index's", "not an array"])
 def test_without_places_that_fit_its_file_the_index_is_read_whole(saved, tmp_path, damage):
     folder, rows, vectors = saved
     for name in (vector.INDEX_FILE, ivf_lists.LISTS_FILE):
@@ -92,8 +92,10 @@ def test_without_places_that_fit_its_file_the_index_is_read_whole(saved, tmp_pat
         (tmp_path / ivf_lists.LISTS_FILE).unlink()
     elif damage == "shifted":
         np.save(tmp_path / ivf_lists.LISTS_FILE, places + [[8, 0]])
-    else:
+    elif damage == "another index's":
         np.save(tmp_path / ivf_lists.LISTS_FILE, places[:-1])
+    else:
+        (tmp_path / ivf_lists.LISTS_FILE).write_bytes(b"\x93NUMPY garbage")
     assert ivf_lists.StoredLists.open(FolderFiles(tmp_path), vector.INDEX_FILE) is None
     opened = vector.IvfIndex.load(FolderFiles(tmp_path))
     np.testing.assert_array_equal(list_sizes(opened._index), list_sizes(whole(folder)._index))

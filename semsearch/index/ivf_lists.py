@@ -74,10 +74,14 @@ class StoredLists:
         """The lists of ``index_file`` if its ``lists.npy`` fits it, else None."""
         if not files.has(LISTS_FILE):
             return None
-        places = np.load(files.path(LISTS_FILE))
-        mapped = np.memmap(files.path(index_file), dtype=np.uint8, mode="r")
-        if places.ndim != 2 or places.shape[1] != 2 or not len(places):
+        try:
+            places = np.load(files.path(LISTS_FILE), allow_pickle=False)
+        except (OSError, ValueError):  # not an array: of no use, the index is read whole
             return None
+        if places.ndim != 2 or places.shape[1] != 2 or not len(places) or \
+                places.dtype != np.int64:
+            return None
+        mapped = np.memmap(files.path(index_file), dtype=np.uint8, mode="r")
         head = int(places[0, 0]) - _HEAD
         last, count = (int(value) for value in places[-1])
         if head < 0 or bytes(mapped[head:head + 4]) != _TAG or \

@@ -43,9 +43,9 @@ class Sides:
 class SearchAhead:
     """What a search can do in threads while the caller embeds its queries: open the trained
     vector index (on a first search) and, for hybrid, rank by BM25 (unfiltered, to the fusion's
-    depth), each in a thread of its own (a one-shot search waits for neither after the other).
-    The model's threads release the GIL, and so do FAISS and numpy's long passes, so a query
-    waits for the slowest of its parts, not for their sum."""
+    depth), each in a thread of its own, so that a first search does not wait for one and then
+    the other. The model's threads release the GIL, and so do FAISS and numpy's long passes,
+    so a query waits for the slowest of its parts, not for their sum."""
 
     def __init__(self, view: IndexView, texts: Sequence[str], depth: int | None):
         view.segments, view.tokenizer  # opened here: the threads must not race the caller to it
