@@ -82,7 +82,8 @@ def test_read_whole_reads_every_list(saved):
     np.testing.assert_array_equal(list_sizes(opened._index), list_sizes(whole(folder)._index))
 
 
-@pytest.mark.parametrize("damage", ["missing", "shifted", "another index's", "not an array"])
+@pytest.mark.parametrize("damage", ["missing", "shifted", "another index's", "not an array",
+                                    "two lists swapped"])
 def test_without_places_that_fit_its_file_the_index_is_read_whole(saved, tmp_path, damage):
     folder, rows, vectors = saved
     for name in (vector.INDEX_FILE, ivf_lists.LISTS_FILE):
@@ -94,6 +95,8 @@ def test_without_places_that_fit_its_file_the_index_is_read_whole(saved, tmp_pat
         np.save(tmp_path / ivf_lists.LISTS_FILE, places + [[8, 0]])
     elif damage == "another index's":
         np.save(tmp_path / ivf_lists.LISTS_FILE, places[:-1])
+    elif damage == "two lists swapped":
+        np.save(tmp_path / ivf_lists.LISTS_FILE, places[[1, 0, *range(2, len(places))]])
     else:
         (tmp_path / ivf_lists.LISTS_FILE).write_bytes(b"\x93NUMPY garbage")
     assert ivf_lists.StoredLists.open(FolderFiles(tmp_path), vector.INDEX_FILE) is None
@@ -110,3 +113,21 @@ def test_after_a_few_searches_every_list_is_read_in(saved):
     assert not stored.complete
     stored.read_probed(index, vectors[:1], probes=1)
     assert stored.complete
+
+
+def test_a_list_whose_lengths_are_not_where_its_place_says_is_named_as_damage(saved, tmp_path):
+    """Places that fit the file but a list whose stored lengths were overwritten since: the
+    search that reads it says the file is damaged, never answers from the wrong bytes."""
+    from semsearch.errors import StoreError
+
+    folder, rows, vectors = saved
+    for name in (vector.INDEX_FILE, ivf_lists.LISTS_FILE):
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    places = np.load(folder / ivf_lists.LISTS_FILE)
+    data = bytearray((tmp_path / vector.INDEX_FILE).read_bytes())
+    for number, (offset, count) in enumerate(places):
+        data[offset:offset + 8] = (int(count) + 1).to_bytes(8, "little")
+    (tmp_path / vector.INDEX_FILE).write_bytes(bytes(data))
+    opened = vector.IvfIndex.load(FolderFiles(tmp_path))
+    with pytest.raises(StoreError, match="index.faiss: list .* is not where lists.npy says"):
+        opened.search(vectors[:1], 10, ArrayStore(rows, vectors))

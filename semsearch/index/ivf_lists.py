@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from semsearch.errors import StoreError
+
 if TYPE_CHECKING:
     from semsearch.store.folder import PartFiles
 
@@ -63,15 +65,19 @@ def write_places(index, saved: Path, target: Path) -> bool:
 class StoredLists:
     """The lists of one saved index, memory-mapped, and which of them are read in yet."""
 
-    def __init__(self, mapped: np.ndarray, places: np.ndarray):
+    def __init__(self, mapped: np.ndarray, places: np.ndarray, code_bytes: np.ndarray,
+                 shown: Path):
         self._mapped = mapped
         self._places = places
+        self._code_bytes = code_bytes  # each list's codes, in bytes
+        self._shown = shown
         self._read = np.zeros(len(places), dtype=bool)
         self._searches = 0
 
     @classmethod
     def open(cls, files: PartFiles, index_file: str) -> StoredLists | None:
-        """The lists of ``index_file`` if its ``lists.npy`` fits it, else None."""
+        """The lists of ``index_file`` if its ``lists.npy`` fits it (every list where the
+        lists before it end, the last ending with the file), else None."""
         if not files.has(LISTS_FILE):
             return None
         try:
@@ -79,19 +85,21 @@ class StoredLists:
         except (OSError, ValueError):  # not an array: of no use, the index is read whole
             return None
         if places.ndim != 2 or places.shape[1] != 2 or not len(places) or \
-                places.dtype != np.int64:
+                places.dtype != np.int64 or (places < 0).any():
             return None
         mapped = np.memmap(files.path(index_file), dtype=np.uint8, mode="r")
         head = int(places[0, 0]) - _HEAD
-        last, count = (int(value) for value in places[-1])
-        if head < 0 or bytes(mapped[head:head + 4]) != _TAG or \
-                struct.unpack("<Q", bytes(mapped[head + 4:head + 12]))[0] != len(places) or \
-                last + 8 * count + 16 > len(mapped):
+        if head < 0 or head + _HEAD > len(mapped) or bytes(mapped[head:head + 4]) != _TAG:
             return None
-        end = last + 8 + 8 * count
-        if end + 8 + _length(mapped, end) != len(mapped):
+        count, _, per_block, block = struct.unpack("<4Q", bytes(mapped[head + 4:head + _HEAD]))
+        if count != len(places) or not per_block:
             return None
-        return cls(mapped, places)
+        sizes = places[:, 1]
+        code_bytes = -(-sizes // per_block) * block
+        ends = places[0, 0] + np.cumsum(16 + 8 * sizes + code_bytes)
+        if ends[-1] != len(mapped) or (places[1:, 0] != ends[:-1]).any():
+            return None
+        return cls(mapped, places, code_bytes, files.shown(index_file))
 
     def index_without_lists(self):
         """The index as saved, its lists empty (the file's head, and an empty length for
@@ -126,13 +134,17 @@ class StoredLists:
         lists = None
         for number in numbers[~self._read[numbers]]:
             offset, count = (int(value) for value in self._places[number])
+            code_bytes = int(self._code_bytes[number])
+            codes_at = offset + 16 + 8 * count
+            if _length(self._mapped, offset) != count or \
+                    _length(self._mapped, codes_at - 8) != code_bytes:
+                raise StoreError(f"{self._shown}: list {number} is not where {LISTS_FILE} "
+                                 f"says (damaged; `semsearch verify` checks the index)")
             if count:
                 if lists is None:
                     lists = _block_lists(index)
                 ids = np.frombuffer(self._mapped, np.int64, count, offset + 8).copy()
-                codes_at = offset + 16 + 8 * count
-                codes = np.ascontiguousarray(
-                    self._mapped[codes_at:codes_at + _length(self._mapped, codes_at - 8)])
+                codes = np.ascontiguousarray(self._mapped[codes_at:codes_at + code_bytes])
                 lists.add_entries(int(number), count, faiss.swig_ptr(ids),
                                   faiss.swig_ptr(codes))
             self._read[number] = True
