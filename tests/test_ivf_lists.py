@@ -131,3 +131,13 @@ def test_a_list_whose_lengths_are_not_where_its_place_says_is_named_as_damage(sa
     opened = vector.IvfIndex.load(FolderFiles(tmp_path))
     with pytest.raises(StoreError, match="index.faiss: list .* is not where lists.npy says"):
         opened.search(vectors[:1], 10, ArrayStore(rows, vectors))
+
+
+def test_an_empty_index_file_beside_its_places_is_named(saved, tmp_path):
+    from semsearch.errors import StoreError
+
+    folder, _, _ = saved
+    (tmp_path / ivf_lists.LISTS_FILE).write_bytes((folder / ivf_lists.LISTS_FILE).read_bytes())
+    (tmp_path / vector.INDEX_FILE).write_bytes(b"")
+    with pytest.raises(StoreError, match="index.faiss: cannot read the vector index"):
+        vector.IvfIndex.load(FolderFiles(tmp_path))

@@ -87,7 +87,10 @@ class StoredLists:
         if places.ndim != 2 or places.shape[1] != 2 or not len(places) or \
                 places.dtype != np.int64 or (places < 0).any():
             return None
-        mapped = np.memmap(files.path(index_file), dtype=np.uint8, mode="r")
+        try:
+            mapped = np.memmap(files.path(index_file), dtype=np.uint8, mode="r")
+        except (OSError, ValueError):  # an empty file: reading it whole says what is wrong
+            return None
         head = int(places[0, 0]) - _HEAD
         if head < 0 or head + _HEAD > len(mapped) or bytes(mapped[head:head + 4]) != _TAG:
             return None
