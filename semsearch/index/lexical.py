@@ -354,8 +354,7 @@ def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
     terms = sorted(terms, key=lambda weighted: -weighted[0])
     # what the terms from the i-th on could add to a document at most
     left = np.cumsum([weight for weight, _ in terms][::-1])[::-1].tolist() + [0.0]
-    norms = part.postings.norms(settings.k1 * (1 - settings.b),
-                                settings.k1 * settings.b / average)
+    norms = part.postings.norms(*_norm_terms(settings, average))
 
     def contribution(weight: float, docs: np.ndarray, freqs: np.ndarray) -> np.ndarray:
         tf = freqs.astype(np.float32)
@@ -422,14 +421,19 @@ def _exact_scores(part: LexicalPart, terms: list[tuple[float, int]], positions: 
     order given, their postings looked up for these documents alone."""
     lengths = part.postings.lengths[positions]
     totals = np.zeros(len(positions))
-    k1_free = settings.k1 * (1 - settings.b)
-    k1_length = settings.k1 * settings.b / average
+    k1_free, k1_length = _norm_terms(settings, average)
     for weight, term in terms:
         docs, freqs = part.postings.postings(term)
         holds, where = _looked_up(docs, positions)
         tf = freqs[where].astype(np.float64)
         totals[holds] += weight * tf / (tf + k1_free + k1_length * lengths[holds])
     return totals
+
+
+def _norm_terms(settings: LexicalSettings, average: float) -> tuple[float, float]:
+    """(k1 * (1 - b), k1 * b / average): a document's length norm is the first plus the
+    second times its length."""
+    return settings.k1 * (1 - settings.b), settings.k1 * settings.b / average
 
 
 def _looked_up(docs: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
