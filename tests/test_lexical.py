@@ -264,6 +264,30 @@ def test_a_common_terms_postings_are_looked_up_not_read_whole(tmp_path, monkeypa
                                                   10)[0][0], rel=1e-5)
 
 
+def test_a_term_most_of_whose_papers_are_still_hopeful_is_read_whole_not_looked_up(
+        tmp_path, monkeypatch):
+    """Looking a paper up costs more than reading one posting: once the papers still in the
+    running are many beside a term's list, the list is read whole. Here "common" lists 80
+    papers and the 30 found by "rare" are all still hopeful, so none is looked up before
+    the exact scores of the best 10."""
+    texts = [" ".join((["rare"] * 3 if i < 30 else []) + (["common"] if i >= 20 else []) +
+                      [f"filler{i}"] * (4 if 20 <= i < 30 else 5)) for i in range(100)]
+    part = segment(tmp_path / "s", texts, np.arange(len(texts)))
+    looked_up = []
+    lookup = bm25._looked_up
+
+    def looking_up(docs, positions):
+        looked_up.append((len(docs), len(positions)))
+        return lookup(docs, positions)
+    monkeypatch.setattr(bm25, "_looked_up", looking_up)
+    scores, rows = search([part], "rare common", k=10)
+    assert sorted(rows) == list(range(20, 30))
+    # only the exact scores of the best 10 looked papers up; no lookup of the 30 in "common"
+    assert [positions for _, positions in looked_up if positions != 10] == []
+    expected = brute_force(texts, np.arange(len(texts)), "rare common", 10)
+    np.testing.assert_allclose(scores, expected[0], rtol=1e-6)
+
+
 def every_posting_scored(part, terms, k, settings, average):
     """The top k of one part with every posting of every term scored: BM25 as it was read
     before the pruning."""

@@ -342,15 +342,21 @@ def search(parts: Sequence[LexicalPart], tokenizer: Tokenizer, text: str,
 ROUNDING = 1e-4
 
 
+#: a term's postings are looked up (a binary search a document) for the documents still
+#: hopeful only when those are fewer than this share of its list; more, and reading the
+#: whole list costs less
+LOOKUP_SHARE = 0.2
+
+
 def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
                   settings: LexicalSettings, average: float) -> tuple[np.ndarray, np.ndarray]:
     """The best k (scores, positions) of one part, by MaxScore: a term adds less than its
     weight (idf) to any document's score, so once the terms not yet read could not lift an
     unseen document to the k-th best score so far, only documents already seen can be in the
-    top k, and the remaining (common) terms' postings are looked up for those documents
-    alone, never read whole. The sums are float32 (half the memory traffic); the papers
-    within rounding of the k-th are scored again exactly. Exact: the same top k and scores
-    as reading every posting."""
+    top k. The remaining (common) terms are then read whole while that is cheaper than
+    looking them up, and looked up for the documents still hopeful once those are few. The
+    sums are float32 (half the memory traffic); the papers within rounding of the k-th are
+    scored again exactly. Exact: the same top k and scores as reading every posting."""
     terms = sorted(terms, key=lambda weighted: -weighted[0])
     # what the terms from the i-th on could add to a document at most
     left = np.cumsum([weight for weight, _ in terms][::-1])[::-1].tolist() + [0.0]
@@ -364,41 +370,43 @@ def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
         scores *= np.float32(weight)
         return scores
 
-    def kth_best(scores: np.ndarray) -> float:
-        """The k-th best of these sums, lowered by their rounding: a safe bound to prune by."""
-        return float(-np.partition(-scores, k - 1)[k - 1]) * (1 - ROUNDING)
-
     # the terms read whole add into one array over the part (allocated lazily by the
     # operating system: only the pages of documents found are touched); a document's total
     # is 0 until a term adds to it, so the totals also tell which documents are new
     totals = np.zeros(part.count, np.float32)
     seen_parts: list[np.ndarray] = []
-    threshold, counted = 0.0, 0
+    best = _KBest(k)
     at = 0
-    while at < len(terms) and (sum(map(len, seen_parts)) < k or left[at] >= threshold):
+    while at < len(terms):
         weight, term = terms[at]
+        opening = best.pool is None or left[at] >= best.threshold  # new documents may enter
+        if not opening:
+            seen = np.concatenate(seen_parts)
+            seen_parts = [seen[totals[seen] + left[at] >= best.threshold]]
+            if len(seen_parts[0]) < LOOKUP_SHARE * part.postings.document_frequency(term):
+                break
         docs, freqs = part.postings.postings(term)
         if part.allowed is not None:
             keep = part.allowed[docs]
             docs, freqs = docs[keep], freqs[keep]
         before = totals[docs]
-        seen_parts.append(docs[before == 0])
+        if opening:
+            seen_parts.append(docs[before == 0])
         before += contribution(weight, docs, freqs)  # a term lists a document once
         totals[docs] = before
-        # the threshold only rises: one counted a few terms ago is a safe (lower) bound, so it
-        # is counted again only when it could end this phase, or when many papers came
-        count = sum(map(len, seen_parts))
-        if count >= k and (left[at + 1] < 2 * threshold or count > 2 * counted or
-                           at + 1 == len(terms)):
+        if best.pool is not None:
+            best.add(docs, before, totals)
+        elif sum(map(len, seen_parts)) >= k:
             seen = np.concatenate(seen_parts)
-            seen_parts, counted = [seen], count
-            threshold = kth_best(totals[seen])
+            seen_parts = [seen]
+            best.start(seen, totals[seen])
         at += 1
     seen = np.concatenate(seen_parts) if seen_parts else np.zeros(0, np.int64)
     if at < len(terms):  # only documents the terms left could lift to the top k go on
-        seen = seen[totals[seen] + left[at] >= threshold]
+        seen = seen[totals[seen] + left[at] >= best.threshold]
     seen = np.sort(seen)
     scores = totals[seen]
+    threshold = best.threshold
     for weight, term in terms[at:]:
         hopeful = scores + left[at] >= threshold
         seen, scores = seen[hopeful], scores[hopeful]
@@ -407,12 +415,43 @@ def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
         scores[holds] += contribution(weight, seen[holds], np.asarray(freqs[where]))
         at += 1
         if len(seen) > 4 * k:  # fewer papers to look up in the next terms
-            threshold = max(threshold, kth_best(scores))
+            threshold = max(threshold, _kth_best(scores, k))
     if len(seen) > k:
-        seen = seen[scores >= kth_best(scores)]
+        seen = seen[scores >= _kth_best(scores, k)]
     exact = _exact_scores(part, terms, seen, settings, average)
-    best = np.lexsort((seen, -exact))[:k]  # ties: the earlier paper, as across parts
-    return exact[best].astype(np.float32), seen[best]
+    best_first = np.lexsort((seen, -exact))[:k]  # ties: the earlier paper, as across parts
+    return exact[best_first].astype(np.float32), seen[best_first]
+
+
+def _kth_best(scores: np.ndarray, k: int) -> float:
+    """The k-th best of these sums, lowered by their rounding: a safe bound to prune by."""
+    return float(-np.partition(-scores, k - 1)[k - 1]) * (1 - ROUNDING)
+
+
+class _KBest:
+    """The k documents with the best sums so far, and the k-th of those sums lowered by
+    rounding (``threshold``): a safe bound to prune by, as a document's score is at least any
+    sum of some of its terms. After a term is read, the k best are among the k best before
+    it and that term's documents (no other sum changed), so it is never worked out again
+    over every document seen."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.pool: np.ndarray | None = None  # positions of the k best
+        self.threshold = 0.0
+
+    def start(self, positions: np.ndarray, sums: np.ndarray) -> None:
+        self._keep(positions, sums)
+
+    def add(self, docs: np.ndarray, sums: np.ndarray, totals: np.ndarray) -> None:
+        """A term's (sorted) documents and their sums now."""
+        others = self.pool[~_looked_up(docs, self.pool)[0]]  # each document once
+        self._keep(np.concatenate((others, docs)), np.concatenate((totals[others], sums)))
+
+    def _keep(self, positions: np.ndarray, sums: np.ndarray) -> None:
+        chosen = np.argpartition(-sums, self.k - 1)[:self.k]
+        self.pool = positions[chosen]
+        self.threshold = max(self.threshold, float(sums[chosen].min()) * (1 - ROUNDING))
 
 
 def _exact_scores(part: LexicalPart, terms: list[tuple[float, int]], positions: np.ndarray,
