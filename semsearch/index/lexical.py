@@ -386,16 +386,19 @@ def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
             if len(seen_parts[0]) < LOOKUP_SHARE * part.postings.document_frequency(term):
                 break
         docs, freqs = part.postings.postings(term)
+        # numpy indexes by intp: the positions converted once, not at each use below (the
+        # documents seen stay int32, as the postings they are looked up in)
+        index = docs.astype(np.intp)
         if part.allowed is not None:
-            keep = part.allowed[docs]
-            docs, freqs = docs[keep], freqs[keep]
-        before = totals[docs]
+            keep = part.allowed[index]
+            docs, freqs, index = docs[keep], freqs[keep], index[keep]
+        before = totals[index]
         if opening:
             seen_parts.append(docs[before == 0])
-        before += contribution(weight, docs, freqs)  # a term lists a document once
-        totals[docs] = before
+        before += contribution(weight, index, freqs)  # a term lists a document once
+        totals[index] = before
         if best.pool is not None:
-            best.add(docs, before, totals)
+            best.add(index, before, totals)
         elif sum(map(len, seen_parts)) >= k:
             seen = np.concatenate(seen_parts)
             seen_parts = [seen]
@@ -450,7 +453,7 @@ class _KBest:
 
     def _keep(self, positions: np.ndarray, sums: np.ndarray) -> None:
         chosen = np.argpartition(-sums, self.k - 1)[:self.k]
-        self.pool = positions[chosen]
+        self.pool = positions[chosen].astype(np.intp)
         self.threshold = max(self.threshold, float(sums[chosen].min()) * (1 - ROUNDING))
 
 
