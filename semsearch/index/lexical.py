@@ -380,7 +380,8 @@ def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
     while at < len(terms):
         weight, term = terms[at]
         opening = best.pool is None or left[at] >= best.threshold  # new documents may enter
-        if not opening:
+        if not opening:  # never again: from here a term read whole adds to documents unseen
+            # too, but they stay out of ``seen`` (their sums can still bound the k-th best)
             seen = np.concatenate(seen_parts)
             seen_parts = [seen[totals[seen] + left[at] >= best.threshold]]
             if len(seen_parts[0]) < LOOKUP_SHARE * part.postings.document_frequency(term):
