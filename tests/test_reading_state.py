@@ -121,7 +121,9 @@ for n in range(int(sys.argv[2]), 10**6):
     if n >= 3:
         state.unmark("t", [f"p{n - 3}", f"q{n - 3}"])
         state.see([(f"p{n - 3}", f"Paper {n - 3}"), (f"q{n - 3}", f"Query {n - 3}")])
-    print("done", n, flush=True)
+    # one string: with PYTHONUNBUFFERED each part of a print is a write of its own, and a kill
+    # between "done" and the number would leave half a line
+    print(f"done {n}", flush=True)
 """
 
 
