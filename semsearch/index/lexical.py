@@ -403,11 +403,10 @@ def _best_of_part(part: LexicalPart, terms: list[tuple[float, int]], k: int,
         elif sum(map(len, seen_parts)) >= k:
             seen = np.concatenate(seen_parts)
             seen_parts = [seen]
-            best.start(seen, totals[seen])
+            best.choose(seen, totals[seen])
         at += 1
+    # (a break above left only the documents the terms left could lift to the top k)
     seen = np.concatenate(seen_parts) if seen_parts else np.zeros(0, np.int64)
-    if at < len(terms):  # only documents the terms left could lift to the top k go on
-        seen = seen[totals[seen] + left[at] >= best.threshold]
     seen = np.sort(seen)
     scores = totals[seen]
     threshold = best.threshold
@@ -444,18 +443,16 @@ class _KBest:
         self.pool: np.ndarray | None = None  # positions of the k best
         self.threshold = 0.0
 
-    def start(self, positions: np.ndarray, sums: np.ndarray) -> None:
-        self._keep(positions, sums)
+    def choose(self, positions: np.ndarray, sums: np.ndarray) -> None:
+        """The k best of these documents (each once) with these sums."""
+        chosen = np.argpartition(-sums, self.k - 1)[:self.k]
+        self.pool = positions[chosen].astype(np.intp)
+        self.threshold = max(self.threshold, float(sums[chosen].min()) * (1 - ROUNDING))
 
     def add(self, docs: np.ndarray, sums: np.ndarray, totals: np.ndarray) -> None:
         """A term's (sorted) documents and their sums now."""
         others = self.pool[~_looked_up(docs, self.pool)[0]]  # each document once
-        self._keep(np.concatenate((others, docs)), np.concatenate((totals[others], sums)))
-
-    def _keep(self, positions: np.ndarray, sums: np.ndarray) -> None:
-        chosen = np.argpartition(-sums, self.k - 1)[:self.k]
-        self.pool = positions[chosen].astype(np.intp)
-        self.threshold = max(self.threshold, float(sums[chosen].min()) * (1 - ROUNDING))
+        self.choose(np.concatenate((others, docs)), np.concatenate((totals[others], sums)))
 
 
 def _exact_scores(part: LexicalPart, terms: list[tuple[float, int]], positions: np.ndarray,
