@@ -1,4 +1,5 @@
-"""Durable writes, in one place: every file semsearch commits goes through these.
+"""Durable writes, in one place: every file semsearch commits goes through these; and the
+one way .npy files are opened.
 
 A file is written under a temporary name, flushed and fsynced, then renamed over its final
 name, and the folder is fsynced so the rename itself survives a power cut.
@@ -8,8 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Any
+
+#: np.load parses an array's header with ast.literal_eval, which CPython 3.11 does not make
+#: safe in two threads at once (a SystemError, "AST constructor recursion depth mismatch",
+#: seen when a first hybrid search's threads opened BM25 and the vectors together): arrays
+#: are opened one at a time, through a memory map, so the lock is held for the header only
+_OPENING = threading.Lock()
+
+
+def load_array(path: Path, mmap_mode: str | None = None):
+    """The array in a .npy file, memory-mapped (``mmap_mode``) or read into memory."""
+    import numpy as np
+
+    with _OPENING:
+        array = np.load(path, mmap_mode=mmap_mode or "r", allow_pickle=False)
+    return array if mmap_mode else np.array(array)
 
 
 def write_atomically(path: Path, data: str | bytes) -> None:

@@ -34,7 +34,7 @@ def block_digest(segment: Path, start: int, end: int) -> str:
     """sha256 of positions [start, end) of a segment's rows and vectors, as on disk."""
     digest = hashlib.sha256()
     for name in (segment_files.ROWS, segment_files.VECTORS):
-        array = np.load(segment / name, mmap_mode="r")
+        array = _fs.load_array(segment / name, mmap_mode="r")
         digest.update(np.ascontiguousarray(array[start:end]).tobytes())
     return digest.hexdigest()
 
@@ -84,8 +84,8 @@ class _Interrupted:
     @classmethod
     def of(cls, attempt: EmbeddedSoFar) -> _Interrupted | None:
         try:
-            rows = np.load(attempt.segment / segment_files.ROWS, mmap_mode="r")[:attempt.rows]
-            vectors = np.load(attempt.segment / segment_files.VECTORS, mmap_mode="r")
+            rows = _fs.load_array(attempt.segment / segment_files.ROWS, mmap_mode="r")[:attempt.rows]
+            vectors = _fs.load_array(attempt.segment / segment_files.VECTORS, mmap_mode="r")
         except (OSError, ValueError):
             return None  # nothing to take: it is embedded again
         if len(rows) != attempt.rows or len(vectors) < attempt.rows:

@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from semsearch.documents import Document
+from semsearch import _fs
 from semsearch.errors import StoreError
 from semsearch.index import lexical as bm25
 from semsearch.index import vector
@@ -81,8 +82,8 @@ def upgrade(folder: IndexFolder, probe_embedder: ProbeEmbedder | None,
 def _old_vectors(folder: Path, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """(rows, vectors) in row order, from a format 1 vector index folder."""
     if (folder / "vectors.npy").is_file():
-        rows = np.load(folder / "rows.npy")
-        return rows, np.load(folder / "vectors.npy", mmap_mode="r")
+        rows = _fs.load_array(folder / "rows.npy")
+        return rows, _fs.load_array(folder / "vectors.npy", mmap_mode="r")
     import faiss
 
     index = faiss.read_index(str(folder / "index.faiss"))

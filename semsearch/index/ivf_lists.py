@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from semsearch import _fs
 from semsearch.errors import StoreError
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class StoredLists:
         if not files.has(LISTS_FILE):
             return None
         try:
-            places = np.load(files.path(LISTS_FILE), allow_pickle=False)
+            places = _fs.load_array(files.path(LISTS_FILE))
         except (OSError, ValueError):  # not an array: of no use, the index is read whole
             return None
         if places.ndim != 2 or places.shape[1] != 2 or not len(places) or \

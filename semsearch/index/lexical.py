@@ -243,7 +243,7 @@ class SegmentPostings:
         if name not in self._arrays:
             try:
                 # a plain array over the map: slicing a np.memmap costs a Python call each
-                self._arrays[name] = np.asarray(np.load(self._files.path(name), mmap_mode="r"))
+                self._arrays[name] = np.asarray(_fs.load_array(self._files.path(name), mmap_mode="r"))
             except (OSError, ValueError) as error:
                 raise StoreError(f"{self._files.shown(name)}: cannot read the BM25 postings "
                                  f"({error})") from None

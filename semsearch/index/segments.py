@@ -129,7 +129,7 @@ class SegmentWriter:
         self._rows.close()
         self._vectors.close()
         self._postings.finish(progress)
-        rows = np.load(self.path / ROWS, mmap_mode="r")
+        rows = _fs.load_array(self.path / ROWS, mmap_mode="r")
         return described(self.path, self.name, rows, self._postings.tokens, progress)
 
 
@@ -191,7 +191,7 @@ class Segment:
 
     def _load(self, name: str) -> np.ndarray:
         try:
-            return np.load(self.files.path(name), mmap_mode="r")
+            return _fs.load_array(self.files.path(name), mmap_mode="r")
         except (OSError, ValueError) as error:
             raise StoreError(f"{self.files.shown(name)}: cannot read the segment "
                              f"({error})") from None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from semsearch import _fs
 from semsearch.errors import StoreError
 from semsearch.index import lexical as bm25
 from semsearch.index.segments import describe_derived
@@ -169,7 +170,7 @@ def _arrays(view: IndexView, part, names: tuple[str, ...]) -> dict[str, np.ndarr
     found = {}
     for name in names:
         try:
-            found[name] = np.load(files.path(f"{name}.npy"))
+            found[name] = _fs.load_array(files.path(f"{name}.npy"))
         except (OSError, ValueError) as error:
             raise StoreError(f"{files.shown(name + '.npy')}: cannot read the map ({error}); "
                              f"`semsearch map --rebuild` fits it again") from None

@@ -670,7 +670,7 @@ def _record_problems(generation: Path, commit: Commit, table: DocumentTable) -> 
     if len(live) != commit.count:
         return [f"it says {commit.count} papers, the document table holds {len(live)}"]
     try:
-        held = np.concatenate([np.load(generation / SEGMENTS / s.name / "rows.npy")
+        held = np.concatenate([_fs.load_array(generation / SEGMENTS / s.name / "rows.npy")
                                for s in commit.segments]) if commit.segments \
             else np.zeros(0, np.int64)
     except (OSError, ValueError) as error:

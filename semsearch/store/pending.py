@@ -69,7 +69,7 @@ class PendingVectors:
             if _fs.file_checksum(path)["sha256"] != chunk[name]:
                 return None
         keys = keys_path.read_text().split()
-        vectors = np.load(vectors_path)
+        vectors = _fs.load_array(vectors_path)
         return (keys, vectors) if len(keys) == len(vectors) else None
 
     def add(self, keys: list[str], vectors: np.ndarray) -> None:
